@@ -1,0 +1,3 @@
+from pi_axera_sd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The generation engine: model layout, tokenizer, LCM sampler, image I/O, pipeline."""

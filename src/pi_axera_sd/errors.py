@@ -1,0 +1,28 @@
+"""Exception types shared by the engine, the service and the CLI.
+
+Each carries a message meant for the user; the HTTP layer maps the class to a status code.
+"""
+
+
+class PiAxeraError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InvalidInput(PiAxeraError):
+    """The caller sent something unusable (bad image, bad parameter). HTTP 400."""
+
+
+class PayloadTooLarge(InvalidInput):
+    """The input exceeds a configured size limit. HTTP 413."""
+
+
+class ModelError(PiAxeraError):
+    """A model file is missing, unreadable, or does not have the expected signature."""
+
+
+class RuntimeUnavailable(ModelError):
+    """The runtime a model needs (e.g. pyaxengine for .axmodel files) is not installed or has no device."""
+
+
+class Cancelled(PiAxeraError):
+    """A job was interrupted at a step boundary."""

@@ -1,0 +1,36 @@
+"""How sessions are created: which runtime, which execution provider, how many threads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RUNTIMES = ("auto", "onnxruntime", "axengine", "openvino")
+AX_PROVIDERS = ("AxEngineExecutionProvider", "AXCLRTExecutionProvider")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Settings shared by every session the engine opens.
+
+    runtime: ``auto`` picks pyaxengine for ``.axmodel`` files and ONNX Runtime for ``.onnx``.
+    device: ONNX Runtime target, ``cpu`` or ``cuda`` (CUDA is used only when its provider exists).
+    threads: intra-op threads for CPU runtimes; 0 lets the runtime decide (all physical cores).
+    ax_provider: pyaxengine provider; ``None`` takes the first one the installed package offers
+    (``AxEngineExecutionProvider`` on an AX650N board, ``AXCLRTExecutionProvider`` on an M.2 card).
+    """
+
+    runtime: str = "auto"
+    device: str = "cpu"
+    threads: int = 0
+    ax_provider: str | None = None
+    optimize: bool = True
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, not {self.runtime!r}")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', not {self.device!r}")
+        if self.ax_provider is not None and self.ax_provider not in AX_PROVIDERS:
+            raise ValueError(f"ax_provider must be one of {AX_PROVIDERS}, not {self.ax_provider!r}")
+        if self.threads < 0:
+            raise ValueError("threads must be >= 0")
