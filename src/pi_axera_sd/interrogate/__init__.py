@@ -1,0 +1,1 @@
+"""CLIP interrogation: encoders, taxonomy, embedding cache, scoring."""
