@@ -1,0 +1,329 @@
+"""The SD1.5-LCM pipeline: prompt (+ optional init image) -> RGB pixels, in numpy around sessions.
+
+All model calls go through :class:`~pi_axera_sd.runtime.Session`, so the same code runs on ONNX
+Runtime, pyaxengine (AX650N) and OpenVINO. Host-side image work (decoding, resizing, PNG) is done
+by the caller, outside the accelerator's lane.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pi_axera_sd.engine.layout import ModelLayout, check_layout
+from pi_axera_sd.engine.scheduler import LcmScheduler, img2img_timesteps
+from pi_axera_sd.engine.tokenizer import ClipTokenizer
+from pi_axera_sd.errors import InvalidInput, ModelError
+from pi_axera_sd.runtime import RuntimeOptions, Session, TensorSpec, open_session
+
+MAX_SEED = 2**32 - 1
+# The AXERA export cuts the UNet after silu(time_embedding(time_proj(t))) and names that tensor so.
+AXERA_TIME_INPUT = "/down_blocks.0/resnets.0/act_1/Mul_output_0"
+_TIMESTEP_INPUTS = ("timestep", "timesteps", "t")
+
+NoiseFn = Callable[[tuple[int, ...]], np.ndarray]
+StepCallback = Callable[[int, int], None]
+
+
+def resolve_seed(seed: int | None) -> int:
+    """A given seed (reduced into A1111's 32-bit range), or a fresh random one for None/-1."""
+    if seed is None or seed == -1:
+        return secrets.randbelow(MAX_SEED + 1)
+    return int(seed) % (MAX_SEED + 1)
+
+
+def seeded_noise(seed: int) -> NoiseFn:
+    rng = np.random.default_rng(seed)
+    return lambda shape: rng.standard_normal(shape, dtype=np.float32)
+
+
+@dataclass
+class StageTimings:
+    text_ms: float = 0.0
+    vae_encode_ms: float = 0.0
+    unet_ms: list[float] = field(default_factory=list)
+    vae_decode_ms: float = 0.0
+    total_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "text_ms": round(self.text_ms, 2),
+            "vae_encode_ms": round(self.vae_encode_ms, 2),
+            "unet_ms": [round(x, 2) for x in self.unet_ms],
+            "vae_decode_ms": round(self.vae_decode_ms, 2),
+            "total_ms": round(self.total_ms, 2),
+        }
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """One image to make. ``init_image`` is NCHW float32 in [-1, 1] at the model's size."""
+
+    prompt: str
+    seed: int
+    init_image: np.ndarray | None = None
+    strength: float = 0.75
+
+
+@dataclass
+class GenerationResult:
+    pixels: np.ndarray  # HWC uint8 RGB
+    seed: int
+    timesteps: tuple[int, ...]
+    timings: StageTimings
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+@dataclass(frozen=True)
+class _UnetSignature:
+    sample: TensorSpec
+    hidden: TensorSpec
+    time: TensorSpec
+    takes_embedding: bool  # True: cut graph fed from time_input_*.npy; False: plain timestep input
+
+
+def _unet_signature(session: Session) -> _UnetSignature:
+    """Find the sample, text and time inputs by name, falling back to rank for unnamed exports."""
+    rest = list(session.inputs)
+
+    def take(match: Callable[[TensorSpec], bool]) -> TensorSpec | None:
+        for spec in rest:
+            if match(spec):
+                rest.remove(spec)
+                return spec
+        return None
+
+    sample = take(lambda s: s.name == "sample") or take(lambda s: len(s.shape) == 4)
+    hidden = take(lambda s: s.name == "encoder_hidden_states") or take(lambda s: len(s.shape) == 3)
+    time_spec = take(lambda s: s.name in (AXERA_TIME_INPUT, *_TIMESTEP_INPUTS)) or (
+        rest.pop() if len(rest) == 1 else None
+    )
+    if sample is None or hidden is None or time_spec is None or rest:
+        raise ModelError(
+            f"{session.path}: not an SD UNet signature; expected inputs sample [1,4,h,w], "
+            f"encoder_hidden_states [1,77,768] and a time input ({AXERA_TIME_INPUT} [1,1280] or timestep); "
+            f"got {[s.describe() for s in session.inputs]}"
+        )
+    last = time_spec.shape[-1] if time_spec.shape else 1
+    takes_embedding = time_spec.name == AXERA_TIME_INPUT or (
+        time_spec.name not in _TIMESTEP_INPUTS and isinstance(last, int) and last > 1
+    )
+    return _UnetSignature(sample, hidden, time_spec, takes_embedding)
+
+
+def _first_output(session: Session, preferred: str) -> str:
+    return preferred if preferred in session.output_names else session.output_names[0]
+
+
+def _static(dim: object, fallback: int) -> int:
+    return dim if isinstance(dim, int) and dim > 0 else fallback
+
+
+class Pipeline:
+    """Loaded SD1.5-LCM sessions and the sampling loop. One pipeline serves one inference lane."""
+
+    def __init__(
+        self,
+        *,
+        tokenizer: ClipTokenizer,
+        text_encoder: Session,
+        unet: Session,
+        vae_decoder: Session,
+        vae_encoder: Session | None,
+        time_embeddings: np.ndarray | None,
+        timesteps: tuple[int, ...],
+        vae_scaling_factor: float,
+        model_name: str,
+        text_cache_size: int = 128,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.text_encoder = text_encoder
+        self.unet = unet
+        self.vae_decoder = vae_decoder
+        self.vae_encoder = vae_encoder
+        self.timesteps = tuple(timesteps)
+        self.vae_scaling_factor = vae_scaling_factor
+        self.model_name = model_name
+        self.scheduler = LcmScheduler()
+        self._text_input = text_encoder.inputs[0].name
+        self._text_output = _first_output(text_encoder, "last_hidden_state")
+        self._unet_sig = _unet_signature(unet)
+        self._unet_output = unet.output_names[0]
+        self._vae_input = vae_decoder.inputs[0].name
+        self._time_rows = self._check_time_embeddings(time_embeddings)
+        self._text_cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self._text_cache_size = text_cache_size
+        self._cache_lock = threading.Lock()
+
+        latent = self._unet_sig.sample.fixed_shape()
+        self.latent_shape = (1, _static(latent[1], 4), _static(latent[2], 64), _static(latent[3], 64))
+        out = vae_decoder.outputs[0].shape
+        factor = 8
+        self.height = _static(out[2] if len(out) == 4 else None, self.latent_shape[2] * factor)
+        self.width = _static(out[3] if len(out) == 4 else None, self.latent_shape[3] * factor)
+
+    # ---- loading -----------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, layout: ModelLayout, options: RuntimeOptions | None = None, **kwargs) -> Pipeline:
+        """Open every component of ``layout``; errors name the file and what was expected."""
+        check_layout(layout)
+        options = options or RuntimeOptions()
+        time_embeddings = None
+        if layout.time_input_txt2img is not None:
+            time_embeddings = _load_npy(layout.time_input_txt2img)
+        return cls(
+            tokenizer=ClipTokenizer(layout.tokenizer_dir),
+            text_encoder=open_session(layout.text_encoder, options),
+            unet=open_session(layout.unet, options),
+            vae_decoder=open_session(layout.vae_decoder, options),
+            vae_encoder=open_session(layout.vae_encoder, options) if layout.vae_encoder else None,
+            time_embeddings=time_embeddings,
+            timesteps=layout.timesteps,
+            vae_scaling_factor=layout.vae_scaling_factor,
+            model_name=layout.name,
+            **kwargs,
+        )
+
+    def _check_time_embeddings(self, rows: np.ndarray | None) -> np.ndarray | None:
+        sig = self._unet_sig
+        if not sig.takes_embedding:
+            return None
+        if rows is None:
+            raise ModelError(
+                f"{self.unet.path}: this UNet takes the time embedding ({sig.time.name}); "
+                "time_input_txt2img.npy is required"
+            )
+        width = sig.time.shape[-1]
+        if rows.ndim != 2 or rows.shape[0] < len(self.timesteps) or (isinstance(width, int) and rows.shape[1] != width):
+            raise ModelError(
+                f"time_input_txt2img.npy has shape {list(rows.shape)}; expected "
+                f"[{len(self.timesteps)}, {width}] (one row per timestep {list(self.timesteps)})"
+            )
+        return rows.astype(np.float32)
+
+    @property
+    def supports_img2img(self) -> bool:
+        return self.vae_encoder is not None
+
+    @property
+    def sessions(self) -> dict[str, Session]:
+        found = {"text_encoder": self.text_encoder, "unet": self.unet, "vae_decoder": self.vae_decoder}
+        if self.vae_encoder is not None:
+            found["vae_encoder"] = self.vae_encoder
+        return found
+
+    # ---- stages ------------------------------------------------------------------------------
+
+    def encode_prompt(self, prompt: str) -> np.ndarray:
+        """CLIP text embeddings [1,77,768], cached by token ids (LRU)."""
+        ids = self.tokenizer.encode(prompt)
+        key = tuple(int(i) for i in ids)
+        with self._cache_lock:
+            cached = self._text_cache.get(key)
+            if cached is not None:
+                self._text_cache.move_to_end(key)
+                return cached
+        (hidden,) = self.text_encoder.run({self._text_input: ids[None, :]}, [self._text_output])
+        hidden = hidden.astype(np.float32)
+        with self._cache_lock:
+            self._text_cache[key] = hidden
+            while len(self._text_cache) > self._text_cache_size:
+                self._text_cache.popitem(last=False)
+        return hidden
+
+    def _time_feed(self, t: int) -> np.ndarray:
+        sig = self._unet_sig
+        if self._time_rows is not None:
+            row = self._time_rows[self.timesteps.index(t)]
+            return row.reshape(sig.time.fixed_shape())
+        return np.full(sig.time.fixed_shape(), t)
+
+    def predict_noise(self, latent: np.ndarray, t: int, hidden: np.ndarray) -> np.ndarray:
+        sig = self._unet_sig
+        feeds = {sig.sample.name: latent, sig.hidden.name: hidden, sig.time.name: self._time_feed(t)}
+        (eps,) = self.unet.run(feeds, [self._unet_output])
+        return eps.astype(np.float32)
+
+    def encode_image(self, image: np.ndarray, noise: NoiseFn) -> np.ndarray:
+        """VAE-encode an NCHW [-1,1] image to a scaled latent sample."""
+        if self.vae_encoder is None:
+            raise InvalidInput("img2img needs vae_encoder.onnx/.axmodel in the model folder")
+        (moments,) = self.vae_encoder.run({self.vae_encoder.inputs[0].name: image})
+        mean, logvar = np.split(moments.astype(np.float32), 2, axis=1)
+        std = np.exp(0.5 * np.clip(logvar, -30.0, 20.0))
+        return ((mean + std * noise(mean.shape)) * self.vae_scaling_factor).astype(np.float32)
+
+    def decode_latent(self, latent: np.ndarray) -> np.ndarray:
+        """Latent -> HWC uint8 RGB, converted exactly as diffusers does."""
+        (image,) = self.vae_decoder.run({self._vae_input: latent / self.vae_scaling_factor})
+        x = np.clip(image[0].astype(np.float32) / 2 + 0.5, 0.0, 1.0)
+        return np.rint(x.transpose(1, 2, 0) * 255).astype(np.uint8)
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def generate(
+        self, params: GenerationParams, *, noise: NoiseFn | None = None, on_step: StepCallback | None = None
+    ) -> GenerationResult:
+        """Run txt2img (no init image) or img2img. ``on_step(done, total)`` is called before each
+        UNet step and after the last; raising from it (e.g. :class:`Cancelled`) stops the job there."""
+        start = time.perf_counter()
+        timings = StageTimings()
+        noise = noise or seeded_noise(params.seed)
+        if params.init_image is None:
+            timesteps = self.timesteps
+        else:
+            timesteps = img2img_timesteps(params.strength, self.timesteps)
+            expected = (1, 3, self.height, self.width)
+            if tuple(params.init_image.shape) != expected:
+                raise InvalidInput(f"init image must be {list(expected)} NCHW, got {list(params.init_image.shape)}")
+
+        t0 = time.perf_counter()
+        hidden = self.encode_prompt(params.prompt)
+        timings.text_ms = _ms_since(t0)
+
+        if params.init_image is None:
+            latent = noise(self.latent_shape)
+        else:
+            t0 = time.perf_counter()
+            clean = self.encode_image(params.init_image.astype(np.float32), noise)
+            timings.vae_encode_ms = _ms_since(t0)
+            latent = self.scheduler.add_noise(clean, noise(clean.shape), timesteps[0])
+
+        total = len(timesteps)
+        for i, t in enumerate(timesteps):
+            if on_step:
+                on_step(i, total)
+            t0 = time.perf_counter()
+            eps = self.predict_noise(latent, t, hidden)
+            denoised = self.scheduler.denoise(latent, eps, t)
+            if i + 1 < total:
+                latent = self.scheduler.renoise(denoised, noise(denoised.shape), timesteps[i + 1])
+            else:
+                latent = denoised
+            timings.unet_ms.append(_ms_since(t0))
+        if on_step:
+            on_step(total, total)
+
+        t0 = time.perf_counter()
+        pixels = self.decode_latent(latent)
+        timings.vae_decode_ms = _ms_since(t0)
+        timings.total_ms = _ms_since(start)
+        return GenerationResult(pixels=pixels, seed=params.seed, timesteps=tuple(timesteps), timings=timings)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: not a readable .npy array: {exc}") from exc

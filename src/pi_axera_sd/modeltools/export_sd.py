@@ -1,0 +1,263 @@
+"""Export a diffusers SD1.5 model (+ optional LCM-LoRA, fused) to AXERA's ONNX layout.
+
+The output is the folder the engine loads, and the same ONNX files Pulsar2 compiles to
+``.axmodel`` for the AX650N: tokenizer files, ``text_encoder/sd15_text_encoder_sim.onnx``,
+``unet.onnx`` (+ ``unet.onnx.data``) cut after the time embedding, ``time_input_*.npy``,
+``vae_decoder.onnx``, ``vae_encoder.onnx`` and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pi_axera_sd import __version__
+from pi_axera_sd.engine.layout import MANIFEST, TEXT_ENCODER_STEM
+from pi_axera_sd.engine.pipeline import AXERA_TIME_INPUT
+from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS
+from pi_axera_sd.modeltools.onnx_io import export_module, sha256_file
+
+log = logging.getLogger(__name__)
+# AXERA's img2img script runs these two steps, in rows 0-1 of time_input_img2img.npy.
+AXERA_IMG2IMG_TIMESTEPS = (499, 259)
+
+
+def load_diffusers_pipeline(source: str | Path, lora: str | None = None, lora_scale: float = 1.0):
+    """A float32 StableDiffusionPipeline from a local folder or a hub id, LoRA fused if given."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(
+        str(source), torch_dtype=torch.float32, safety_checker=None, requires_safety_checker=False
+    )
+    if lora:
+        pipe.load_lora_weights(str(lora))
+        pipe.fuse_lora(lora_scale=lora_scale)
+        pipe.unload_lora_weights()
+    return pipe
+
+
+def save_clip_tokenizer(tokenizer, out_dir: Path) -> None:
+    """Save a CLIP tokenizer with the ``vocab.json`` + ``merges.txt`` pair the layout (and the NPU
+    runtime's tokenizer) reads. transformers 5 saves only ``tokenizer.json``; derive the pair from it."""
+    tokenizer.save_pretrained(str(out_dir))
+    fast = out_dir / "tokenizer.json"
+    if (out_dir / "vocab.json").is_file() and (out_dir / "merges.txt").is_file() or not fast.is_file():
+        return
+    model = json.loads(fast.read_text(encoding="utf-8"))["model"]
+    (out_dir / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    (out_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+
+
+def time_embeddings(unet, timesteps: Sequence[int]) -> np.ndarray:
+    """silu(time_embedding(time_proj(t))) for each timestep: the cut UNet's time input rows."""
+    import torch
+
+    with torch.no_grad():
+        t = torch.tensor(list(timesteps), dtype=torch.long)
+        proj = unet.time_proj(t).to(dtype=torch.float32)
+        emb = torch.nn.functional.silu(unet.time_embedding(proj))
+    return emb.numpy().astype(np.float32)
+
+
+@contextmanager
+def _cut_unet_module(unet):
+    """A module whose inputs are (sample, silu(temb), encoder_hidden_states), for tracing.
+
+    Every ResNet block computes ``time_emb_proj(silu(temb))``; while the context is open, each
+    ``time_emb_proj`` is handed the given activation instead, so the traced graph has no
+    time_proj / time_embedding nodes and the activation is a graph input, as in AXERA's export.
+    The UNet is restored on exit (the caller's pipeline keeps working).
+    """
+    import torch
+
+    holder: dict[str, Any] = {}
+
+    class _InjectedProjection(torch.nn.Module):
+        def __init__(self, proj: torch.nn.Module) -> None:
+            super().__init__()
+            self.proj = proj
+
+        def forward(self, _ignored: torch.Tensor) -> torch.Tensor:
+            return self.proj(holder["temb"])
+
+    class CutUNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unet = unet
+
+        def forward(self, sample, temb, encoder_hidden_states):
+            holder["temb"] = temb
+            zero = torch.zeros((), dtype=torch.long)
+            return self.unet(sample, zero, encoder_hidden_states, return_dict=False)[0]
+
+    patched = [m for m in unet.modules() if isinstance(getattr(m, "time_emb_proj", None), torch.nn.Module)]
+    originals = [m.time_emb_proj for m in patched]
+    for module, proj in zip(patched, originals, strict=True):
+        module.time_emb_proj = _InjectedProjection(proj)
+    try:
+        yield CutUNet()
+    finally:
+        for module, proj in zip(patched, originals, strict=True):
+            module.time_emb_proj = proj
+        holder.clear()
+
+
+def _plain_unet_module(unet):
+    import torch
+
+    class PlainUNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unet = unet
+
+        def forward(self, sample, timestep, encoder_hidden_states):
+            return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
+
+    return PlainUNet()
+
+
+def _text_module(text_encoder):
+    import torch
+
+    class TextEncoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.text_encoder = text_encoder
+
+        def forward(self, input_ids):
+            return self.text_encoder(input_ids, return_dict=False)[0]
+
+    return TextEncoder()
+
+
+def _vae_modules(vae):
+    import torch
+
+    class Decoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.vae = vae
+
+        def forward(self, x):
+            return self.vae.decode(x, return_dict=False)[0]
+
+    class Encoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.vae = vae
+
+        def forward(self, image_sample):
+            # mean || logvar; the engine samples and scales on the host.
+            return self.vae.encode(image_sample).latent_dist.parameters
+
+    return Decoder(), Encoder()
+
+
+def export_pipeline(
+    pipe,
+    out_dir: str | Path,
+    *,
+    name: str | None = None,
+    source: str | None = None,
+    lora: str | None = None,
+    lora_scale: float = 1.0,
+    unet_time_input: str = "embedding",
+    timesteps: Sequence[int] = TXT2IMG_TIMESTEPS,
+) -> dict[str, Any]:
+    """Write the AXERA layout for an already loaded diffusers pipeline; returns the manifest.
+
+    ``unet_time_input``: ``embedding`` (AXERA's cut graph, fed from ``time_input_*.npy``) or
+    ``timestep`` (a plain UNet that takes the timestep itself).
+    """
+    import torch
+
+    if unet_time_input not in ("embedding", "timestep"):
+        raise ValueError("unet_time_input must be 'embedding' or 'timestep'")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    unet, vae, text_encoder = pipe.unet.eval(), pipe.vae.eval(), pipe.text_encoder.eval()
+    latent = int(unet.config.sample_size)
+    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    size = latent * factor
+    max_len = int(pipe.tokenizer.model_max_length)
+    hidden = int(text_encoder.config.hidden_size)
+
+    save_clip_tokenizer(pipe.tokenizer, out / "tokenizer")
+
+    ids = torch.zeros((1, max_len), dtype=torch.long)
+    export_module(_text_module(text_encoder), (ids,), out / f"{TEXT_ENCODER_STEM}.onnx", ["input_ids"],
+                  ["last_hidden_state"])
+
+    sample = torch.randn(1, unet.config.in_channels, latent, latent)
+    states = torch.randn(1, max_len, hidden)
+    rows = time_embeddings(unet, timesteps)
+    if unet_time_input == "embedding":
+        wrapper = _cut_unet_module(unet)
+        args = (sample, torch.from_numpy(rows[:1]), states)
+        names = ["sample", AXERA_TIME_INPUT, "encoder_hidden_states"]
+    else:
+        wrapper = nullcontext(_plain_unet_module(unet))
+        args = (sample, torch.tensor([999], dtype=torch.long), states)
+        names = ["sample", "timestep", "encoder_hidden_states"]
+    with wrapper as module:
+        export_module(module, args, out / "unet.onnx", names, ["out_sample"], external_data=True)
+    np.save(out / "time_input_txt2img.npy", rows)
+    img2img = np.zeros_like(rows)
+    for i, t in enumerate(AXERA_IMG2IMG_TIMESTEPS):
+        img2img[i] = rows[list(timesteps).index(t)] if t in timesteps else time_embeddings(unet, [t])[0]
+    np.save(out / "time_input_img2img.npy", img2img)
+
+    decoder, encoder = _vae_modules(vae)
+    export_module(decoder, (torch.randn(1, vae.config.latent_channels, latent, latent),), out / "vae_decoder.onnx",
+                  ["x"], ["image"])
+    export_module(encoder, (torch.randn(1, 3, size, size),), out / "vae_encoder.onnx", ["image_sample"],
+                  ["latent_dist"])
+
+    files = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST):
+        files[path.relative_to(out).as_posix()] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    manifest = {
+        "format": "axera-sd15-lcm",
+        "name": name or out.resolve().name,
+        "source": source,
+        "lora": lora,
+        "lora_scale": lora_scale if lora else None,
+        "unet_time_input": unet_time_input,
+        "timesteps": list(timesteps),
+        "img2img_timesteps": list(AXERA_IMG2IMG_TIMESTEPS),
+        "vae_scaling_factor": float(vae.config.scaling_factor),
+        "latent_size": latent,
+        "image_size": size,
+        "text_max_length": max_len,
+        "exporter": f"pi-axera-sd {__version__}",
+        "files": files,
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    log.info("export finished", extra={"out": str(out), "seconds": round(time.perf_counter() - started, 1)})
+    return manifest
+
+
+def export_model(
+    source: str | Path,
+    out_dir: str | Path,
+    *,
+    lora: str | None = None,
+    lora_scale: float = 1.0,
+    name: str | None = None,
+    unet_time_input: str = "embedding",
+) -> dict[str, Any]:
+    """Load ``source`` (folder or hub id; ``HF_ENDPOINT`` is honoured by huggingface_hub) and export it."""
+    pipe = load_diffusers_pipeline(source, lora, lora_scale)
+    return export_pipeline(
+        pipe, out_dir, name=name, source=str(source), lora=lora, lora_scale=lora_scale, unet_time_input=unet_time_input
+    )

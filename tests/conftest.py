@@ -1,0 +1,50 @@
+"""Session fixtures: one tiny random SD1.5-shaped model, exported by the project's own tool."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
+logging.getLogger("transformers").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe():
+    """A diffusers StableDiffusionPipeline (LCM scheduler) with tiny random weights."""
+    from pi_axera_sd.modeltools.tiny import build_sd_pipeline
+
+    return build_sd_pipeline("tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_pipe, tmp_path_factory) -> Path:
+    """The tiny model in AXERA's layout (cut UNet fed from time_input_*.npy)."""
+    from pi_axera_sd.modeltools.export_sd import export_pipeline
+
+    out = tmp_path_factory.mktemp("tiny-axera")
+    export_pipeline(tiny_pipe, out, name="tiny-sd15-lcm", source="tests")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_plain_dir(tiny_pipe, tmp_path_factory) -> Path:
+    """The same weights with a plain UNet export that takes the timestep."""
+    from pi_axera_sd.modeltools.export_sd import export_pipeline
+
+    out = tmp_path_factory.mktemp("tiny-plain")
+    export_pipeline(tiny_pipe, out, name="tiny-sd15-lcm-plain", source="tests", unet_time_input="timestep")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir):
+    from pi_axera_sd.engine.layout import resolve_layout
+    from pi_axera_sd.engine.pipeline import Pipeline
+
+    return Pipeline.load(resolve_layout(tiny_model_dir))

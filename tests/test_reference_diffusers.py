@@ -1,0 +1,159 @@
+"""The engine against diffusers' own LCM pipelines on the same tiny weights and the same noise."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pi_axera_sd.engine.imageio import to_model_input
+from pi_axera_sd.engine.pipeline import GenerationParams, seeded_noise
+from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS
+
+MAX_PIXEL_DIFF = 2  # out of 255, the issue's bound
+
+
+class RecordingNoise:
+    """The engine's seeded noise, remembered in draw order so diffusers can replay it."""
+
+    def __init__(self, seed: int) -> None:
+        self._draw = seeded_noise(seed)
+        self.draws: list[np.ndarray] = []
+
+    def __call__(self, shape):
+        x = self._draw(shape)
+        self.draws.append(x.copy())
+        return x
+
+
+@contextmanager
+def replay_noise(draws: list[np.ndarray]):
+    """Make every diffusers randn_tensor call return the engine's draws, in order."""
+    queue = list(draws)
+
+    def fake_randn(shape, generator=None, device=None, dtype=None, layout=None):
+        x = queue.pop(0)
+        assert tuple(shape) == x.shape, f"diffusers drew {tuple(shape)}, engine drew {x.shape}"
+        return torch.from_numpy(x).to(dtype=dtype or torch.float32)
+
+    targets = [
+        "diffusers.schedulers.scheduling_lcm.randn_tensor",
+        "diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img.randn_tensor",
+        "diffusers.models.autoencoders.vae.randn_tensor",
+    ]
+    with mock.patch(targets[0], fake_randn), mock.patch(targets[1], fake_randn), mock.patch(targets[2], fake_randn):
+        yield queue
+    assert not queue, f"{len(queue)} engine noise draws were not used by diffusers"
+
+
+def _max_diff(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+
+
+@pytest.mark.parametrize("prompt", ["a photograph of a red fox in the snow, highly detailed", ""])
+def test_txt2img_matches_diffusers(tiny_pipe, tiny_engine, prompt):
+    noise = RecordingNoise(seed=1234)
+    ours = tiny_engine.generate(GenerationParams(prompt=prompt, seed=1234), noise=noise)
+    assert ours.timesteps == TXT2IMG_TIMESTEPS
+    assert len(noise.draws) == 4  # initial latent + 3 renoise draws
+
+    with replay_noise(noise.draws[1:]):
+        ref = tiny_pipe(
+            prompt=prompt,
+            timesteps=list(TXT2IMG_TIMESTEPS),
+            guidance_scale=1.0,
+            latents=torch.from_numpy(noise.draws[0]),
+            height=tiny_engine.height,
+            width=tiny_engine.width,
+            output_type="pil",
+        ).images[0]
+    ref_pixels = np.asarray(ref)
+    assert ref_pixels.shape == ours.pixels.shape == (tiny_engine.height, tiny_engine.width, 3)
+    assert ours.pixels.std() > 5, "degenerate image: the comparison would prove nothing"
+    diff = _max_diff(ours.pixels, ref_pixels)
+    print(f"txt2img max pixel diff vs diffusers: {diff}/255")
+    assert diff <= MAX_PIXEL_DIFF
+
+
+@pytest.mark.parametrize(("strength", "steps"), [(0.25, 1), (0.5, 2), (0.75, 3), (1.0, 4)])
+def test_img2img_matches_diffusers(tiny_pipe, tiny_engine, strength, steps):
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    img2img = StableDiffusionImg2ImgPipeline(**tiny_pipe.components)
+    img2img.set_progress_bar_config(disable=True)
+    rng = np.random.default_rng(7)
+    h, w = tiny_engine.height, tiny_engine.width
+    gradient = np.linspace(0, 255, w, dtype=np.float32)[None, :, None] * np.ones((h, 1, 3), np.float32)
+    init = Image.fromarray(np.clip(gradient + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8))
+
+    noise = RecordingNoise(seed=99)
+    ours = tiny_engine.generate(
+        GenerationParams(prompt="a pencil sketch", seed=99, init_image=to_model_input(init), strength=strength),
+        noise=noise,
+    )
+    assert len(ours.timesteps) == steps
+    assert ours.timesteps == TXT2IMG_TIMESTEPS[4 - steps :]
+    with replay_noise(noise.draws):
+        ref = img2img(
+            prompt="a pencil sketch",
+            image=init,
+            strength=strength,
+            timesteps=list(TXT2IMG_TIMESTEPS),
+            guidance_scale=1.0,
+            output_type="pil",
+        ).images[0]
+    diff = _max_diff(ours.pixels, np.asarray(ref))
+    print(f"img2img strength={strength} max pixel diff vs diffusers: {diff}/255")
+    assert diff <= MAX_PIXEL_DIFF
+
+
+def test_plain_timestep_unet_gives_the_same_image(tiny_engine, tiny_plain_dir):
+    from pi_axera_sd.engine.layout import resolve_layout
+    from pi_axera_sd.engine.pipeline import Pipeline
+
+    plain = Pipeline.load(resolve_layout(tiny_plain_dir))
+    assert "timestep" in plain.unet.input_names
+    a = tiny_engine.generate(GenerationParams(prompt="a lighthouse", seed=5))
+    b = plain.generate(GenerationParams(prompt="a lighthouse", seed=5))
+    assert _max_diff(a.pixels, b.pixels) <= 1
+
+
+def test_text_encoder_matches_transformers(tiny_pipe, tiny_engine):
+    prompt = "a cat wearing a tiny hat, watercolor"
+    ids = tiny_pipe.tokenizer(prompt, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        ref = tiny_pipe.text_encoder(ids.input_ids)[0].numpy()
+    ours = tiny_engine.encode_prompt(prompt)
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_comparison_is_sensitive_to_the_time_embedding(tiny_engine):
+    """Guard for the tests above: feeding the wrong time rows must move pixels past the bound."""
+    good = tiny_engine.generate(GenerationParams(prompt="a lighthouse", seed=3))
+    rows = tiny_engine._time_rows
+    try:
+        tiny_engine._time_rows = rows[::-1].copy()
+        wrong = tiny_engine.generate(GenerationParams(prompt="a lighthouse", seed=3))
+    finally:
+        tiny_engine._time_rows = rows
+    assert _max_diff(good.pixels, wrong.pixels) > MAX_PIXEL_DIFF
+
+
+def test_export_leaves_the_diffusers_model_unchanged(tiny_pipe, tiny_model_dir):
+    """The cut-UNet export patches time_emb_proj while tracing; the pipeline must be restored."""
+    from pi_axera_sd.modeltools.export_sd import _cut_unet_module
+
+    unet = tiny_pipe.unet
+    sample = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    states = torch.randn(1, 77, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = unet(sample, 259, states).sample
+        with _cut_unet_module(unet):
+            pass
+        after = unet(sample, 259, states).sample
+    torch.testing.assert_close(before, after)
+    assert all(type(m.time_emb_proj).__name__ == "Linear" for m in unet.modules() if hasattr(m, "time_emb_proj"))
