@@ -45,7 +45,11 @@ def replay_noise(draws: list[np.ndarray]):
         "diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img.randn_tensor",
         "diffusers.models.autoencoders.vae.randn_tensor",
     ]
-    with mock.patch(targets[0], fake_randn), mock.patch(targets[1], fake_randn), mock.patch(targets[2], fake_randn):
+    with (
+        mock.patch(targets[0], fake_randn),
+        mock.patch(targets[1], fake_randn),
+        mock.patch(targets[2], fake_randn),
+    ):
         yield queue
     assert not queue, f"{len(queue)} engine noise draws were not used by diffusers"
 
@@ -92,7 +96,9 @@ def test_img2img_matches_diffusers(tiny_pipe, tiny_engine, strength, steps):
 
     noise = RecordingNoise(seed=99)
     ours = tiny_engine.generate(
-        GenerationParams(prompt="a pencil sketch", seed=99, init_image=to_model_input(init), strength=strength),
+        GenerationParams(
+            prompt="a pencil sketch", seed=99, init_image=to_model_input(init), strength=strength
+        ),
         noise=noise,
     )
     assert len(ours.timesteps) == steps
@@ -124,7 +130,9 @@ def test_plain_timestep_unet_gives_the_same_image(tiny_engine, tiny_plain_dir):
 
 def test_text_encoder_matches_transformers(tiny_pipe, tiny_engine):
     prompt = "a cat wearing a tiny hat, watercolor"
-    ids = tiny_pipe.tokenizer(prompt, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+    ids = tiny_pipe.tokenizer(
+        prompt, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+    )
     with torch.no_grad():
         ref = tiny_pipe.text_encoder(ids.input_ids)[0].numpy()
     ours = tiny_engine.encode_prompt(prompt)
@@ -156,4 +164,6 @@ def test_export_leaves_the_diffusers_model_unchanged(tiny_pipe, tiny_model_dir):
             pass
         after = unet(sample, 259, states).sample
     torch.testing.assert_close(before, after)
-    assert all(type(m.time_emb_proj).__name__ == "Linear" for m in unet.modules() if hasattr(m, "time_emb_proj"))
+    assert all(
+        type(m.time_emb_proj).__name__ == "Linear" for m in unet.modules() if hasattr(m, "time_emb_proj")
+    )

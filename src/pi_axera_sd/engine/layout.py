@@ -11,13 +11,12 @@ The layout (see AXERA-TECH/lcm-lora-sdv1-5) is::
       time_input_txt2img.npy  time_input_img2img.npy
       manifest.json                  (written by our export tool; optional)
 
-Each path can be overridden by the seed's environment variables (see :func:`layout_from_env`).
+Each path can be overridden by the seed's environment variables (see :mod:`pi_axera_sd.config`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +28,6 @@ TEXT_ENCODER_STEM = "text_encoder/sd15_text_encoder_sim"
 MANIFEST = "manifest.json"
 DEFAULT_VAE_SCALING = 0.18215
 DEFAULT_TIMESTEPS = (999, 759, 499, 259)
-
-# Seed/prior-service environment variables -> component they override.
-ENV_OVERRIDES = {
-    "TEXT_ENCODER_MODEL": "text_encoder",
-    "UNET_MODEL": "unet",
-    "VAE_DECODER_MODEL": "vae_decoder",
-    "VAE_ENCODER_MODEL": "vae_encoder",
-    "TIME_INPUT_TXT2IMG": "time_input_txt2img",
-    "TIME_INPUT_IMG2IMG": "time_input_img2img",
-}
 
 
 @dataclass(frozen=True)
@@ -136,19 +125,6 @@ def resolve_layout(
         time_input_txt2img=t2i if t2i.is_file() or "time_input_txt2img" in given else None,
         time_input_img2img=i2i if i2i.is_file() or "time_input_img2img" in given else None,
         manifest=_read_manifest(root),
-    )
-
-
-def layout_from_env(
-    root: str | Path | None = None, env: Mapping[str, str] | None = None, prefer_axmodel: bool = False
-) -> ModelLayout:
-    """Resolve the layout the way the seed's service does: ``MODELS_DIR`` (default ``./models``),
-    ``TEXT_MODEL_DIR`` for the tokenizer and text encoder, and one variable per file."""
-    env = os.environ if env is None else env
-    root = Path(root or env.get("MODELS_DIR") or "models")
-    overrides = {component: env[var] for var, component in ENV_OVERRIDES.items() if env.get(var)}
-    return resolve_layout(
-        root, text_dir=env.get("TEXT_MODEL_DIR") or None, overrides=overrides, prefer_axmodel=prefer_axmodel
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pi_axera_sd.engine.imageio import from_model_output
 from pi_axera_sd.engine.layout import ModelLayout, check_layout
 from pi_axera_sd.engine.scheduler import LcmScheduler, img2img_timesteps
 from pi_axera_sd.engine.tokenizer import ClipTokenizer
@@ -205,7 +206,11 @@ class Pipeline:
                 "time_input_txt2img.npy is required"
             )
         width = sig.time.shape[-1]
-        if rows.ndim != 2 or rows.shape[0] < len(self.timesteps) or (isinstance(width, int) and rows.shape[1] != width):
+        if (
+            rows.ndim != 2
+            or rows.shape[0] < len(self.timesteps)
+            or (isinstance(width, int) and rows.shape[1] != width)
+        ):
             raise ModelError(
                 f"time_input_txt2img.npy has shape {list(rows.shape)}; expected "
                 f"[{len(self.timesteps)}, {width}] (one row per timestep {list(self.timesteps)})"
@@ -267,8 +272,7 @@ class Pipeline:
     def decode_latent(self, latent: np.ndarray) -> np.ndarray:
         """Latent -> HWC uint8 RGB, converted exactly as diffusers does."""
         (image,) = self.vae_decoder.run({self._vae_input: latent / self.vae_scaling_factor})
-        x = np.clip(image[0].astype(np.float32) / 2 + 0.5, 0.0, 1.0)
-        return np.rint(x.transpose(1, 2, 0) * 255).astype(np.uint8)
+        return from_model_output(image)
 
     # ---- the loop ----------------------------------------------------------------------------
 
@@ -286,7 +290,9 @@ class Pipeline:
             timesteps = img2img_timesteps(params.strength, self.timesteps)
             expected = (1, 3, self.height, self.width)
             if tuple(params.init_image.shape) != expected:
-                raise InvalidInput(f"init image must be {list(expected)} NCHW, got {list(params.init_image.shape)}")
+                raise InvalidInput(
+                    f"init image must be {list(expected)} NCHW, got {list(params.init_image.shape)}"
+                )
 
         t0 = time.perf_counter()
         hidden = self.encode_prompt(params.prompt)

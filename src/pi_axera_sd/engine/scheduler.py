@@ -26,7 +26,10 @@ class LcmScheduler:
 
     def __post_init__(self) -> None:
         # float32 like diffusers, so the two agree to the last bits that matter.
-        betas = np.linspace(self.beta_start**0.5, self.beta_end**0.5, self.num_train_timesteps, dtype=np.float32) ** 2
+        betas = (
+            np.linspace(self.beta_start**0.5, self.beta_end**0.5, self.num_train_timesteps, dtype=np.float32)
+            ** 2
+        )
         object.__setattr__(self, "alphas_cumprod", np.cumprod(1.0 - betas, dtype=np.float32))
 
     def alpha(self, t: int) -> float:

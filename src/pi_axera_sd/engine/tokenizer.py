@@ -19,7 +19,9 @@ BOS = "<|startoftext|>"
 EOS = "<|endoftext|>"
 # CLIP's word pattern (from OpenAI's simple_tokenizer): specials, contractions, letters, single
 # digits, and runs of other non-space characters.
-_CLIP_PATTERN = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+_CLIP_PATTERN = (
+    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+)
 
 
 def _pad_token(tokenizer_dir: Path) -> str:

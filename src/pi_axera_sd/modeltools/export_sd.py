@@ -49,7 +49,7 @@ def save_clip_tokenizer(tokenizer, out_dir: Path) -> None:
     runtime's tokenizer) reads. transformers 5 saves only ``tokenizer.json``; derive the pair from it."""
     tokenizer.save_pretrained(str(out_dir))
     fast = out_dir / "tokenizer.json"
-    if (out_dir / "vocab.json").is_file() and (out_dir / "merges.txt").is_file() or not fast.is_file():
+    if ((out_dir / "vocab.json").is_file() and (out_dir / "merges.txt").is_file()) or not fast.is_file():
         return
     model = json.loads(fast.read_text(encoding="utf-8"))["model"]
     (out_dir / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
@@ -195,8 +195,13 @@ def export_pipeline(
     save_clip_tokenizer(pipe.tokenizer, out / "tokenizer")
 
     ids = torch.zeros((1, max_len), dtype=torch.long)
-    export_module(_text_module(text_encoder), (ids,), out / f"{TEXT_ENCODER_STEM}.onnx", ["input_ids"],
-                  ["last_hidden_state"])
+    export_module(
+        _text_module(text_encoder),
+        (ids,),
+        out / f"{TEXT_ENCODER_STEM}.onnx",
+        ["input_ids"],
+        ["last_hidden_state"],
+    )
 
     sample = torch.randn(1, unet.config.in_channels, latent, latent)
     states = torch.randn(1, max_len, hidden)
@@ -218,10 +223,16 @@ def export_pipeline(
     np.save(out / "time_input_img2img.npy", img2img)
 
     decoder, encoder = _vae_modules(vae)
-    export_module(decoder, (torch.randn(1, vae.config.latent_channels, latent, latent),), out / "vae_decoder.onnx",
-                  ["x"], ["image"])
-    export_module(encoder, (torch.randn(1, 3, size, size),), out / "vae_encoder.onnx", ["image_sample"],
-                  ["latent_dist"])
+    export_module(
+        decoder,
+        (torch.randn(1, vae.config.latent_channels, latent, latent),),
+        out / "vae_decoder.onnx",
+        ["x"],
+        ["image"],
+    )
+    export_module(
+        encoder, (torch.randn(1, 3, size, size),), out / "vae_encoder.onnx", ["image_sample"], ["latent_dist"]
+    )
 
     files = {}
     for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST):
@@ -259,5 +270,11 @@ def export_model(
     """Load ``source`` (folder or hub id; ``HF_ENDPOINT`` is honoured by huggingface_hub) and export it."""
     pipe = load_diffusers_pipeline(source, lora, lora_scale)
     return export_pipeline(
-        pipe, out_dir, name=name, source=str(source), lora=lora, lora_scale=lora_scale, unet_time_input=unet_time_input
+        pipe,
+        out_dir,
+        name=name,
+        source=str(source),
+        lora=lora,
+        lora_scale=lora_scale,
+        unet_time_input=unet_time_input,
     )

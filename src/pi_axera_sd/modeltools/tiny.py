@@ -28,48 +28,102 @@ def build_sd_pipeline(size: str = "tiny", seed: int = 0, latent_size: int | None
     torch.manual_seed(seed)
     if size == "tiny":
         text_cfg = CLIPTextConfig(
-            vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=77, projection_dim=32, hidden_act="quick_gelu", bos_token_id=49406,
-            eos_token_id=49407, pad_token_id=49407,
+            vocab_size=49408,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            projection_dim=32,
+            hidden_act="quick_gelu",
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=49407,
         )
         unet = UNet2DConditionModel(
-            sample_size=latent_size or 16, in_channels=4, out_channels=4, layers_per_block=1,
-            block_out_channels=(32, 32, 64, 64), down_block_types=SD15_DOWN, up_block_types=SD15_UP,
-            cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8,
+            sample_size=latent_size or 16,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=1,
+            block_out_channels=(32, 32, 64, 64),
+            down_block_types=SD15_DOWN,
+            up_block_types=SD15_UP,
+            cross_attention_dim=32,
+            attention_head_dim=8,
+            norm_num_groups=8,
         )
         vae = AutoencoderKL(
-            in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-            block_out_channels=(16, 16, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=8, sample_size=(latent_size or 16) * 8,
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            layers_per_block=1,
+            block_out_channels=(16, 16, 32, 32),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            norm_num_groups=8,
+            sample_size=(latent_size or 16) * 8,
         )
     elif size == "full":
         # SD1.5's published configs (runwayml/stable-diffusion-v1-5, CLIP ViT-L/14 text tower).
         text_cfg = CLIPTextConfig(
-            vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-            max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu", bos_token_id=49406,
-            eos_token_id=49407, pad_token_id=1,
+            vocab_size=49408,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            projection_dim=768,
+            hidden_act="quick_gelu",
+            bos_token_id=49406,
+            eos_token_id=49407,
+            pad_token_id=1,
         )
         unet = UNet2DConditionModel(
-            sample_size=latent_size or 64, in_channels=4, out_channels=4, layers_per_block=2,
-            block_out_channels=(320, 640, 1280, 1280), down_block_types=SD15_DOWN, up_block_types=SD15_UP,
-            cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32,
+            sample_size=latent_size or 64,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=2,
+            block_out_channels=(320, 640, 1280, 1280),
+            down_block_types=SD15_DOWN,
+            up_block_types=SD15_UP,
+            cross_attention_dim=768,
+            attention_head_dim=8,
+            norm_num_groups=32,
         )
         vae = AutoencoderKL(
-            in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
-            block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=(latent_size or 64) * 8,
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            layers_per_block=2,
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            norm_num_groups=32,
+            sample_size=(latent_size or 64) * 8,
         )
     else:
         raise ValueError("size must be 'tiny' or 'full'")
     text_encoder = CLIPTextModel(text_cfg)
     tokenizer = CLIPTokenizer.from_pretrained(str(packaged_tokenizer_dir()))
     scheduler = LCMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-        set_alpha_to_one=True, timestep_spacing="leading", original_inference_steps=50, steps_offset=1,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        set_alpha_to_one=True,
+        timestep_spacing="leading",
+        original_inference_steps=50,
+        steps_offset=1,
     )
     pipe = StableDiffusionPipeline(
-        vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer, unet=unet.eval(),
-        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=vae.eval(),
+        text_encoder=text_encoder.eval(),
+        tokenizer=tokenizer,
+        unet=unet.eval(),
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe

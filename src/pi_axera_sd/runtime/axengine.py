@@ -24,7 +24,9 @@ def _import_axengine():
     try:
         return importlib.import_module("axengine")
     except ImportError as exc:
-        raise RuntimeUnavailable(f"pyaxengine is not installed, needed for .axmodel files. {INSTALL_HINT}") from exc
+        raise RuntimeUnavailable(
+            f"pyaxengine is not installed, needed for .axmodel files. {INSTALL_HINT}"
+        ) from exc
 
 
 def axengine_available() -> bool:
@@ -45,7 +47,8 @@ def choose_provider(requested: str | None, available: list[str]) -> str:
         return requested
     if not usable:
         raise RuntimeUnavailable(
-            f"pyaxengine found no AX650N device (providers: {available}); is the driver loaded? {INSTALL_HINT}"
+            f"pyaxengine found no AX650N device (providers: {available}); is the driver loaded? "
+            f"{INSTALL_HINT}"
         )
     return usable[0]
 

@@ -138,7 +138,8 @@ class Session:
                 f"{self.path}: feed does not match the graph inputs (missing {missing}, unexpected {extra})"
             )
         cast = {
-            spec.name: np.ascontiguousarray(np.asarray(feeds[spec.name]), dtype=spec.dtype) for spec in self.inputs
+            spec.name: np.ascontiguousarray(np.asarray(feeds[spec.name]), dtype=spec.dtype)
+            for spec in self.inputs
         }
         results = self.inner.run(list(outputs) if outputs is not None else None, cast)
         return [np.asarray(r) for r in results]

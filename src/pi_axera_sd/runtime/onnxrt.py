@@ -29,7 +29,9 @@ def open_onnxruntime(path: Path, options: RuntimeOptions) -> Session:
 
     so = ort.SessionOptions()
     so.graph_optimization_level = (
-        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if options.optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if options.optimize
+        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     )
     if options.threads:
         so.intra_op_num_threads = options.threads

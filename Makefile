@@ -1,0 +1,34 @@
+# Two entry points (see README): `make serve` installs and starts the service, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+
+.PHONY: serve install install-dev test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(PIP) install --quiet -e .
+
+install-dev: $(BIN)/python
+	$(PIP) install --quiet -c constraints.txt -e '.[test]'
+
+serve: install
+	$(BIN)/pi-axera-sd serve
+
+lint: install-dev
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+test: install-dev lint
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/python
+	$(PIP) install --quiet -c constraints.txt -e '.[bench]'
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,168 @@
+"""The ``pi-axera-sd`` command: serve, generate, models (export, pull, verify...), bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pi_axera_sd import __version__
+from pi_axera_sd.errors import PiAxeraError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_engine_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that override the environment's model/runtime settings (see pi_axera_sd.config)."""
+    p.add_argument(
+        "--models", dest="models_dir", type=Path, help="model folder (env MODELS_DIR, default ./models)"
+    )
+    p.add_argument(
+        "--runtime", choices=["auto", "onnxruntime", "axengine", "openvino"], help="session runtime"
+    )
+    p.add_argument("--device", choices=["cpu", "cuda"], help="ONNX Runtime device")
+    p.add_argument("--threads", type=int, help="CPU threads per session (0 = runtime default)")
+    p.add_argument("--ax-provider", choices=["AxEngineExecutionProvider", "AXCLRTExecutionProvider"])
+
+
+def settings_from_args(args: argparse.Namespace, **extra):
+    """Environment settings with every flag the user gave taking precedence."""
+    from pi_axera_sd.config import Settings
+
+    fields = Settings.model_fields
+    given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    given.update({k: v for k, v in extra.items() if v is not None})
+    return Settings(**given)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pi_axera_sd.engine.imageio import decode_image_bytes
+    from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, resolve_seed
+    from pi_axera_sd.engine.render import prepare_init_image, result_png
+
+    settings = settings_from_args(args)
+    pipeline = Pipeline.load(settings.model_layout(), settings.runtime_options())
+    init = None
+    if args.init_image:
+        image = decode_image_bytes(Path(args.init_image).read_bytes(), settings.image_limits())
+        init = prepare_init_image(image, pipeline, args.resize_mode)
+    seed = resolve_seed(args.seed)
+    result = pipeline.generate(GenerationParams(args.prompt, seed, init, args.strength))
+    strength = args.strength if init is not None else None
+    png = result_png(pipeline, result, args.prompt, denoising_strength=strength)
+    Path(args.output).write_bytes(png)
+    print(f"seed: {result.seed}")
+    print(f"steps: {len(result.timesteps)} (timesteps {list(result.timesteps)})")
+    t = result.timings
+    print(f"text encoder: {t.text_ms:.1f} ms")
+    if init is not None:
+        print(f"vae encoder: {t.vae_encode_ms:.1f} ms")
+    for i, ms in enumerate(t.unet_ms, 1):
+        print(f"unet step {i}: {ms:.1f} ms")
+    print(f"vae decoder: {t.vae_decode_ms:.1f} ms")
+    print(f"total: {t.total_ms:.1f} ms")
+    print(f"wrote {args.output} ({pipeline.width}x{pipeline.height})")
+    return 0
+
+
+def cmd_models_export(args: argparse.Namespace) -> int:
+    from pi_axera_sd.modeltools.export_sd import export_model
+
+    manifest = export_model(
+        args.source,
+        args.out,
+        lora=args.lora,
+        lora_scale=args.lora_scale,
+        name=args.name,
+        unet_time_input=args.unet_time_input,
+    )
+    print(json.dumps({k: v for k, v in manifest.items() if k != "files"}, indent=2))
+    print(f"wrote {len(manifest['files'])} files to {args.out}")
+    return 0
+
+
+def cmd_models_tiny(args: argparse.Namespace) -> int:
+    from pi_axera_sd.modeltools.export_sd import export_pipeline
+    from pi_axera_sd.modeltools.tiny import build_sd_pipeline
+
+    pipe = build_sd_pipeline(args.size, seed=args.seed)
+    export_pipeline(pipe, args.out, name=f"random-{args.size}-sd15", source=f"random {args.size} weights")
+    print(f"wrote a {args.size} SD1.5-shaped model with random weights to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pi-axera-sd", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pi-axera-sd {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="make one image (txt2img, or img2img with --init-image)")
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--init-image", help="PNG/JPEG/WebP file for img2img")
+    gen.add_argument("--strength", type=float, default=0.75, help="img2img denoising strength (0-1)")
+    gen.add_argument("--resize-mode", type=int, default=0, choices=[0, 1, 2, 3], help="A1111 resize mode")
+    gen.add_argument("--seed", type=int, default=-1, help="-1 = random (printed)")
+    gen.add_argument("-o", "--output", default="out.png")
+    _add_engine_flags(gen)
+    gen.set_defaults(func=cmd_generate)
+
+    models = sub.add_parser("models", help="export, pull and check model folders")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    exp = msub.add_parser(
+        "export", help="diffusers SD1.5 (+LCM-LoRA) -> AXERA ONNX layout (needs [export] extra)"
+    )
+    exp.add_argument("source", help="diffusers model folder or hub id (HF_ENDPOINT honoured)")
+    exp.add_argument("out", type=Path, help="output model folder")
+    exp.add_argument("--lora", help="LoRA (e.g. latent-consistency/lcm-lora-sdv1-5) fused into the UNet")
+    exp.add_argument("--lora-scale", type=float, default=1.0)
+    exp.add_argument("--name", help="model name reported by the API (default: folder name)")
+    exp.add_argument(
+        "--unet-time-input",
+        choices=["embedding", "timestep"],
+        default="embedding",
+        help="embedding: AXERA's cut UNet + time_input_*.npy; timestep: plain UNet",
+    )
+    exp.set_defaults(func=cmd_models_export)
+    tiny = msub.add_parser(
+        "random", help="export an SD1.5-shaped model with random weights (tests, benchmarks)"
+    )
+    tiny.add_argument("out", type=Path)
+    tiny.add_argument("--size", choices=["tiny", "full"], default="tiny")
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.set_defaults(func=cmd_models_tiny)
+
+    for register in _plugins():
+        register(sub, msub)
+    return parser
+
+
+def _plugins() -> list[Callable]:
+    """Sub-commands that live with their own concern (server, interrogation, model hub, bench)."""
+    import importlib
+
+    found = []
+    for module in ("pi_axera_sd.server.cli", "pi_axera_sd.interrogate.cli", "pi_axera_sd.modeltools.cli"):
+        try:
+            found.append(importlib.import_module(module).register)
+        except ModuleNotFoundError as exc:
+            if not exc.name or not module.startswith(exc.name):
+                raise
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except PiAxeraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

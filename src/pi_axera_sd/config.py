@@ -1,0 +1,121 @@
+"""All settings, from environment variables (the seed's names where it has one) and CLI flags.
+
+Seed/prior-service variables keep their plain names (``HOST``, ``PORT``, ``UNET_MODEL``...);
+every other setting is ``PI_AXERA_SD_<FIELD>`` (e.g. ``PI_AXERA_SD_QUEUE_SIZE``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pi_axera_sd.engine.imageio import ImageLimits
+from pi_axera_sd.engine.layout import ModelLayout, resolve_layout
+from pi_axera_sd.runtime import RuntimeOptions
+
+PREFIX = "PI_AXERA_SD_"
+
+
+def _env(*names: str, field: str) -> AliasChoices:
+    """Accept the seed's plain variable names and the prefixed form of the field."""
+    return AliasChoices(*names, f"{PREFIX}{field.upper()}", field)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", populate_by_name=True)
+
+    # ---- models and runtimes -----------------------------------------------------------------
+    models_dir: Path = Field(Path("models"), validation_alias=_env("MODELS_DIR", field="models_dir"))
+    text_model_dir: Path | None = Field(None, validation_alias=_env("TEXT_MODEL_DIR", field="text_model_dir"))
+    text_encoder_model: Path | None = Field(
+        None, validation_alias=_env("TEXT_ENCODER_MODEL", field="text_encoder_model")
+    )
+    unet_model: Path | None = Field(None, validation_alias=_env("UNET_MODEL", field="unet_model"))
+    vae_decoder_model: Path | None = Field(
+        None, validation_alias=_env("VAE_DECODER_MODEL", field="vae_decoder_model")
+    )
+    vae_encoder_model: Path | None = Field(
+        None, validation_alias=_env("VAE_ENCODER_MODEL", field="vae_encoder_model")
+    )
+    time_input_txt2img: Path | None = Field(
+        None, validation_alias=_env("TIME_INPUT_TXT2IMG", field="time_input_txt2img")
+    )
+    time_input_img2img: Path | None = Field(
+        None, validation_alias=_env("TIME_INPUT_IMG2IMG", field="time_input_img2img")
+    )
+    runtime: str = "auto"  # auto | onnxruntime | axengine | openvino
+    device: str = "cpu"  # ONNX Runtime: cpu | cuda
+    threads: int = Field(0, ge=0)
+    ax_provider: str | None = None
+    text_cache_size: int = Field(128, ge=1)
+
+    # ---- HTTP service ------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", validation_alias=_env("HOST", field="host"))
+    port: int = Field(5000, ge=1, le=65535, validation_alias=_env("PORT", field="port"))
+    output_dir: Path = Field(
+        Path("txt2img_server_output"), validation_alias=_env("OUTPUT_DIR", field="output_dir")
+    )
+    save_images: bool = False  # opt-in copy of every image to output_dir
+    queue_size: int = Field(8, ge=1)  # jobs waiting for the inference lane; more -> 503
+    max_images_per_request: int = Field(8, ge=1)  # cap on A1111 batch_size * n_iter
+    max_body_bytes: int = Field(48 * 1024 * 1024, ge=1024)
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(4096 * 4096, ge=1)
+    png_compress_level: int = Field(4, ge=0, le=9)
+    api_auth: SecretStr | None = None  # "user:pass[,user2:pass2]" (A1111's --api-auth)
+    api_token: SecretStr | None = None  # bearer token
+    cors_origins: list[str] = Field(default_factory=list)
+    max_runtime_failures: int = Field(3, ge=1)  # consecutive runtime errors before the process exits
+    shutdown_grace_s: float = Field(60.0, ge=0)
+    log_level: str = "info"
+
+    # ---- interrogation (CLIP) ------------------------------------------------------------------
+    clip_dir: Path = Field(Path("models/clip"), validation_alias=_env("CLIP_DIR", field="clip_dir"))
+    clip_vision_model: Path | None = Field(
+        None, validation_alias=_env("CLIP_VISION_MODEL", field="clip_vision_model")
+    )
+    clip_text_model: Path | None = Field(
+        None, validation_alias=_env("CLIP_TEXT_MODEL", field="clip_text_model")
+    )
+    interrogate_tags_file: Path | None = Field(
+        None, validation_alias=_env("INTERROGATE_TAGS_FILE", field="interrogate_tags_file")
+    )
+    embedding_cache_dir: Path | None = None  # default: <clip_dir>/cache
+    max_structured_labels: int = Field(2000, ge=1)
+
+    # ---- derived -------------------------------------------------------------------------------
+
+    def runtime_options(self) -> RuntimeOptions:
+        return RuntimeOptions(
+            runtime=self.runtime, device=self.device, threads=self.threads, ax_provider=self.ax_provider
+        )
+
+    def model_layout(self) -> ModelLayout:
+        overrides = {
+            "text_encoder": self.text_encoder_model,
+            "unet": self.unet_model,
+            "vae_decoder": self.vae_decoder_model,
+            "vae_encoder": self.vae_encoder_model,
+            "time_input_txt2img": self.time_input_txt2img,
+            "time_input_img2img": self.time_input_img2img,
+        }
+        return resolve_layout(
+            self.models_dir,
+            text_dir=self.text_model_dir,
+            overrides={k: v for k, v in overrides.items() if v is not None},
+            prefer_axmodel=self.prefers_axmodel(),
+        )
+
+    def prefers_axmodel(self) -> bool:
+        if self.runtime == "axengine":
+            return True
+        if self.runtime != "auto":
+            return False
+        from pi_axera_sd.runtime.axengine import axengine_available
+
+        return axengine_available()
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_encoded_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
