@@ -122,6 +122,51 @@ def _unet_signature(session: Session) -> _UnetSignature:
     return _UnetSignature(sample, hidden, time_spec, takes_embedding)
 
 
+def _mismatch(session: Session, expected: str) -> ModelError:
+    ins = ", ".join(s.describe() for s in session.inputs)
+    outs = ", ".join(s.describe() for s in session.outputs)
+    return ModelError(
+        f"{session.path}: expected {expected}; the file has inputs [{ins}] and outputs [{outs}]"
+    )
+
+
+def _check_signatures(text: Session, unet: Session, decoder: Session, encoder: Session | None) -> None:
+    """Reject files that are not the component they are named as, before the first request."""
+    if len(text.inputs) != 1 or len(text.inputs[0].shape) != 2 or len(text.outputs[0].shape) != 3:
+        raise _mismatch(text, "a CLIP text encoder: input_ids [1,77] -> last_hidden_state [1,77,768]")
+    sig = _unet_signature(unet)
+    latent_channels = sig.sample.shape[1]
+    width = sig.hidden.shape[-1]
+    text_width = text.outputs[0].shape[-1]
+    if isinstance(width, int) and isinstance(text_width, int) and width != text_width:
+        raise ModelError(
+            f"{unet.path}: encoder_hidden_states width {width} does not match the text encoder's "
+            f"{text_width} ({text.path}); the files come from different models"
+        )
+    dec_in, dec_out = decoder.inputs, decoder.outputs[0].shape
+    if (
+        len(dec_in) != 1
+        or len(dec_in[0].shape) != 4
+        or dec_in[0].shape[1] != latent_channels
+        or len(dec_out) != 4
+        or dec_out[1] != 3
+    ):
+        raise _mismatch(decoder, f"a VAE decoder: x [1,{latent_channels},h,w] -> image [1,3,8h,8w]")
+    if encoder is not None:
+        enc_in, enc_out = encoder.inputs, encoder.outputs[0].shape
+        moments = latent_channels * 2 if isinstance(latent_channels, int) else None
+        if (
+            len(enc_in) != 1
+            or len(enc_in[0].shape) != 4
+            or enc_in[0].shape[1] != 3
+            or len(enc_out) != 4
+            or (moments is not None and enc_out[1] != moments)
+        ):
+            raise _mismatch(
+                encoder, f"a VAE encoder: image_sample [1,3,H,W] -> mean||logvar [1,{moments},H/8,W/8]"
+            )
+
+
 def _first_output(session: Session, preferred: str) -> str:
     return preferred if preferred in session.output_names else session.output_names[0]
 
@@ -156,6 +201,7 @@ class Pipeline:
         self.vae_scaling_factor = vae_scaling_factor
         self.model_name = model_name
         self.scheduler = LcmScheduler()
+        _check_signatures(text_encoder, unet, vae_decoder, vae_encoder)
         self._text_input = text_encoder.inputs[0].name
         self._text_output = _first_output(text_encoder, "last_hidden_state")
         self._unet_sig = _unet_signature(unet)

@@ -1,0 +1,125 @@
+"""Runtimes behind one session interface; the NPU path exercised through a pyaxengine stand-in."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+import fake_axengine
+from pi_axera_sd.config import Settings
+from pi_axera_sd.engine.layout import resolve_layout
+from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
+from pi_axera_sd.errors import ModelError, RuntimeUnavailable
+from pi_axera_sd.runtime import RuntimeOptions, open_session, runtime_for
+from pi_axera_sd.runtime.onnxrt import providers_for
+
+
+def test_onnxruntime_session_reports_names_shapes_dtypes(tiny_model_dir):
+    session = open_session(tiny_model_dir / "text_encoder" / "sd15_text_encoder_sim.onnx")
+    assert session.runtime == "onnxruntime" and session.provider == "CPUExecutionProvider"
+    (ids,) = session.inputs
+    assert ids.name == "input_ids" and ids.shape == (1, 77) and ids.dtype == np.int64
+    assert session.outputs[0].name == "last_hidden_state"
+    # int32 ids (what an NPU client would hold) are cast to the graph's int64
+    out = session.run({"input_ids": np.zeros((1, 77), np.int32)})[0]
+    assert out.shape == (1, 77, 32) and out.dtype == np.float32
+
+
+def test_feed_mismatch_names_the_file(tiny_model_dir):
+    session = open_session(tiny_model_dir / "vae_decoder.onnx")
+    with pytest.raises(ModelError, match=r"vae_decoder\.onnx.*missing \['x'\].*unexpected \['y'\]"):
+        session.run({"y": np.zeros((1, 4, 16, 16), np.float32)})
+
+
+def test_cuda_falls_back_to_cpu_when_absent(caplog):
+    assert providers_for("cuda", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert "CUDA requested" in caplog.text
+    assert (
+        providers_for("cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"])[0] == "CUDAExecutionProvider"
+    )
+    assert providers_for("cpu", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+
+
+def test_runtime_is_chosen_by_file_type(tmp_path):
+    auto = RuntimeOptions()
+    assert runtime_for(tmp_path / "unet.axmodel", auto) == "axengine"
+    assert runtime_for(tmp_path / "unet.onnx", auto) == "onnxruntime"
+    assert runtime_for(tmp_path / "unet.onnx", RuntimeOptions(runtime="openvino")) == "openvino"
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        RuntimeOptions(runtime="tensorrt")
+
+
+def _npu_folder(src, dst):
+    """The tiny model with every graph also present as .axmodel (ONNX bytes, run by the stand-in)."""
+    shutil.copytree(src, dst)
+    for onnx_file in list(dst.rglob("*.onnx")):
+        if onnx_file.name == "unet.onnx":
+            continue  # external weights: keep the UNet on ONNX Runtime; a mixed folder is allowed
+        shutil.copy(onnx_file, onnx_file.with_suffix(".axmodel"))
+    return dst
+
+
+def test_npu_path_runs_the_same_pipeline_code(tiny_model_dir, tiny_engine, tmp_path, monkeypatch):
+    fake_axengine.install(monkeypatch, providers=("AXCLRTExecutionProvider",))
+    folder = _npu_folder(tiny_model_dir, tmp_path / "npu")
+    monkeypatch.setenv("MODELS_DIR", str(folder))
+    settings = Settings()
+    assert settings.prefers_axmodel()  # pyaxengine importable -> .axmodel preferred
+    layout = settings.model_layout()
+    assert layout.text_encoder.suffix == ".axmodel" and layout.vae_decoder.suffix == ".axmodel"
+    assert layout.unet.suffix == ".onnx"
+    npu = Pipeline.load(layout, settings.runtime_options())
+    assert npu.text_encoder.runtime == "axengine" and npu.text_encoder.provider == "AXCLRTExecutionProvider"
+    assert npu.text_encoder.inputs[0].dtype == np.int32
+
+    ours = npu.generate(GenerationParams("a fox on the npu", seed=8))
+    reference = tiny_engine.generate(GenerationParams("a fox on the npu", seed=8))
+    assert np.array_equal(ours.pixels, reference.pixels)
+    # the stand-in saw int32 ids, exactly what the compiled text encoder takes
+    assert {"input_ids": np.dtype(np.int32)} in fake_axengine.InferenceSession.feeds
+    opened = {p.rsplit("/", 1)[-1]: prov for p, prov in fake_axengine.InferenceSession.opened}
+    assert opened["vae_decoder.axmodel"] == ["AXCLRTExecutionProvider"]
+
+
+def test_board_provider_is_preferred_order_and_explicit_choice(tiny_model_dir, tmp_path, monkeypatch):
+    fake_axengine.install(monkeypatch, providers=("AxEngineExecutionProvider", "AXCLRTExecutionProvider"))
+    folder = _npu_folder(tiny_model_dir, tmp_path / "npu")
+    path = folder / "vae_decoder.axmodel"
+    assert open_session(path).provider == "AxEngineExecutionProvider"
+    chosen = open_session(path, RuntimeOptions(ax_provider="AXCLRTExecutionProvider"))
+    assert chosen.provider == "AXCLRTExecutionProvider"
+
+
+def test_missing_pyaxengine_says_what_to_install(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "axengine", None)  # import axengine -> ImportError
+    folder = _npu_folder(tiny_model_dir, tmp_path / "npu")
+    with pytest.raises(RuntimeUnavailable, match=r"pyaxengine is not installed.*axengine-<version>.*AXCL"):
+        open_session(folder / "vae_decoder.axmodel")
+    assert not Settings(models_dir=folder).prefers_axmodel()
+    # with no pyaxengine, auto mode falls back to the .onnx files of the same folder
+    assert resolve_layout(folder, prefer_axmodel=False).vae_decoder.suffix == ".onnx"
+
+
+def test_no_npu_device_or_unknown_provider(tiny_model_dir, tmp_path, monkeypatch):
+    folder = _npu_folder(tiny_model_dir, tmp_path / "npu")
+    fake_axengine.install(monkeypatch, providers=())
+    with pytest.raises(RuntimeUnavailable, match="found no AX650N device"):
+        open_session(folder / "vae_decoder.axmodel")
+    fake_axengine.install(monkeypatch, providers=("AxEngineExecutionProvider",))
+    with pytest.raises(RuntimeUnavailable, match="AXCLRTExecutionProvider is not available"):
+        open_session(folder / "vae_decoder.axmodel", RuntimeOptions(ax_provider="AXCLRTExecutionProvider"))
+
+
+def test_driver_load_failure_is_a_model_error(tiny_model_dir, tmp_path, monkeypatch):
+    module = fake_axengine.install(monkeypatch)
+
+    def broken(path, providers=None):
+        raise RuntimeError("axclrtEngineLoadFromFile failed")
+
+    monkeypatch.setattr(module, "InferenceSession", broken)
+    folder = _npu_folder(tiny_model_dir, tmp_path / "npu")
+    with pytest.raises(ModelError, match=r"vae_decoder\.axmodel.*axclrtEngineLoadFromFile failed"):
+        open_session(folder / "vae_decoder.axmodel")

@@ -1,0 +1,112 @@
+"""Our tokenizers-based CLIP tokenizer gives transformers' CLIPTokenizer ids on varied prompts."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+from transformers import CLIPTokenizer
+
+from pi_axera_sd.engine.tokenizer import ClipTokenizer
+from pi_axera_sd.errors import ModelError
+from pi_axera_sd.modeltools.tiny import packaged_tokenizer_dir
+
+HANDWRITTEN = [
+    "",
+    " ",
+    "A photograph of a red fox in the snow, highly detailed",
+    "Make this image look like a pencil sketch",
+    "  multiple   spaces\tand\ttabs\nand\nnewlines  ",
+    "UPPER lower MiXeD",
+    "it's they're we've I'm you'll he'd don't",
+    "numbers 1234567890 3.14 1e10 #42 $99.99 50%",
+    "punctuation!!! ??? ... --- ,,, ;;; :::",
+    "café naïve résumé Ångström façade",
+    "日本語のテキスト 中文 한국어 ภาษาไทย العربية עברית",
+    "emoji 😀🦊❄️👩‍👩‍👧 flags 🇯🇵",
+    "<|startoftext|> literal specials <|endoftext|>",
+    "ﬁ ligature, full-width ＡＢＣ, combining e\u0301",
+    "masterpiece, best quality, (extremely detailed:1.2), [bad], {weird}",
+    "a " * 100,
+    "word" * 200,
+    "https://example.com/path?query=1&x=y",
+    "snake_case and kebab-case and CamelCase",
+    "\u200b zero width \u00a0 nbsp",
+]
+
+
+def _random_prompts(count: int, vocab: list[str], seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    extras = list("!?.,;:'\"()[]{}<>@#$%^&*-_=+/\\|~`") + [
+        "é",
+        "ß",
+        "ø",
+        "漢",
+        "字",
+        "😀",
+        "🦊",
+        "\t",
+        "\n",
+        "  ",
+    ]
+    prompts = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(0, 90)):
+            r = rng.random()
+            if r < 0.7:
+                parts.append(rng.choice(vocab))
+            elif r < 0.85:
+                parts.append(str(rng.randint(0, 10 ** rng.randint(1, 8))))
+            else:
+                parts.append(rng.choice(extras))
+        sep = rng.choice([" ", ", ", " ", "  ", ","])
+        text = sep.join(parts)
+        prompts.append(text.upper() if rng.random() < 0.1 else text)
+    return prompts
+
+
+@pytest.fixture(scope="module")
+def tokenizers_pair():
+    path = packaged_tokenizer_dir()
+    return ClipTokenizer(path), CLIPTokenizer.from_pretrained(str(path))
+
+
+def test_ids_equal_transformers_on_hundreds_of_prompts(tokenizers_pair):
+    ours, ref = tokenizers_pair
+    vocab = [w.replace("</w>", "") for w in json.loads((packaged_tokenizer_dir() / "vocab.json").read_text())]
+    vocab = [w for w in vocab if w.isascii() and w.isalpha()][:5000]
+    prompts = HANDWRITTEN + _random_prompts(380, vocab)
+    assert len(prompts) >= 400
+    mismatches = []
+    for prompt in prompts:
+        expected = ref(prompt, padding="max_length", max_length=77, truncation=True).input_ids
+        got = ours.encode(prompt).tolist()
+        if got != expected:
+            mismatches.append((prompt[:60], got[:10], expected[:10]))
+    assert not mismatches, mismatches[:5]
+
+
+def test_shape_truncation_and_specials(tokenizers_pair):
+    ours, _ = tokenizers_pair
+    long_ids = ours.encode("word " * 300)
+    assert long_ids.shape == (77,) and long_ids.dtype == np.int64
+    assert long_ids[0] == 49406 and long_ids[-1] == 49407
+    empty = ours.encode("")
+    assert empty[0] == 49406 and (empty[1:] == 49407).all()
+
+
+def test_batch_equals_single(tokenizers_pair):
+    ours, _ = tokenizers_pair
+    texts = ["a cat", "", "a much longer prompt about a fox in the snow " * 5]
+    batch = ours.encode_batch(texts)
+    assert batch.shape == (3, 77)
+    for row, text in zip(batch, texts, strict=True):
+        assert (row == ours.encode(text)).all()
+
+
+def test_missing_files_are_named(tmp_path):
+    with pytest.raises(ModelError, match="vocab.json and merges.txt"):
+        ClipTokenizer(tmp_path)
