@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import types
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import onnxruntime as ort
@@ -27,8 +28,8 @@ class NodeArg:
 
 
 class InferenceSession:
-    opened: list[tuple[str, list[str]]] = []
-    feeds: list[dict[str, np.dtype]] = []
+    opened: ClassVar[list[tuple[str, list[str]]]] = []
+    feeds: ClassVar[list[dict[str, np.dtype]]] = []
 
     def __init__(self, path, providers=None):
         self._ort = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

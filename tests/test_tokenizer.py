@@ -39,7 +39,8 @@ HANDWRITTEN = [
 
 def _random_prompts(count: int, vocab: list[str], seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    extras = list("!?.,;:'\"()[]{}<>@#$%^&*-_=+/\\|~`") + [
+    extras = [
+        *list("!?.,;:'\"()[]{}<>@#$%^&*-_=+/\\|~`"),
         "é",
         "ß",
         "ø",
@@ -108,5 +109,5 @@ def test_batch_equals_single(tokenizers_pair):
 
 
 def test_missing_files_are_named(tmp_path):
-    with pytest.raises(ModelError, match="vocab.json and merges.txt"):
+    with pytest.raises(ModelError, match=r"vocab\.json and merges\.txt"):
         ClipTokenizer(tmp_path)
