@@ -23,12 +23,22 @@ def tiny_pipe():
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tiny_pipe, tmp_path_factory) -> Path:
-    """The tiny model in AXERA's layout (cut UNet fed from time_input_*.npy)."""
+def tiny_taesd():
+    """A tiny random AutoencoderTiny (TAESD architecture)."""
+    from pi_axera_sd.modeltools.tiny import build_taesd
+
+    return build_taesd("tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_pipe, tiny_taesd, tmp_path_factory) -> Path:
+    """The tiny model in AXERA's layout (cut UNet fed from time_input_*.npy), with a TAESD decoder."""
     from pi_axera_sd.modeltools.export_sd import export_pipeline
 
     out = tmp_path_factory.mktemp("tiny-axera")
-    export_pipeline(tiny_pipe, out, name="tiny-sd15-lcm", source="tests")
+    export_pipeline(
+        tiny_pipe, out, name="tiny-sd15-lcm", source="tests", tiny_vae=tiny_taesd, tiny_vae_source="tests"
+    )
     return out
 
 

@@ -167,3 +167,43 @@ def test_export_leaves_the_diffusers_model_unchanged(tiny_pipe, tiny_model_dir):
     assert all(
         type(m.time_emb_proj).__name__ == "Linear" for m in unet.modules() if hasattr(m, "time_emb_proj")
     )
+
+
+def test_tiny_vae_matches_diffusers_autoencoder_tiny(tiny_pipe, tiny_taesd, tiny_engine):
+    from diffusers import StableDiffusionPipeline
+
+    assert tiny_engine.vae_choices == ("full", "tiny")
+    components = {**tiny_pipe.components, "vae": tiny_taesd}
+    taesd_pipe = StableDiffusionPipeline(**components)
+    taesd_pipe.set_progress_bar_config(disable=True)
+    noise = RecordingNoise(seed=31)
+    ours = tiny_engine.generate(GenerationParams(prompt="a fox", seed=31, vae="tiny"), noise=noise)
+    full = tiny_engine.generate(GenerationParams(prompt="a fox", seed=31, vae="full"))
+    assert _max_diff(ours.pixels, full.pixels) > MAX_PIXEL_DIFF  # the tiny decoder really was used
+    with replay_noise(noise.draws[1:]):
+        ref = taesd_pipe(
+            prompt="a fox",
+            timesteps=list(TXT2IMG_TIMESTEPS),
+            guidance_scale=1.0,
+            latents=torch.from_numpy(noise.draws[0]),
+            height=tiny_engine.height,
+            width=tiny_engine.width,
+            output_type="pil",
+        ).images[0]
+    diff = _max_diff(ours.pixels, np.asarray(ref))
+    print(f"tiny VAE max pixel diff vs diffusers AutoencoderTiny: {diff}/255")
+    assert diff <= MAX_PIXEL_DIFF
+
+
+def test_unknown_or_missing_vae_choice(tiny_engine):
+    from pi_axera_sd.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="vae must be 'full' or 'tiny'"):
+        tiny_engine.generate(GenerationParams(prompt="x", seed=1, vae="huge"))
+    decoder = tiny_engine.vae_decoder_tiny
+    try:
+        tiny_engine.vae_decoder_tiny = None
+        with pytest.raises(InvalidInput, match="no tiny VAE decoder"):
+            tiny_engine.generate(GenerationParams(prompt="x", seed=1, vae="tiny"))
+    finally:
+        tiny_engine.vae_decoder_tiny = decoder

@@ -123,3 +123,25 @@ def test_driver_load_failure_is_a_model_error(tiny_model_dir, tmp_path, monkeypa
     folder = _npu_folder(tiny_model_dir, tmp_path / "npu")
     with pytest.raises(ModelError, match=r"vae_decoder\.axmodel.*axclrtEngineLoadFromFile failed"):
         open_session(folder / "vae_decoder.axmodel")
+
+
+def test_openvino_runs_the_same_pipeline(tiny_model_dir, tiny_engine):
+    """OpenVINO reads the same ONNX files; at f32 it matches ONNX Runtime, at bf16 it is close."""
+    from pi_axera_sd.engine.pipeline import GenerationParams
+
+    f32 = Pipeline.load(resolve_layout(tiny_model_dir), RuntimeOptions(runtime="openvino", precision="f32"))
+    assert f32.unet.runtime == "openvino" and f32.unet.provider == "CPU/f32"
+    assert [s.name for s in f32.unet.inputs] == [s.name for s in tiny_engine.unet.inputs]
+    ours = f32.generate(GenerationParams("a fox", seed=4)).pixels.astype(int)
+    ref = tiny_engine.generate(GenerationParams("a fox", seed=4)).pixels.astype(int)
+    assert np.abs(ours - ref).max() <= 1
+    # the same session object keeps working across calls (OpenVINO reuses its output buffers)
+    again = f32.generate(GenerationParams("a fox", seed=4)).pixels.astype(int)
+    assert np.array_equal(ours, again)
+
+
+def test_openvino_rejects_a_broken_file(tmp_path):
+    bad = tmp_path / "unet.onnx"
+    bad.write_bytes(b"junk")
+    with pytest.raises(ModelError, match="OpenVINO could not load"):
+        open_session(bad, RuntimeOptions(runtime="openvino"))

@@ -50,7 +50,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         image = decode_image_bytes(Path(args.init_image).read_bytes(), settings.image_limits())
         init = prepare_init_image(image, pipeline, args.resize_mode)
     seed = resolve_seed(args.seed)
-    result = pipeline.generate(GenerationParams(args.prompt, seed, init, args.strength))
+    vae = args.vae or settings.vae
+    result = pipeline.generate(GenerationParams(args.prompt, seed, init, args.strength, vae=vae))
     strength = args.strength if init is not None else None
     png = result_png(pipeline, result, args.prompt, denoising_strength=strength)
     Path(args.output).write_bytes(png)
@@ -78,6 +79,7 @@ def cmd_models_export(args: argparse.Namespace) -> int:
         lora_scale=args.lora_scale,
         name=args.name,
         unet_time_input=args.unet_time_input,
+        tiny_vae=args.tiny_vae,
     )
     print(json.dumps({k: v for k, v in manifest.items() if k != "files"}, indent=2))
     print(f"wrote {len(manifest['files'])} files to {args.out}")
@@ -86,10 +88,17 @@ def cmd_models_export(args: argparse.Namespace) -> int:
 
 def cmd_models_tiny(args: argparse.Namespace) -> int:
     from pi_axera_sd.modeltools.export_sd import export_pipeline
-    from pi_axera_sd.modeltools.tiny import build_sd_pipeline
+    from pi_axera_sd.modeltools.tiny import build_sd_pipeline, build_taesd
 
     pipe = build_sd_pipeline(args.size, seed=args.seed)
-    export_pipeline(pipe, args.out, name=f"random-{args.size}-sd15", source=f"random {args.size} weights")
+    export_pipeline(
+        pipe,
+        args.out,
+        name=f"random-{args.size}-sd15",
+        source=f"random {args.size} weights",
+        tiny_vae=build_taesd(args.size, seed=args.seed),
+        tiny_vae_source=f"random {args.size} TAESD weights",
+    )
     print(f"wrote a {args.size} SD1.5-shaped model with random weights to {args.out}")
     return 0
 
@@ -106,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--strength", type=float, default=0.75, help="img2img denoising strength (0-1)")
     gen.add_argument("--resize-mode", type=int, default=0, choices=[0, 1, 2, 3], help="A1111 resize mode")
     gen.add_argument("--seed", type=int, default=-1, help="-1 = random (printed)")
+    gen.add_argument(
+        "--vae", choices=["full", "tiny"], help="VAE decoder (tiny = TAESD, if the model has one)"
+    )
     gen.add_argument("-o", "--output", default="out.png")
     _add_engine_flags(gen)
     gen.set_defaults(func=cmd_generate)
@@ -125,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["embedding", "timestep"],
         default="embedding",
         help="embedding: AXERA's cut UNet + time_input_*.npy; timestep: plain UNet",
+    )
+    exp.add_argument(
+        "--tiny-vae",
+        help="also export a TAESD decoder (AutoencoderTiny folder or hub id, "
+        "e.g. madebyollin/taesd) as vae_decoder_tiny.onnx",
     )
     exp.set_defaults(func=cmd_models_export)
     tiny = msub.add_parser(

@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     device: str = "cpu"  # ONNX Runtime: cpu | cuda
     threads: int = Field(0, ge=0)
     ax_provider: str | None = None
+    precision: str | None = None  # OpenVINO: f32 | bf16 | f16 (default: the device's choice)
     text_cache_size: int = Field(128, ge=1)
+    vae: str = Field("full", pattern="^(full|tiny)$")  # default VAE decoder; requests may override
 
     # ---- HTTP service ------------------------------------------------------------------------
     host: str = Field("127.0.0.1", validation_alias=_env("HOST", field="host"))
@@ -89,7 +91,11 @@ class Settings(BaseSettings):
 
     def runtime_options(self) -> RuntimeOptions:
         return RuntimeOptions(
-            runtime=self.runtime, device=self.device, threads=self.threads, ax_provider=self.ax_provider
+            runtime=self.runtime,
+            device=self.device,
+            threads=self.threads,
+            ax_provider=self.ax_provider,
+            precision=self.precision,
         )
 
     def model_layout(self) -> ModelLayout:

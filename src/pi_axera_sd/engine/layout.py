@@ -8,6 +8,7 @@ The layout (see AXERA-TECH/lcm-lora-sdv1-5) is::
       unet.{onnx,axmodel}            (+ unet.onnx.data, external weights)
       vae_decoder.{onnx,axmodel}
       vae_encoder.{onnx,axmodel}     (img2img only)
+      vae_decoder_tiny.{onnx,axmodel} (optional TAESD decoder: ~18x less work than the full one)
       time_input_txt2img.npy  time_input_img2img.npy
       manifest.json                  (written by our export tool; optional)
 
@@ -40,6 +41,7 @@ class ModelLayout:
     unet: Path
     vae_decoder: Path
     vae_encoder: Path | None
+    vae_decoder_tiny: Path | None
     time_input_txt2img: Path | None
     time_input_img2img: Path | None
     manifest: dict[str, Any] = field(default_factory=dict)
@@ -53,6 +55,10 @@ class ModelLayout:
         return float(self.manifest.get("vae_scaling_factor", DEFAULT_VAE_SCALING))
 
     @property
+    def tiny_vae_scaling_factor(self) -> float:
+        return float(self.manifest.get("tiny_vae_scaling_factor") or 1.0)  # TAESD works on unscaled latents
+
+    @property
     def timesteps(self) -> tuple[int, ...]:
         """The txt2img timesteps that the rows of ``time_input_txt2img.npy`` belong to."""
         return tuple(int(t) for t in self.manifest.get("timesteps", DEFAULT_TIMESTEPS))
@@ -64,6 +70,7 @@ class ModelLayout:
             "unet": self.unet,
             "vae_decoder": self.vae_decoder,
             "vae_encoder": self.vae_encoder,
+            "vae_decoder_tiny": self.vae_decoder_tiny,
             "time_input_txt2img": self.time_input_txt2img,
             "time_input_img2img": self.time_input_img2img,
         }
@@ -113,6 +120,7 @@ def resolve_layout(
     text_root = Path(text_dir) if text_dir is not None else root
     given = {k: Path(v) for k, v in (overrides or {}).items() if v}
     vae_encoder = given.get("vae_encoder") or _pick(root / "vae_encoder", prefer_axmodel)
+    tiny = given.get("vae_decoder_tiny") or _pick(root / "vae_decoder_tiny", prefer_axmodel)
     t2i = given.get("time_input_txt2img") or root / "time_input_txt2img.npy"
     i2i = given.get("time_input_img2img") or root / "time_input_img2img.npy"
     return ModelLayout(
@@ -122,6 +130,7 @@ def resolve_layout(
         unet=given.get("unet") or _pick(root / "unet", prefer_axmodel),
         vae_decoder=given.get("vae_decoder") or _pick(root / "vae_decoder", prefer_axmodel),
         vae_encoder=vae_encoder if vae_encoder.is_file() or "vae_encoder" in given else None,
+        vae_decoder_tiny=tiny if tiny.is_file() or "vae_decoder_tiny" in given else None,
         time_input_txt2img=t2i if t2i.is_file() or "time_input_txt2img" in given else None,
         time_input_img2img=i2i if i2i.is_file() or "time_input_img2img" in given else None,
         manifest=_read_manifest(root),
@@ -144,6 +153,7 @@ def check_layout(layout: ModelLayout) -> None:
             problems.append(f"{label} {path} (.onnx or .axmodel)")
     for label, opt_path in (
         ("VAE encoder", layout.vae_encoder),
+        ("tiny VAE decoder", layout.vae_decoder_tiny),
         ("txt2img time input", layout.time_input_txt2img),
         ("img2img time input", layout.time_input_img2img),
     ):

@@ -19,7 +19,7 @@ import numpy as np
 
 from pi_axera_sd.engine.imageio import from_model_output
 from pi_axera_sd.engine.layout import ModelLayout, check_layout
-from pi_axera_sd.engine.scheduler import LcmScheduler, img2img_timesteps
+from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS, LcmScheduler, img2img_timesteps
 from pi_axera_sd.engine.tokenizer import ClipTokenizer
 from pi_axera_sd.errors import InvalidInput, ModelError
 from pi_axera_sd.runtime import RuntimeOptions, Session, TensorSpec, open_session
@@ -71,6 +71,7 @@ class GenerationParams:
     seed: int
     init_image: np.ndarray | None = None
     strength: float = 0.75
+    vae: str = "full"  # "full" VAE decoder or "tiny" (TAESD), when the model folder has one
 
 
 @dataclass
@@ -143,15 +144,7 @@ def _check_signatures(text: Session, unet: Session, decoder: Session, encoder: S
             f"{unet.path}: encoder_hidden_states width {width} does not match the text encoder's "
             f"{text_width} ({text.path}); the files come from different models"
         )
-    dec_in, dec_out = decoder.inputs, decoder.outputs[0].shape
-    if (
-        len(dec_in) != 1
-        or len(dec_in[0].shape) != 4
-        or dec_in[0].shape[1] != latent_channels
-        or len(dec_out) != 4
-        or dec_out[1] != 3
-    ):
-        raise _mismatch(decoder, f"a VAE decoder: x [1,{latent_channels},h,w] -> image [1,3,8h,8w]")
+    _check_decoder(decoder, unet)
     if encoder is not None:
         enc_in, enc_out = encoder.inputs, encoder.outputs[0].shape
         moments = latent_channels * 2 if isinstance(latent_channels, int) else None
@@ -165,6 +158,19 @@ def _check_signatures(text: Session, unet: Session, decoder: Session, encoder: S
             raise _mismatch(
                 encoder, f"a VAE encoder: image_sample [1,3,H,W] -> mean||logvar [1,{moments},H/8,W/8]"
             )
+
+
+def _check_decoder(decoder: Session, unet: Session) -> None:
+    latent_channels = _unet_signature(unet).sample.shape[1]
+    dec_in, dec_out = decoder.inputs, decoder.outputs[0].shape
+    if (
+        len(dec_in) != 1
+        or len(dec_in[0].shape) != 4
+        or dec_in[0].shape[1] != latent_channels
+        or len(dec_out) != 4
+        or dec_out[1] != 3
+    ):
+        raise _mismatch(decoder, f"a VAE decoder: x [1,{latent_channels},h,w] -> image [1,3,8h,8w]")
 
 
 def _first_output(session: Session, preferred: str) -> str:
@@ -186,10 +192,12 @@ class Pipeline:
         unet: Session,
         vae_decoder: Session,
         vae_encoder: Session | None,
-        time_embeddings: np.ndarray | None,
-        timesteps: tuple[int, ...],
-        vae_scaling_factor: float,
-        model_name: str,
+        vae_decoder_tiny: Session | None = None,
+        tiny_vae_scaling_factor: float = 1.0,
+        time_embeddings: np.ndarray | None = None,
+        timesteps: tuple[int, ...] = TXT2IMG_TIMESTEPS,
+        vae_scaling_factor: float = 0.18215,
+        model_name: str = "sd15-lcm",
         text_cache_size: int = 128,
     ) -> None:
         self.tokenizer = tokenizer
@@ -197,11 +205,15 @@ class Pipeline:
         self.unet = unet
         self.vae_decoder = vae_decoder
         self.vae_encoder = vae_encoder
+        self.vae_decoder_tiny = vae_decoder_tiny
+        self.tiny_vae_scaling_factor = tiny_vae_scaling_factor
         self.timesteps = tuple(timesteps)
         self.vae_scaling_factor = vae_scaling_factor
         self.model_name = model_name
         self.scheduler = LcmScheduler()
         _check_signatures(text_encoder, unet, vae_decoder, vae_encoder)
+        if vae_decoder_tiny is not None:
+            _check_decoder(vae_decoder_tiny, unet)
         self._text_input = text_encoder.inputs[0].name
         self._text_output = _first_output(text_encoder, "last_hidden_state")
         self._unet_sig = _unet_signature(unet)
@@ -235,6 +247,10 @@ class Pipeline:
             unet=open_session(layout.unet, options),
             vae_decoder=open_session(layout.vae_decoder, options),
             vae_encoder=open_session(layout.vae_encoder, options) if layout.vae_encoder else None,
+            vae_decoder_tiny=open_session(layout.vae_decoder_tiny, options)
+            if layout.vae_decoder_tiny
+            else None,
+            tiny_vae_scaling_factor=layout.tiny_vae_scaling_factor,
             time_embeddings=time_embeddings,
             timesteps=layout.timesteps,
             vae_scaling_factor=layout.vae_scaling_factor,
@@ -272,7 +288,13 @@ class Pipeline:
         found = {"text_encoder": self.text_encoder, "unet": self.unet, "vae_decoder": self.vae_decoder}
         if self.vae_encoder is not None:
             found["vae_encoder"] = self.vae_encoder
+        if self.vae_decoder_tiny is not None:
+            found["vae_decoder_tiny"] = self.vae_decoder_tiny
         return found
+
+    @property
+    def vae_choices(self) -> tuple[str, ...]:
+        return ("full", "tiny") if self.vae_decoder_tiny is not None else ("full",)
 
     # ---- stages ------------------------------------------------------------------------------
 
@@ -315,9 +337,19 @@ class Pipeline:
         std = np.exp(0.5 * np.clip(logvar, -30.0, 20.0))
         return ((mean + std * noise(mean.shape)) * self.vae_scaling_factor).astype(np.float32)
 
-    def decode_latent(self, latent: np.ndarray) -> np.ndarray:
-        """Latent -> HWC uint8 RGB, converted exactly as diffusers does."""
-        (image,) = self.vae_decoder.run({self._vae_input: latent / self.vae_scaling_factor})
+    def _decoder_for(self, vae: str) -> tuple[Session, float]:
+        if vae == "full":
+            return self.vae_decoder, self.vae_scaling_factor
+        if vae == "tiny":
+            if self.vae_decoder_tiny is None:
+                raise InvalidInput("this model folder has no tiny VAE decoder (vae_decoder_tiny.onnx)")
+            return self.vae_decoder_tiny, self.tiny_vae_scaling_factor
+        raise InvalidInput(f"vae must be 'full' or 'tiny', not {vae!r}")
+
+    def decode_latent(self, latent: np.ndarray, vae: str = "full") -> np.ndarray:
+        """Latent -> HWC uint8 RGB with the full or the tiny (TAESD) decoder, converted as diffusers does."""
+        decoder, scaling = self._decoder_for(vae)
+        (image,) = decoder.run({decoder.inputs[0].name: latent / scaling})
         return from_model_output(image)
 
     # ---- the loop ----------------------------------------------------------------------------
@@ -330,6 +362,7 @@ class Pipeline:
         start = time.perf_counter()
         timings = StageTimings()
         noise = noise or seeded_noise(params.seed)
+        self._decoder_for(params.vae)  # reject an unavailable decoder before any work
         if params.init_image is None:
             timesteps = self.timesteps
         else:
@@ -368,7 +401,7 @@ class Pipeline:
             on_step(total, total)
 
         t0 = time.perf_counter()
-        pixels = self.decode_latent(latent)
+        pixels = self.decode_latent(latent, params.vae)
         timings.vae_decode_ms = _ms_since(t0)
         timings.total_ms = _ms_since(start)
         return GenerationResult(pixels=pixels, seed=params.seed, timesteps=tuple(timesteps), timings=timings)

@@ -162,6 +162,20 @@ def _vae_modules(vae):
     return Decoder(), Encoder()
 
 
+def _tiny_decoder_module(taesd):
+    import torch
+
+    class TinyDecoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.taesd = taesd
+
+        def forward(self, x):
+            return self.taesd.decode(x, return_dict=False)[0]  # already in [-1, 1]
+
+    return TinyDecoder()
+
+
 def export_pipeline(
     pipe,
     out_dir: str | Path,
@@ -172,11 +186,15 @@ def export_pipeline(
     lora_scale: float = 1.0,
     unet_time_input: str = "embedding",
     timesteps: Sequence[int] = TXT2IMG_TIMESTEPS,
+    tiny_vae=None,
+    tiny_vae_source: str | None = None,
 ) -> dict[str, Any]:
     """Write the AXERA layout for an already loaded diffusers pipeline; returns the manifest.
 
     ``unet_time_input``: ``embedding`` (AXERA's cut graph, fed from ``time_input_*.npy``) or
     ``timestep`` (a plain UNet that takes the timestep itself).
+    ``tiny_vae``: an optional diffusers ``AutoencoderTiny`` (TAESD) whose decoder is written as
+    ``vae_decoder_tiny.onnx``.
     """
     import torch
 
@@ -234,6 +252,16 @@ def export_pipeline(
         encoder, (torch.randn(1, 3, size, size),), out / "vae_encoder.onnx", ["image_sample"], ["latent_dist"]
     )
 
+    if tiny_vae is not None:
+        tiny_decoder = _tiny_decoder_module(tiny_vae.eval())
+        export_module(
+            tiny_decoder,
+            (torch.randn(1, vae.config.latent_channels, latent, latent),),
+            out / "vae_decoder_tiny.onnx",
+            ["x"],
+            ["image"],
+        )
+
     files = {}
     for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST):
         files[path.relative_to(out).as_posix()] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
@@ -247,6 +275,8 @@ def export_pipeline(
         "timesteps": list(timesteps),
         "img2img_timesteps": list(AXERA_IMG2IMG_TIMESTEPS),
         "vae_scaling_factor": float(vae.config.scaling_factor),
+        "tiny_vae": tiny_vae_source if tiny_vae is not None else None,
+        "tiny_vae_scaling_factor": float(tiny_vae.config.scaling_factor) if tiny_vae is not None else None,
         "latent_size": latent,
         "image_size": size,
         "text_max_length": max_len,

@@ -129,6 +129,19 @@ def build_sd_pipeline(size: str = "tiny", seed: int = 0, latent_size: int | None
     return pipe
 
 
+def build_taesd(size: str = "tiny", seed: int = 0):
+    """An AutoencoderTiny (TAESD architecture) with random weights; ``full`` is TAESD's own size."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(seed)
+    if size == "full":
+        return AutoencoderTiny().eval()  # diffusers' defaults are TAESD's published config
+    if size != "tiny":
+        raise ValueError("size must be 'tiny' or 'full'")
+    return AutoencoderTiny(encoder_block_out_channels=(16,) * 4, decoder_block_out_channels=(16,) * 4).eval()
+
+
 def add_random_lora(pipe, out_dir: Path, rank: int = 4, seed: int = 1) -> Path:
     """Save a random LoRA for ``pipe``'s UNet attention layers in diffusers' format (for fuse tests)."""
     import torch

@@ -23,7 +23,8 @@ class RuntimeOptions:
     device: str = "cpu"
     threads: int = 0
     ax_provider: str | None = None
-    optimize: bool = True
+    optimize: bool = True  # ONNX Runtime graph optimisation (all levels)
+    precision: str | None = None  # OpenVINO inference precision: None (its default), "f32", "bf16"
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -32,5 +33,7 @@ class RuntimeOptions:
             raise ValueError(f"device must be 'cpu' or 'cuda', not {self.device!r}")
         if self.ax_provider is not None and self.ax_provider not in AX_PROVIDERS:
             raise ValueError(f"ax_provider must be one of {AX_PROVIDERS}, not {self.ax_provider!r}")
+        if self.precision not in (None, "f32", "bf16", "f16"):
+            raise ValueError(f"precision must be f32, bf16 or f16, not {self.precision!r}")
         if self.threads < 0:
             raise ValueError("threads must be >= 0")

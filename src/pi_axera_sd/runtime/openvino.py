@@ -1,0 +1,80 @@
+"""OpenVINO sessions: reads the same ONNX files directly (what FastSD CPU uses on Intel/AMD CPUs).
+
+An adaptor gives OpenVINO's compiled model ONNX Runtime's ``get_inputs``/``get_outputs``/``run``,
+so the shared :class:`Session` wrapper (dtype casting, name checks) is used unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pi_axera_sd.errors import ModelError, RuntimeUnavailable
+from pi_axera_sd.runtime.base import Session
+from pi_axera_sd.runtime.options import RuntimeOptions
+
+
+@dataclass(frozen=True)
+class _Port:
+    name: str
+    shape: list
+    dtype: np.dtype
+
+
+def _ports(ports) -> list[_Port]:
+    found = []
+    for port in ports:
+        names = sorted(port.get_names())
+        pshape = port.get_partial_shape()
+        shape = [d.get_length() if d.is_static else None for d in pshape] if pshape.rank.is_static else []
+        found.append(
+            _Port(names[0] if names else port.get_any_name(), shape, port.get_element_type().to_dtype())
+        )
+    return found
+
+
+class _OpenVinoInner:
+    def __init__(self, model, compiled) -> None:
+        # Names come from the model as read (the ONNX names); the compiled model may add aliases.
+        self._inputs = _ports(model.inputs)
+        self._outputs = _ports(model.outputs)
+        self._request = compiled.create_infer_request()
+
+    def get_inputs(self) -> list[_Port]:
+        return self._inputs
+
+    def get_outputs(self) -> list[_Port]:
+        return self._outputs
+
+    def run(
+        self, output_names: Sequence[str] | None, input_feed: Mapping[str, np.ndarray]
+    ) -> list[np.ndarray]:
+        feed = {i: input_feed[spec.name] for i, spec in enumerate(self._inputs)}
+        self._request.infer(feed)
+        wanted = output_names or [o.name for o in self._outputs]
+        index = {o.name: i for i, o in enumerate(self._outputs)}
+        # copy: the request reuses its output buffers on the next call
+        return [np.array(self._request.get_output_tensor(index[name]).data) for name in wanted]
+
+
+def open_openvino(path: Path, options: RuntimeOptions) -> Session:
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        raise RuntimeUnavailable("OpenVINO is not installed: pip install 'pi-axera-sd[openvino]'") from exc
+    core = ov.Core()
+    config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+    if options.threads:
+        config["INFERENCE_NUM_THREADS"] = options.threads
+    if options.precision:
+        config["INFERENCE_PRECISION_HINT"] = options.precision
+    try:
+        model = core.read_model(str(path))
+        compiled = core.compile_model(model, "CPU", config)
+    except Exception as exc:  # OpenVINO raises RuntimeError subclasses with the reason
+        raise ModelError(f"{path}: OpenVINO could not load the model: {exc}") from exc
+    precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # e.g. "f32", "bf16"
+    return Session(_OpenVinoInner(model, compiled), path, runtime="openvino", provider=f"CPU/{precision}")
