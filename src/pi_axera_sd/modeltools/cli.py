@@ -1,0 +1,160 @@
+"""``pi-axera-sd models pull`` and ``pi-axera-sd models verify`` (registered by pi_axera_sd.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pi_axera_sd.errors import PiAxeraError
+
+log = logging.getLogger(__name__)
+
+PULL_EPILOG = """\
+presets:
+{presets}
+
+The download goes to the Hugging Face cache (HF_HOME / HF_HUB_CACHE) and is resumed where a
+connection drops; finished files are kept, so running the same command again continues. Files are
+checked against the hub's checksums and the model's manifest.json, then the model folder found in
+the repo (the one holding unet.axmodel or unet.onnx) is placed at --dest as hard links into the cache.
+
+environment: HF_ENDPOINT (mirror), HF_TOKEN (gated/private repos), HF_HUB_OFFLINE=1 (cache only).
+
+examples:
+  pi-axera-sd models pull axera                     # NPU model into ./models
+  pi-axera-sd models pull axera --dest /opt/models --revision <commit>
+  HF_ENDPOINT=https://hf-mirror.com pi-axera-sd models pull AXERA-TECH/lcm-lora-sdv1-5
+"""
+
+VERIFY_EPILOG = """\
+Each component's file is opened with the runtime the engine would use and its inputs/outputs are
+compared with the SD1.5-LCM signatures: text encoder input_ids [1,77] -> [1,77,D]; UNet sample
+[1,4,h,w] + encoder_hidden_states [1,77,D] + time input (AXERA's cut graph [1,T] fed from
+time_input_txt2img.npy [4,T], or a plain timestep); VAE decoder [1,4,h,w] -> [1,3,8h,8w]; VAE encoder
+[1,3,8h,8w] -> [1,8,h,w]. manifest.json sizes and sha256 are checked when present.
+Exit status: 0 when everything is OK, 1 otherwise.
+"""
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from pi_axera_sd.modeltools.hub import PullError, pull, render_result
+
+    if not log.isEnabledFor(logging.DEBUG):
+        for name in ("httpx", "httpx2", "httpcore"):  # one INFO line per request otherwise
+            logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        result = pull(
+            args.name,
+            args.dest,
+            revision=args.revision,
+            include=args.include,
+            subfolder=args.subfolder,
+            token=args.token,
+            endpoint=args.endpoint,
+            cache_dir=args.cache_dir,
+            offline=args.offline,
+            link=args.link,
+            force=args.force,
+            check_hashes=not args.no_hash,
+            progress=not args.quiet,
+        )
+    except PullError:
+        raise  # main prints "error: <one line>" and exits 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to continue the download", file=sys.stderr)
+        return 130
+    except Exception as exc:  # anything unforeseen: still one line unless -v asks for the traceback
+        if log.isEnabledFor(logging.DEBUG):
+            raise
+        secret = args.token or os.environ.get("HF_TOKEN") or "\0"
+        text = (str(exc).strip().splitlines() or [""])[0].replace(secret, "***")
+        print(f"error: {type(exc).__name__}: {text} (run with -v for details)", file=sys.stderr)
+        return 1
+    print(render_result(result))
+    return 0
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    from pi_axera_sd.modeltools.hub import missing_models_hint
+    from pi_axera_sd.modeltools.verify import verify_model
+    from pi_axera_sd.runtime import RuntimeOptions
+
+    folder: Path = args.dir if args.dir is not None else Path(os.environ.get("MODELS_DIR", "models"))
+    if not folder.is_dir():
+        raise PiAxeraError(f"{folder} is not a folder. {missing_models_hint(folder)}")
+    options = RuntimeOptions(
+        runtime=args.runtime, device=args.device, threads=args.threads, ax_provider=args.ax_provider
+    )
+    report = verify_model(folder, options, check_hashes=not args.no_hash)
+    print(report.to_json() if args.json else report.render())
+    return 0 if report.ok else 1
+
+
+def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAction) -> None:
+    from pi_axera_sd.modeltools.hub import LINK_MODES, preset_help
+
+    pull = models_sub.add_parser(
+        "pull",
+        help="download a model folder from the Hugging Face hub (preset or repo id)",
+        description="Download a model from the Hugging Face hub (or HF_ENDPOINT), check it, and place "
+        "its model folder where the service loads it.",
+        epilog=PULL_EPILOG.format(presets=preset_help()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pull.add_argument("name", metavar="NAME-OR-REPO", help="a preset (see below) or a hub repo id owner/name")
+    pull.add_argument(
+        "--dest", type=Path, default=Path("models"), help="model folder to fill (default ./models)"
+    )
+    pull.add_argument("--revision", help="branch, tag or commit (default main)")
+    pull.add_argument(
+        "--include",
+        action="append",
+        metavar="PATTERN",
+        help="only files matching this glob (repeatable; replaces the preset's patterns)",
+    )
+    pull.add_argument("--subfolder", help="repo folder holding the model (default: the one with the UNet)")
+    pull.add_argument(
+        "--token", help="hub token for gated/private repos (default HF_TOKEN or the saved login)"
+    )
+    pull.add_argument("--endpoint", help="hub URL (default HF_ENDPOINT or https://huggingface.co)")
+    pull.add_argument("--cache-dir", type=Path, help="download cache (default HF_HUB_CACHE)")
+    pull.add_argument("--offline", action="store_true", help="use the local cache only (as HF_HUB_OFFLINE=1)")
+    pull.add_argument(
+        "--link",
+        choices=LINK_MODES,
+        default="hardlink",
+        help="how files reach --dest: hardlink into the cache (default; copies across filesystems), "
+        "symlink, or copy (for a folder that must stand alone, e.g. a container volume)",
+    )
+    pull.add_argument("--force", action="store_true", help="replace files of another model in --dest")
+    pull.add_argument(
+        "--no-hash", action="store_true", help="skip the sha256 checks (sizes are still checked)"
+    )
+    pull.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    pull.set_defaults(func=cmd_models_pull)
+
+    verify = models_sub.add_parser(
+        "verify",
+        help="check a model folder: each component's file, runtime, inputs and outputs",
+        description="Open every component of a model folder and check it against what the engine expects.",
+        epilog=VERIFY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verify.add_argument(
+        "dir", metavar="DIR", nargs="?", type=Path, help="model folder (default MODELS_DIR or ./models)"
+    )
+    verify.add_argument(
+        "--runtime",
+        choices=["auto", "onnxruntime", "axengine", "openvino"],
+        default="auto",
+        help="auto: .axmodel with pyaxengine when it is installed, else .onnx with ONNX Runtime",
+    )
+    verify.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime device")
+    verify.add_argument("--threads", type=int, default=0, help="CPU threads per session (0 = default)")
+    verify.add_argument("--ax-provider", choices=["AxEngineExecutionProvider", "AXCLRTExecutionProvider"])
+    verify.add_argument("--no-hash", action="store_true", help="check manifest sizes only, not sha256")
+    verify.add_argument("--json", action="store_true", help="machine-readable report")
+    verify.set_defaults(func=cmd_models_verify)

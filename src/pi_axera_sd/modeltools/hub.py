@@ -1,0 +1,567 @@
+"""Pull a model folder from the Hugging Face hub (or a mirror) into the folder the engine loads.
+
+huggingface_hub does the transfer: the shared cache, resume of dropped connections, size checks,
+``HF_ENDPOINT``, ``HF_TOKEN`` and ``HF_HUB_OFFLINE``. What this module adds:
+
+- presets (``axera``/``npu`` -> ``AXERA-TECH/lcm-lora-sdv1-5``, NPU files only);
+- an integrity pass after the download: every file is hashed against the hub's listing
+  (``HfApi.verify_repo_checksums``: sha256 for LFS files, the git blob id for the rest; plain HTTP
+  downloads are otherwise only size-checked) and against our ``manifest.json`` when the model has one;
+- finding the model inside the repo (the folder holding ``unet.axmodel``/``unet.onnx``, wherever
+  the publisher put it) and placing its files at ``--dest`` as hard links into the cache (a copy
+  across filesystems, or symlinks/copies on request), so ``models/`` holds exactly one model;
+- one-line errors for the usual failures (unknown repo, gated repo, no network, offline cache miss).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pi_axera_sd.engine.layout import MANIFEST, check_layout, resolve_layout
+from pi_axera_sd.errors import ModelError, PiAxeraError
+from pi_axera_sd.modeltools.verify import ManifestCheck, check_manifest
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = ".pi-axera-sd-pull.json"  # which files in dest a pull placed (safe to replace later)
+MODEL_MARKERS = ("unet.axmodel", "unet.onnx")
+LINK_MODES = ("hardlink", "symlink", "copy")
+# files of a component the engine loads: a pull refuses to mix these with another model's
+_COMPONENT_NAMES = (
+    "unet.onnx",
+    "unet.onnx.data",
+    "unet.axmodel",
+    "vae_decoder.onnx",
+    "vae_decoder.axmodel",
+    "vae_encoder.onnx",
+    "vae_encoder.axmodel",
+    "text_encoder/sd15_text_encoder_sim.onnx",
+    "text_encoder/sd15_text_encoder_sim.axmodel",
+    "time_input_txt2img.npy",
+    "time_input_img2img.npy",
+)
+
+
+class PullError(PiAxeraError):
+    """A pull that could not finish; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    repo_id: str
+    description: str
+    allow_patterns: tuple[str, ...] | None = None  # None: every file of the repo
+    subfolder: str | None = None  # repo folder holding the model; None: found after the download
+
+
+PRESETS: dict[str, Preset] = {
+    "axera": Preset(
+        "axera",
+        "AXERA-TECH/lcm-lora-sdv1-5",
+        "AXERA's SD1.5 + LCM-LoRA compiled for the AX650N NPU (.axmodel, needs pyaxengine)",
+        # the compiled graphs, time embeddings and tokenizer; no demo images, no ONNX duplicates
+        allow_patterns=("*.axmodel", "*.npy", "*.json", "*.txt"),
+    ),
+}
+ALIASES = {"npu": "axera", "ax650": "axera", "ax650n": "axera", "lcm-lora-sdv1-5": "axera"}
+
+
+def resolve_spec(spec: str) -> Preset:
+    """A preset by name (or alias), or ``owner/name``: a hub model repo, all its files (see --include)."""
+    key = spec.strip().lower()
+    if key in PRESETS or key in ALIASES:
+        return PRESETS[ALIASES.get(key, key)]
+    parts = spec.strip().split("/")
+    if len(parts) == 2 and all(parts):
+        return Preset(spec.strip(), spec.strip(), "hub repository")
+    names = ", ".join([*PRESETS, *ALIASES])
+    raise PullError(f"{spec!r} is neither a preset ({names}) nor a hub repo id like owner/name")
+
+
+def preset_help() -> str:
+    lines = [f"  {p.name:<8} {p.repo_id}: {p.description}" for p in PRESETS.values()]
+    for alias, target in ALIASES.items():
+        lines.append(f"  {alias:<8} = {target}")
+    return "\n".join(lines)
+
+
+def missing_models_hint(models_dir: str | Path) -> str:
+    """The exact commands that put a model in ``models_dir``, for 'no model found' messages."""
+    d = str(models_dir)
+    return (
+        f"Get a model into {d}: 'pi-axera-sd models pull axera --dest {d}' (AX650N NPU .axmodel files, "
+        f"needs pyaxengine), or for CPU/GPU 'pi-axera-sd models export stable-diffusion-v1-5/"
+        f"stable-diffusion-v1-5 {d} --lora latent-consistency/lcm-lora-sdv1-5' (needs the [export] extra); "
+        f"then check it with 'pi-axera-sd models verify {d}'."
+    )
+
+
+# ---- results --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PullResult:
+    repo_id: str
+    revision: str
+    commit: str
+    endpoint: str
+    offline: bool
+    snapshot: Path
+    subfolder: str  # "" = the repo root
+    dest: Path
+    files: list[tuple[str, int]] = field(default_factory=list)  # placed files (relative) and sizes
+    placed_by: dict[str, str] = field(default_factory=dict)  # file -> hardlink | symlink | copy
+    hub_check: str = ""
+    manifest: ManifestCheck | None = None
+    removed: list[str] = field(default_factory=list)  # stale files of an earlier pull
+    elapsed_s: float = 0.0
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(size for _, size in self.files)
+
+
+# ---- errors ---------------------------------------------------------------------------------------
+
+
+def _redact(text: str, secrets: Sequence[str | None]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = set()
+    while (exc.__cause__ or exc.__context__) is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return exc
+
+
+def explain_hub_error(
+    exc: BaseException, *, repo_id: str, revision: str, endpoint: str, cache: str, offline: bool
+) -> str:
+    """One line that says what went wrong and what to do, for the errors huggingface_hub raises."""
+    import httpx2
+    from huggingface_hub import errors as hf
+
+    where = f"{endpoint}/{repo_id}"
+    if isinstance(exc, hf.GatedRepoError):
+        return (
+            f"{repo_id} is gated: accept its conditions at {where} while logged in, then pass a token "
+            "that has access (--token or the HF_TOKEN environment variable)"
+        )
+    if isinstance(exc, hf.RevisionNotFoundError):
+        return f"{repo_id} has no revision {revision!r} on {endpoint} (check --revision)"
+    if isinstance(exc, hf.RepositoryNotFoundError):
+        return (
+            f"repository {repo_id} not found on {endpoint} (check the name; a private repo needs "
+            "--token or HF_TOKEN)"
+        )
+    if isinstance(exc, hf.RemoteEntryNotFoundError):
+        return f"a file of {repo_id} listed by the hub is missing on {endpoint}: {_first_line(exc)}"
+    if isinstance(exc, hf.IncompleteSnapshotError):
+        return (
+            f"the cached copy of {repo_id} ({revision}) in {cache} is incomplete and the hub cannot be "
+            "reached; run the pull again with network access to finish it"
+        )
+    if isinstance(exc, hf.LocalEntryNotFoundError | hf.OfflineModeIsEnabled):
+        cause = _root_cause(exc)
+        if offline or isinstance(cause, hf.OfflineModeIsEnabled):
+            return (
+                f"offline mode (HF_HUB_OFFLINE=1 or --offline): {repo_id} ({revision}) is not in the local "
+                f"cache {cache}; pull it once with network access, or copy a model folder here and run "
+                "'pi-axera-sd models verify DIR'"
+            )
+        if isinstance(cause, hf.HfHubHTTPError):
+            return _http_error_line(cause, repo_id, endpoint)
+        return (
+            f"cannot reach {endpoint} ({_first_line(cause)}); check the network or proxy, point HF_ENDPOINT "
+            "at a mirror, or set HF_HUB_OFFLINE=1 to use the local cache"
+        )
+    if isinstance(exc, hf.HfHubHTTPError):
+        return _http_error_line(exc, repo_id, endpoint)
+    if isinstance(exc, httpx2.HTTPError | ConnectionError | TimeoutError):
+        return (
+            f"network error while downloading from {endpoint}: {_first_line(exc)}; run the same command "
+            "again to continue (finished files are kept in the cache)"
+        )
+    if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
+        return (
+            f"a download from {endpoint} ended short ({_first_line(exc)}); run the same command again "
+            "to fetch it afresh"
+        )
+    return f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+def _http_error_line(exc: Any, repo_id: str, endpoint: str) -> str:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status == 401:
+        return f"{endpoint} refused the request for {repo_id} (401): the token is missing or invalid"
+    if status == 403:
+        return f"{endpoint} refused access to {repo_id} (403): the token has no access to this repo"
+    return f"the hub at {endpoint} answered {status} for {repo_id}: {_first_line(exc)}"
+
+
+# ---- the model inside the snapshot ----------------------------------------------------------------
+
+
+def find_model_dirs(root: Path) -> list[str]:
+    """Folders under ``root`` (relative, '' = root) holding a UNet file, shallowest first."""
+    found = []
+    for marker in MODEL_MARKERS:
+        for path in root.rglob(marker):
+            rel = path.parent.relative_to(root)
+            if not any(part.startswith(".") for part in rel.parts):
+                found.append(rel.as_posix() if rel.parts else "")
+    return sorted(set(found), key=lambda p: (p.count("/") + bool(p), p))
+
+
+def _choose_subfolder(snapshot: Path, wanted: str | None, repo_id: str) -> str:
+    found = find_model_dirs(snapshot)
+    if wanted is not None:
+        wanted = wanted.strip("/")
+        if wanted in found:
+            return wanted
+        raise PullError(
+            f"{repo_id}: folder {wanted!r} holds no {' or '.join(MODEL_MARKERS)} "
+            f"(model folders found: {found or 'none'})"
+        )
+    if not found:
+        listing = sorted(p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file())
+        shown = ", ".join(listing[:12]) + (" ..." if len(listing) > 12 else "")
+        raise PullError(
+            f"{repo_id} has no {' or '.join(MODEL_MARKERS)} in the downloaded files ({shown or 'none'}); "
+            "use --include to fetch other files, or --subfolder"
+        )
+    if len(found) > 1:
+        log.warning(
+            "several model folders in %s: %s; using %r (--subfolder to choose)", repo_id, found, found[0]
+        )
+    return found[0]
+
+
+# ---- placing files at dest ----------------------------------------------------------------------
+
+
+def _read_state(dest: Path) -> dict[str, Any]:
+    try:
+        return json.loads((dest / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+def _already_placed(target: Path, source: Path, mode: str, copied_before: bool) -> bool:
+    """Whether ``target`` already is ``source`` placed the way ``mode`` asks (nothing to redo)."""
+    if not (target.exists() and target.is_symlink() == (mode == "symlink")):
+        return False
+    if mode == "copy":  # a copy of this very commit, same size: keep it rather than copy again
+        return copied_before and target.stat().st_size == source.stat().st_size
+    return _same_file(target, source)
+
+
+def _place_one(source: Path, target: Path, mode: str) -> str:
+    """Put ``source`` at ``target`` atomically; returns how (a hard link falls back to a copy)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.pull-tmp")
+    tmp.unlink(missing_ok=True)
+    how = mode
+    if mode == "symlink":
+        os.symlink(source, tmp)
+    elif mode == "hardlink":
+        try:
+            os.link(source.resolve(), tmp)
+        except OSError:  # another filesystem, or links not allowed: a copy still works
+            how = "copy"
+    if how == "copy":
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return how
+
+
+def place_model(
+    source: Path,
+    dest: Path,
+    *,
+    mode: str = "hardlink",
+    force: bool = False,
+    meta: dict[str, Any] | None = None,
+) -> tuple[list[tuple[str, int]], dict[str, str], list[str]]:
+    """Make ``dest`` hold the files of ``source`` (a folder of the snapshot).
+
+    Files an earlier pull placed are replaced and, when no longer part of the model, removed;
+    other files that would be overwritten, or component files of another model, stop the pull
+    unless ``force``. Returns (files and sizes, how each was placed, removed stale files).
+    """
+    if mode not in LINK_MODES:
+        raise ValueError(f"mode must be one of {LINK_MODES}")
+    files = sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file())
+    previous = set(_read_state(dest).get("files", []))
+    conflicts = []
+    for rel in files:
+        target = dest / rel
+        exists = target.exists() or target.is_symlink()
+        if exists and not _same_file(target, source / rel) and rel not in previous and not force:
+            conflicts.append(rel)
+    foreign = (
+        []
+        if force
+        else [n for n in _COMPONENT_NAMES if n not in files and n not in previous and (dest / n).is_file()]
+    )
+    if conflicts or foreign:
+        names = ", ".join((conflicts + foreign)[:8]) + (" ..." if len(conflicts) + len(foreign) > 8 else "")
+        raise PullError(
+            f"{dest} already holds files of another model ({names}); pull into an empty --dest, "
+            "or pass --force to replace them"
+        )
+    if force:
+        others = [
+            n for n in _COMPONENT_NAMES if n not in files and n not in previous and (dest / n).is_file()
+        ]
+        if others:
+            log.warning("--force: %s keeps files of another model: %s", dest, ", ".join(others))
+    same_commit = meta is not None and _read_state(dest).get("commit") == meta.get("commit")
+    placed_by: dict[str, str] = {}
+    for rel in files:
+        target, src = dest / rel, source / rel
+        if _already_placed(target, src, mode, same_commit and rel in previous):
+            placed_by[rel] = "kept"
+            continue
+        placed_by[rel] = _place_one(src, target, mode)
+    removed = []
+    for rel in sorted(previous - set(files)):
+        stale = dest / rel
+        if stale.is_file() or stale.is_symlink():
+            stale.unlink()
+            removed.append(rel)
+    state = {**(meta or {}), "files": files, "link": mode, "pulled_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    (dest / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    sizes = [(rel, (dest / rel).stat().st_size) for rel in files]
+    return sizes, placed_by, removed
+
+
+# ---- integrity ------------------------------------------------------------------------------------
+
+
+def _forget_cached(snapshot: Path, rel: str) -> None:
+    """Drop a bad file from the cache (snapshot link and blob) so the next pull fetches it again."""
+    pointer = snapshot / rel
+    try:
+        blob = pointer.resolve()
+        pointer.unlink(missing_ok=True)
+        if blob != pointer and blob.is_file():
+            blob.unlink()
+    except OSError as exc:
+        log.warning("could not remove %s from the cache: %s", pointer, exc)
+
+
+def _hub_checksums(
+    api: Any,
+    repo_id: str,
+    commit: str,
+    cache_dir: str | None,
+    snapshot: Path,
+    allow_patterns: Sequence[str] | None,
+) -> str:
+    """Hash the cached files against the hub's tree listing; raise PullError on any difference."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    result = api.verify_repo_checksums(repo_id, revision=commit, cache_dir=cache_dir)
+    missing = list(filter_repo_objects(result.missing_paths, allow_patterns=allow_patterns))
+    if result.mismatches:
+        for bad in result.mismatches:
+            _forget_cached(snapshot, bad["path"])
+        details = "; ".join(
+            f"{m['path']} {m['algorithm']} {m['actual'][:12]}… != hub {m['expected'][:12]}…"
+            for m in result.mismatches
+        )
+        raise PullError(
+            f"integrity check failed for {len(result.mismatches)} file(s) of {repo_id}: {details}. "
+            "The bad files were removed from the cache; run the same command again to download them afresh"
+        )
+    if missing:
+        raise PullError(f"{repo_id}: files listed by the hub were not downloaded: {', '.join(missing[:8])}")
+    return f"{result.checked_count} files match (sha256 for LFS files, git blob id for others)"
+
+
+# ---- pull -----------------------------------------------------------------------------------------
+
+
+def pull(
+    spec: str,
+    dest: str | Path = "models",
+    *,
+    revision: str | None = None,
+    include: Sequence[str] | None = None,
+    subfolder: str | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    cache_dir: str | Path | None = None,
+    offline: bool = False,
+    link: str = "hardlink",
+    force: bool = False,
+    check_hashes: bool = True,
+    progress: bool = True,
+    say: Callable[[str], None] = print,
+) -> PullResult:
+    """Download ``spec`` (preset or repo id), check it, and place its model folder at ``dest``."""
+    from huggingface_hub import HfApi, constants, snapshot_download
+    from huggingface_hub.utils import disable_progress_bars
+
+    started = time.perf_counter()
+    preset = resolve_spec(spec)
+    patterns = list(include) if include else (list(preset.allow_patterns) if preset.allow_patterns else None)
+    revision = revision or constants.DEFAULT_REVISION
+    endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
+    offline = offline or constants.is_offline_mode()
+    cache = str(cache_dir or constants.HF_HUB_CACHE)
+    secrets = [token, os.environ.get("HF_TOKEN")]
+    dest = Path(dest)
+    if not progress:
+        disable_progress_bars()
+
+    say(
+        f"pulling {preset.repo_id} ({revision}) "
+        + ("from the local cache only (offline)" if offline else f"from {endpoint}")
+        + f" into the cache {cache}"
+    )
+    try:
+        snapshot = Path(
+            snapshot_download(
+                preset.repo_id,
+                revision=revision,
+                cache_dir=cache_dir,
+                allow_patterns=patterns,
+                token=token,
+                endpoint=endpoint,
+                local_files_only=offline,
+            )
+        )
+    except PiAxeraError:
+        raise
+    except Exception as exc:  # every hub/network failure becomes one clear line
+        line = explain_hub_error(
+            exc, repo_id=preset.repo_id, revision=revision, endpoint=endpoint, cache=cache, offline=offline
+        )
+        raise PullError(_redact(line, secrets)) from exc
+    commit = snapshot.name
+
+    hub_check = "skipped (--no-hash)"
+    if check_hashes and offline:
+        hub_check = "not re-checked against the hub (offline)"
+    elif check_hashes:
+        api = HfApi(endpoint=endpoint, token=token)
+        try:
+            cache_arg = str(cache_dir) if cache_dir else None
+            hub_check = _hub_checksums(api, preset.repo_id, commit, cache_arg, snapshot, patterns)
+        except PiAxeraError:
+            raise
+        except Exception as exc:
+            line = explain_hub_error(
+                exc,
+                repo_id=preset.repo_id,
+                revision=revision,
+                endpoint=endpoint,
+                cache=cache,
+                offline=offline,
+            )
+            raise PullError(_redact(f"checksum listing failed: {line}", secrets)) from exc
+
+    folder = _choose_subfolder(snapshot, subfolder or preset.subfolder, preset.repo_id)
+    source = snapshot / folder if folder else snapshot
+    manifest = check_manifest(source, hashes=check_hashes)
+    if manifest is not None and not manifest.ok:
+        raise PullError(
+            f"{preset.repo_id}: files differ from its {MANIFEST}: {'; '.join(manifest.problems)} "
+            "(the repo's files do not match the manifest its publisher wrote; nothing was placed)"
+        )
+
+    dest.mkdir(parents=True, exist_ok=True)
+    meta = {"repo_id": preset.repo_id, "revision": revision, "commit": commit, "subfolder": folder}
+    files, placed_by, removed = place_model(source, dest, mode=link, force=force, meta=meta)
+    try:
+        check_layout(resolve_layout(dest))
+    except ModelError as exc:
+        raise PullError(
+            f"{preset.repo_id} was downloaded to {dest}, but it is not a complete model: "
+            f"{str(exc).split('. Get a model folder')[0]}"
+        ) from exc
+    return PullResult(
+        repo_id=preset.repo_id,
+        revision=revision,
+        commit=commit,
+        endpoint=endpoint,
+        offline=offline,
+        snapshot=snapshot,
+        subfolder=folder,
+        dest=dest,
+        files=files,
+        placed_by=placed_by,
+        hub_check=hub_check,
+        manifest=manifest,
+        removed=removed,
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def render_result(result: PullResult) -> str:
+    where = f"folder {result.subfolder!r} of the repo" if result.subfolder else "the repo root"
+    lines = [
+        f"pulled {result.repo_id} @ {result.commit[:12]} ({where}) in {result.elapsed_s:.1f} s",
+        f"model folder: {result.dest}  ({len(result.files)} files, {human_bytes(result.total_bytes)})",
+    ]
+    hows = sorted(set(result.placed_by.values()))
+    for rel, size in result.files:
+        lines.append(f"  {rel:<48} {human_bytes(size):>9}  {result.placed_by.get(rel, '')}")
+    if result.removed:
+        lines.append(f"removed files of the previous pull: {', '.join(result.removed)}")
+    lines.append(f"hub checksums: {result.hub_check}")
+    if result.manifest is not None:
+        lines.append(f"manifest.json: {result.manifest.summary()}")
+    else:
+        lines.append("manifest.json: none in this model (sizes above are as the hub listed them)")
+    if "copy" in hows:
+        lines.append(
+            "note: some files were copied (the cache is on another filesystem); --link symlink saves space"
+        )
+    if any(rel.endswith(".axmodel") for rel, _ in result.files):
+        from pi_axera_sd.runtime.axengine import axengine_available
+
+        if not axengine_available():
+            lines.append(
+                "note: .axmodel files run on the AX650N NPU through pyaxengine, which is not installed here"
+            )
+    dest = str(result.dest)
+    serve = "pi-axera-sd serve" if Path(dest) == Path("models") else f"MODELS_DIR={dest} pi-axera-sd serve"
+    lines += ["next:", f"  pi-axera-sd models verify {dest}", f"  {serve}"]
+    return "\n".join(lines)
