@@ -1,0 +1,119 @@
+"""One generation request end to end: lane job (inference only) plus host encoding.
+
+Each finished image is handed to a host thread as soon as it leaves the VAE decoder, so its PNG and
+base64 encoding overlaps the next image's (or the next request's) inference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+from starlette.requests import Request
+
+from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, StageTimings
+from pi_axera_sd.engine.scheduler import img2img_timesteps
+from pi_axera_sd.errors import Cancelled
+from pi_axera_sd.server.host import EncodedImage, EncodeOptions, encode_result
+from pi_axera_sd.server.lane import JobContext
+from pi_axera_sd.server.problems import ApiError, to_api_error
+from pi_axera_sd.server.service import Service
+from pi_axera_sd.server.waiting import await_job
+
+DEFAULT_STRENGTH = 0.75
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    mode: str  # "txt2img" | "img2img"
+    prompt: str
+    seeds: tuple[int, ...]
+    encode: EncodeOptions
+    init_image: np.ndarray | None = None
+    strength: float | None = None
+
+
+@dataclass
+class BatchOutcome:
+    images: list[EncodedImage]
+    timings: list[StageTimings]
+    interrupted: bool
+    steps: int
+    queue_ms: float
+    lane_ms: float
+
+    @property
+    def text_ms(self) -> float:
+        return self.timings[0].text_ms if self.timings else 0.0
+
+
+def require_pipeline(service: Service) -> Pipeline:
+    ready, reason = service.ready()
+    if not ready or service.pipeline is None:
+        raise ApiError(503, reason, headers={"Retry-After": str(service.lane.retry_after())})
+    return service.pipeline
+
+
+def planned_steps(pipeline: Pipeline, spec: BatchSpec) -> int:
+    if spec.init_image is None:
+        return len(pipeline.timesteps)
+    return len(
+        img2img_timesteps(
+            spec.strength if spec.strength is not None else DEFAULT_STRENGTH, pipeline.timesteps
+        )
+    )
+
+
+Made = list[tuple[StageTimings, Future]]
+
+
+def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec):
+    def run(ctx: JobContext) -> tuple[Made, bool]:
+        made: Made = []
+        for index, seed in enumerate(spec.seeds):
+            ctx.begin_image(index, len(spec.seeds))
+            params = GenerationParams(
+                spec.prompt,
+                seed,
+                spec.init_image,
+                spec.strength if spec.strength is not None else DEFAULT_STRENGTH,
+            )
+            try:
+                result = pipeline.generate(params, on_step=ctx.on_step)
+            except Cancelled:
+                if ctx.interrupted:
+                    break
+                continue  # skipped: on to the next image of the batch
+            service.metrics.observe_generation(spec.mode, result.timings)
+            encoded = service.host_pool.submit(encode_result, pipeline, result, spec.encode, index)
+            made.append((result.timings, encoded))
+        return made, ctx.interrupted
+
+    return run
+
+
+async def run_batch(service: Service, spec: BatchSpec, request: Request) -> BatchOutcome:
+    pipeline = require_pipeline(service)
+    job = service.lane.submit("generate", _lane_job(service, pipeline, spec), label=spec.mode)
+    try:
+        made, interrupted = await await_job(service.lane, job, request)
+        images = [await asyncio.wrap_future(future) for _, future in made]
+    except ApiError:
+        raise
+    except Exception as exc:
+        raise to_api_error(exc) from exc
+    finally:
+        service.metrics.observe_stage("queue_wait", job.wait_s * 1000.0)
+    for image in images:
+        service.metrics.observe_stage("host_encode", image.encode_ms)
+    lane_ms = ((job.finished or job.started or 0.0) - (job.started or 0.0)) * 1000.0
+    return BatchOutcome(
+        images=images,
+        timings=[timings for timings, _ in made],
+        interrupted=interrupted,
+        steps=planned_steps(pipeline, spec),
+        queue_ms=job.wait_s * 1000.0,
+        lane_ms=lane_ms,
+    )

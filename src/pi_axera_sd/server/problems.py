@@ -1,0 +1,86 @@
+"""Errors as HTTP responses, in the shape each family of clients expects.
+
+``/sdapi/...`` answers like AUTOMATIC1111: ``{"error": type, "detail": message, "body", "errors"}``.
+Everything else (the seed's ``/generate``, health...) answers ``{"status": "error", "error": message}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from pi_axera_sd.errors import Cancelled, InvalidInput, PayloadTooLarge
+from pi_axera_sd.server.lane import LaneUnavailable, QueueFull
+
+log = logging.getLogger(__name__)
+
+A1111_PREFIX = "/sdapi/"
+# nginx's "client closed request": only ever seen in our logs and metrics, never by a client.
+CLIENT_CLOSED = 499
+
+
+class ClientGone(Exception):
+    """The client disconnected while its job waited; the job was withdrawn."""
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        errors: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.kind = kind or _default_kind(status)
+        self.headers = dict(headers or {})
+        self.errors = errors
+
+
+def _default_kind(status: int) -> str:
+    return {
+        400: "BadRequest",
+        401: "Unauthorized",
+        404: "NotFound",
+        409: "Interrupted",
+        413: "PayloadTooLarge",
+        503: "ServiceUnavailable",
+    }.get(status, "HTTPException" if status < 500 else "RuntimeError")
+
+
+def to_api_error(exc: BaseException) -> ApiError:
+    """Map anything a handler or a job raised to a status code and a message for the client."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, PayloadTooLarge):
+        return ApiError(413, str(exc), kind="PayloadTooLarge")
+    if isinstance(exc, InvalidInput):
+        return ApiError(400, str(exc), kind="InvalidInput")
+    if isinstance(exc, QueueFull):
+        return ApiError(503, exc.reason, kind="QueueFull", headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, LaneUnavailable):
+        return ApiError(
+            503, exc.reason, kind="ServiceUnavailable", headers={"Retry-After": str(exc.retry_after)}
+        )
+    if isinstance(exc, Cancelled):
+        return ApiError(409, "interrupted before an image was finished", kind="Interrupted")
+    if isinstance(exc, ClientGone):
+        return ApiError(CLIENT_CLOSED, "client disconnected while queued", kind="ClientGone")
+    return ApiError(500, f"inference failed: {type(exc).__name__}: {exc}", kind=type(exc).__name__)
+
+
+def error_body(path: str, err: ApiError) -> dict[str, Any]:
+    if path.startswith(A1111_PREFIX):
+        return {"error": err.kind, "detail": err.message, "body": "", "errors": err.errors or err.message}
+    return {"status": "error", "error": err.message}
+
+
+def error_response(path: str, err: ApiError) -> JSONResponse:
+    return JSONResponse(error_body(path, err), status_code=err.status, headers=err.headers)

@@ -1,0 +1,239 @@
+"""Request bodies: lenient where the seed promises it, strict where a value is actually used.
+
+* Unknown keys are kept and ignored (``extra="allow"``): clients send dozens (A1111's full form,
+  SillyTavern's ``url``/``auth``), and rejecting any of them breaks a client.
+* Fields the model cannot honour (steps, sampler, cfg_scale, width/height...) are not validated at all.
+* Fields the service uses are parsed here; a malformed one (a seed of ``"abc"``) is a 400 with the
+  field's name, while an out-of-range one is brought into range (strength 1.5 -> 1.0), as the seed
+  says: "erring on the side of successful generation".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+
+from pi_axera_sd.errors import InvalidInput
+
+_SHOWN = 40  # characters of a bad value quoted back in an error (it may be a whole image)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def _bad(kind: str, message: str, value: Any) -> PydanticCustomError:
+    return PydanticCustomError(kind, message + ", got {got}", {"got": _shown(value)})
+
+
+def _integer(value: Any) -> int:
+    """An integer from JSON: 42, 42.0 or "42"; never a bool, a fraction or other text."""
+    if isinstance(value, bool):
+        raise _bad("integer", "must be an integer", value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise _bad("integer", "must be an integer", value)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise _bad("number", "must be a number", value)
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise _bad("number", "must be a number", value) from None
+    else:
+        raise _bad("number", "must be a number", value)
+    if not math.isfinite(number):
+        raise _bad("number", "must be a finite number", value)
+    return number
+
+
+def _optional_number(value: Any) -> float | None:
+    return None if value is None else _number(value)
+
+
+def _seed(value: Any) -> int | None:
+    return None if value is None else _integer(value)
+
+
+def _strength(value: Any) -> float | None:
+    return None if value is None else min(1.0, max(0.0, _number(value)))
+
+
+def _resize_mode(value: Any) -> int:
+    if value is None:
+        return 0
+    mode = _integer(value)
+    return mode if mode in (0, 1, 2, 3) else 0  # out of range: the default, as A1111 would stretch
+
+
+def _count(value: Any) -> int:
+    return 1 if value is None else max(1, _integer(value))
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _bad("text", "must be a string", value)
+    return value
+
+
+def _required_text(value: Any) -> str:
+    if value is None:
+        raise PydanticCustomError("missing", "is required")
+    return _text(value)
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise _bad("flag", "must be true or false", value)
+
+
+def _mode(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() in ("txt2img", "img2img"):
+        return value.strip().lower()
+    raise _bad("mode", "must be 'txt2img' or 'img2img'", value)
+
+
+def _image_list(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]  # a single image where a list belongs: accept it
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    raise _bad(
+        "images", "must be a list of base64 image strings", "[...]" if isinstance(value, list) else value
+    )
+
+
+def _image(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _bad("image", "must be a base64 image string", "{...}" if isinstance(value, dict) else value)
+    return value
+
+
+Seed = Annotated[int | None, BeforeValidator(_seed)]
+Strength = Annotated[float | None, BeforeValidator(_strength)]
+ResizeMode = Annotated[int, BeforeValidator(_resize_mode)]
+Count = Annotated[int, BeforeValidator(_count)]
+Text = Annotated[str, BeforeValidator(_text)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+Mode = Annotated[Literal["txt2img", "img2img"] | None, BeforeValidator(_mode)]
+ImageList = Annotated[list[str] | None, BeforeValidator(_image_list)]
+Image = Annotated[str | None, BeforeValidator(_image)]
+
+
+class Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    @classmethod
+    def parse(cls, body: Any) -> Any:
+        """Validate a parsed JSON body; problems become one :class:`InvalidInput` naming each field."""
+        if not isinstance(body, dict):
+            raise InvalidInput(f"request body must be a JSON object, not {type(body).__name__}")
+        try:
+            return cls.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidInput(describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is required"
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+class GenerateRequest(Lenient):
+    """The seed's ``POST /generate``. Other keys (steps, sampler, cfg_scale, n_iter, batch_size,
+    width, height, negative_prompt...) are accepted and ignored."""
+
+    mode: Mode = Field(None, description="txt2img or img2img; default: img2img when init_image is given")
+    prompt: Annotated[str, BeforeValidator(_required_text)] = Field(
+        ..., description="what to draw (required)"
+    )
+    seed: Seed = Field(None, description="-1 or absent: random; the seed used is returned")
+    init_image: Image = Field(None, description="img2img: base64 PNG/JPEG/WebP, data URI allowed")
+    denoising_strength: Strength = Field(
+        None, description="img2img: 0-1 (default 0.75), 1-4 of the 4 LCM steps; clamped"
+    )
+    resize_mode: ResizeMode = Field(0, description="A1111 resize mode: 0 stretch, 1 crop, 2 fill")
+
+    def resolved_mode(self) -> str:
+        return self.mode or ("img2img" if self.init_image is not None else "txt2img")
+
+
+class Txt2ImgRequest(Lenient):
+    """A1111's txt2img body. Used: prompt, negative_prompt (recorded only: CFG is 1), seed,
+    batch_size, n_iter, send_images. Everything else is accepted and ignored."""
+
+    prompt: Text = ""
+    negative_prompt: Text = ""
+    seed: Seed = -1
+    batch_size: Count = 1
+    n_iter: Count = 1
+    send_images: Flag = True
+    save_images: Flag = False
+
+
+class Img2ImgRequest(Txt2ImgRequest):
+    """A1111's img2img body: txt2img's fields plus the init image (the first one is used)."""
+
+    init_images: ImageList = None
+    resize_mode: ResizeMode = 0
+    denoising_strength: Strength = 0.75
+    include_init_images: Flag = False
+
+
+class PngInfoRequest(Lenient):
+    image: Image = None
+
+
+class InterrogateRequest(Lenient):
+    image: Image = None
+    model: Text = "clip"
+    top_k: Count = 10
+    threshold: Annotated[float | None, BeforeValidator(_optional_number)] = None
+
+
+class StructuredInterrogateRequest(Lenient):
+    image: Image = None
+    categories: Any = None  # checked by the route: its rules need the service's label limit
+
+
+def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
+    """A route's documented request body when the route parses the JSON itself."""
+    schema = model.model_json_schema()
+    schema["additionalProperties"] = True
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -1,0 +1,212 @@
+"""Everything one running service holds: settings, the lane and its models, metrics, host threads,
+readiness, and the failure policy that decides when the process should exit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
+
+from pi_axera_sd.config import Settings
+from pi_axera_sd.engine.pipeline import Pipeline
+from pi_axera_sd.errors import Cancelled, InvalidInput, ModelError, RuntimeUnavailable
+from pi_axera_sd.interrogate.api import Interrogator
+from pi_axera_sd.server.lane import Lane, LaneUnavailable
+from pi_axera_sd.server.metrics import Metrics
+from pi_axera_sd.server.modelinfo import ModelInfo, describe
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Exit codes: 2 = configuration (models missing/unusable; systemd must not restart in a loop),
+# 3 = the runtime failed (systemd restarts the service).
+EXIT_CONFIG = 2
+EXIT_RUNTIME = 3
+
+
+class FailureTracker:
+    """Counts consecutive runtime failures; a success resets the count."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.consecutive = 0
+        self.total = 0
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+
+    def record(self, error: BaseException | None) -> bool:
+        """Record one job outcome; True when this failure reaches the limit."""
+        with self._lock:
+            if error is None:
+                self.consecutive = 0
+                return False
+            self.consecutive += 1
+            self.total += 1
+            self.last_error = f"{type(error).__name__}: {error}"
+            return self.consecutive >= self.limit
+
+
+def is_runtime_failure(error: BaseException) -> bool:
+    """Caller mistakes, interrupts and refusals say nothing about the accelerator's health."""
+    return not isinstance(error, InvalidInput | Cancelled | LaneUnavailable)
+
+
+def _host_threads() -> int:
+    return max(2, min(4, os.cpu_count() or 2))
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pipeline: Pipeline | None = None,
+        interrogator: Interrogator | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.lane = Lane(settings.queue_size, on_result=self._on_result, name="inference-lane")
+        self.host_pool = ThreadPoolExecutor(_host_threads(), thread_name_prefix="host")
+        self.failures = FailureTracker(settings.max_runtime_failures)
+        self.pipeline: Pipeline | None = None
+        self.model: ModelInfo | None = None
+        self.interrogator: Interrogator | None = None
+        self.interrogator_error: str | None = "interrogation model is loading"
+        self.exit_code = 0
+        self.fatal_reason: str | None = None
+        self.stopping = False
+        self.started_at = time.time()
+        self._given_pipeline = pipeline
+        self._given_interrogator = interrogator
+        self._exit_hook: Callable[[], None] | None = None
+        self.metrics.bind(
+            queued=lambda: self.lane.status().queued,
+            running=lambda: 1 if self.lane.status().running else 0,
+            ready=lambda: 1 if self.ready()[0] else 0,
+        )
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def on_exit_request(self, hook: Callable[[], None]) -> None:
+        """The server runner's way to be told the process should end (see :meth:`fatal`)."""
+        self._exit_hook = hook
+
+    def start(self) -> None:
+        self.lane.start(init=self._load, on_init_error=self._load_failed)
+
+    def begin_stop(self) -> None:
+        """SIGTERM: take no new jobs and release every queued client with a 503 right away."""
+        if self.stopping:
+            return
+        self.stopping = True
+        dropped = self.lane.close("the service is stopping")
+        if dropped:
+            self.metrics.rejections.labels("stopping").inc(dropped)
+        log.info("stopping: no new jobs", extra={"fields": {"queued_jobs_failed": dropped}})
+
+    def stop(self, grace_s: float) -> None:
+        """Let the running job finish (bounded), then stop the lane and the host threads."""
+        self.begin_stop()
+        clean = self.lane.stop(grace_s)
+        self.host_pool.shutdown(wait=clean, cancel_futures=True)
+        log.info("stopped", extra={"fields": {"clean": clean}})
+
+    def fatal(self, code: int, reason: str) -> None:
+        """Readiness turns false at once; the process exits with ``code`` after a graceful stop."""
+        if self.fatal_reason is None:
+            self.fatal_reason = reason
+            self.exit_code = code
+            log.critical("fatal: %s", reason, extra={"fields": {"exit_code": code}})
+        self.lane.close(reason)
+        if self._exit_hook is not None:
+            self._exit_hook()
+
+    def ready(self) -> tuple[bool, str]:
+        if self.fatal_reason is not None:
+            return False, self.fatal_reason
+        if self.stopping:
+            return False, "the service is stopping"
+        status = self.lane.status()
+        if self.pipeline is None or status.state != "open":
+            return False, status.reason or "models are loading"
+        return True, "ready"
+
+    # ---- host work ---------------------------------------------------------------------------
+
+    async def run_host(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run CPU-bound host work (decode, resize, encode) off the event loop and off the lane."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.host_pool, partial(fn, *args, **kwargs))
+
+    # ---- the lane's hooks (lane thread) ------------------------------------------------------
+
+    def _load(self) -> None:
+        start = time.perf_counter()
+        pipeline = self._given_pipeline
+        if pipeline is None:
+            pipeline = Pipeline.load(self.settings.model_layout(), self.settings.runtime_options())
+        self.model = describe(pipeline)
+        self.pipeline = pipeline
+        fields: dict[str, Any] = {
+            "model": self.model.name,
+            "size": f"{self.model.width}x{self.model.height}",
+            "img2img": self.model.img2img,
+            "runtimes": {role: f"{s.runtime}/{s.provider}" for role, s in pipeline.sessions.items()},
+            "load_ms": round((time.perf_counter() - start) * 1000, 1),
+        }
+        self._load_interrogator()
+        fields["interrogation"] = self.interrogator_error or "loaded"
+        log.info("models loaded", extra={"fields": fields})
+
+    def _load_interrogator(self) -> None:
+        found = self._given_interrogator
+        error = None
+        if found is None:
+            found, error = load_interrogator_from(self.settings)
+        self.interrogator, self.interrogator_error = found, error
+        if found is not None:
+            self.lane.set_background(found.warmup_step)
+
+    def _load_failed(self, _kind: str, error: BaseException | None) -> None:
+        # Unusable model files will not fix themselves: exit 2 so systemd does not loop; a runtime
+        # that is not up yet (NPU driver) may be after a restart.
+        config_error = isinstance(error, ModelError) and not isinstance(error, RuntimeUnavailable)
+        self.fatal(EXIT_CONFIG if config_error else EXIT_RUNTIME, f"loading the models failed: {error}")
+
+    def _on_result(self, kind: str, error: BaseException | None) -> None:
+        if error is not None and not is_runtime_failure(error):
+            return
+        if error is not None:
+            self.metrics.job_failures.labels(kind, "runtime").inc()
+            log.error(
+                "job failed in the runtime",
+                exc_info=error,
+                extra={"fields": {"kind": kind, "consecutive": self.failures.consecutive + 1}},
+            )
+        if self.failures.record(error):
+            self.fatal(
+                EXIT_RUNTIME,
+                f"{self.failures.consecutive} consecutive runtime failures, last: {self.failures.last_error}",
+            )
+
+
+def load_interrogator_from(settings: Settings) -> tuple[Interrogator | None, str | None]:
+    """The CLIP interrogator if its model files are present, else None and the reason."""
+    try:
+        from pi_axera_sd.interrogate.service import load_interrogator
+    except ImportError as exc:
+        return None, f"interrogation is not available in this install ({exc})"
+    try:
+        found = load_interrogator(settings)
+    except Exception as exc:
+        log.exception("loading the interrogation model failed")
+        return None, f"loading failed: {exc}"
+    if found is None:
+        return None, f"no CLIP model files under {settings.clip_dir}"
+    return found, None
