@@ -1,0 +1,123 @@
+"""The ASGI application: routes, middleware, error handlers, and the lifespan that loads the models."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from pi_axera_sd import __version__
+from pi_axera_sd.config import Settings
+from pi_axera_sd.engine.pipeline import Pipeline
+from pi_axera_sd.errors import PiAxeraError
+from pi_axera_sd.interrogate.api import Interrogator
+from pi_axera_sd.server import (
+    routes_a1111,
+    routes_a1111_meta,
+    routes_generate,
+    routes_interrogate,
+    routes_ops,
+    routes_progress,
+)
+from pi_axera_sd.server.a1111 import OptionsStore
+from pi_axera_sd.server.access import AccessMiddleware
+from pi_axera_sd.server.auth import AuthMiddleware, Credentials
+from pi_axera_sd.server.context import note
+from pi_axera_sd.server.lane import LaneUnavailable
+from pi_axera_sd.server.limits import BodyLimitMiddleware
+from pi_axera_sd.server.problems import ApiError, ClientGone, error_response, to_api_error
+from pi_axera_sd.server.service import Service
+
+DESCRIPTION = """Stable Diffusion 1.5 + LCM-LoRA on one inference lane (Axera AX650N NPU, CPU or GPU).
+
+* `POST /generate`: the seed's txt2img/img2img endpoint.
+* `/sdapi/v1/...`: the AUTOMATIC1111 WebUI API subset its clients use.
+* `/health`, `/ready`, `/metrics`: operations.
+"""
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    err = to_api_error(exc)
+    note(request, error=err.message)
+    return error_response(request.url.path, err)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    err = ApiError(exc.status_code, str(exc.detail), headers=exc.headers)
+    return error_response(request.url.path, err)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI validates only query/path parameters here (bodies are parsed by the routes): a 400.
+    assert isinstance(exc, RequestValidationError)
+    message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return error_response(request.url.path, ApiError(400, message or "invalid request"))
+
+
+def create_app(
+    settings: Settings | None = None,
+    pipeline: Pipeline | None = None,
+    interrogator: Interrogator | None = None,
+) -> FastAPI:
+    """The service as an ASGI app. Models load on the inference lane when the app starts (the
+    lifespan), unless ``pipeline`` is given; ``interrogator`` defaults to the CLIP files found
+    through ``settings`` (none: the interrogation routes answer 503)."""
+    settings = settings or Settings()
+    credentials = Credentials.from_settings(settings)  # a malformed API_AUTH fails here, at startup
+    service = Service(settings, pipeline=pipeline, interrogator=interrogator)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        yield
+        await asyncio.to_thread(service.stop, settings.shutdown_grace_s)
+
+    middleware = [Middleware(AccessMiddleware, metrics=service.metrics)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["*"],
+                allow_credentials="*" not in settings.cors_origins,
+                expose_headers=["X-Request-ID", "X-Process-Time", "Retry-After"],
+            )
+        )
+    middleware.append(Middleware(AuthMiddleware, credentials=credentials))
+    middleware.append(Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes))
+
+    app = FastAPI(
+        title="Pi Axera SD",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        middleware=middleware,
+    )
+    app.state.service = service
+    app.state.options = OptionsStore(save_images=settings.save_images)
+    for exc_class in (ApiError, PiAxeraError, LaneUnavailable, ClientGone):
+        app.add_exception_handler(exc_class, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for module in (
+        routes_generate,
+        routes_a1111,
+        routes_a1111_meta,
+        routes_progress,
+        routes_interrogate,
+        routes_ops,
+    ):
+        app.include_router(module.router)
+    return app
+
+
+__all__ = ["create_app"]

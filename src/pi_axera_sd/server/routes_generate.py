@@ -1,0 +1,118 @@
+"""``POST /generate``: the seed's unified txt2img/img2img endpoint."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from pi_axera_sd.engine.pipeline import resolve_seed
+from pi_axera_sd.errors import InvalidInput
+from pi_axera_sd.server.context import note, read_json, request_id, service_of
+from pi_axera_sd.server.generation import DEFAULT_STRENGTH, BatchSpec, require_pipeline, run_batch
+from pi_axera_sd.server.host import EncodeOptions, decode_init_image
+from pi_axera_sd.server.problems import ApiError
+from pi_axera_sd.server.schemas import GenerateRequest, openapi_body
+
+router = APIRouter(tags=["generate"])
+
+
+class GenerateResponse(BaseModel):
+    status: str = "ok"
+    base64: str
+    text_time_ms: float
+    total_time_ms: float
+    seed: int
+
+
+class ErrorResponse(BaseModel):
+    status: str = "error"
+    error: str
+
+
+_ERRORS = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "malformed request (bad JSON, non-integer seed, undecodable image, missing prompt)",
+        409: "interrupted (POST /sdapi/v1/interrupt) before the image was finished",
+        413: "body or image over the configured limit",
+        500: "the runtime failed for this job",
+        503: "queue full, models loading, or stopping (see Retry-After)",
+    }.items()
+}
+
+
+@router.post(
+    "/generate",
+    response_model=GenerateResponse,
+    responses=_ERRORS,
+    openapi_extra=openapi_body(GenerateRequest),
+    summary="txt2img or img2img; unsupported or extra parameters are ignored",
+)
+async def generate(request: Request) -> JSONResponse:
+    start = time.perf_counter()
+    service = service_of(request)
+    req = GenerateRequest.parse(await read_json(request))
+    pipeline = require_pipeline(service)
+    mode = req.resolved_mode()
+    init = None
+    decode_ms = 0.0
+    if mode == "img2img":
+        if not req.init_image:
+            raise InvalidInput("init_image is required for img2img (a base64 PNG, JPEG or WebP)")
+        if not pipeline.supports_img2img:
+            raise InvalidInput("img2img is unavailable: the model folder has no VAE encoder")
+        service.lane.ensure_room()  # refuse before spending time decoding
+        t0 = time.perf_counter()
+        init = await service.run_host(
+            decode_init_image, req.init_image, service.settings.image_limits(), pipeline, req.resize_mode
+        )
+        decode_ms = (time.perf_counter() - t0) * 1000.0
+        service.metrics.observe_stage("host_decode", decode_ms)
+    settings = service.settings
+    strength = None
+    if init is not None:
+        strength = req.denoising_strength if req.denoising_strength is not None else DEFAULT_STRENGTH
+    spec = BatchSpec(
+        mode=mode,
+        prompt=req.prompt,
+        seeds=(resolve_seed(req.seed),),
+        init_image=init,
+        strength=strength,
+        encode=EncodeOptions(
+            prompt=req.prompt,
+            negative_prompt="",
+            strength=strength,
+            compress_level=settings.png_compress_level,
+            want_base64=True,
+            save_dir=settings.output_dir if settings.save_images else None,
+            name_prefix=request_id(request),
+        ),
+    )
+    outcome = await run_batch(service, spec, request)
+    if not outcome.images:
+        raise ApiError(409, "interrupted before the image was finished", kind="Interrupted")
+    image = outcome.images[0]
+    total_ms = (time.perf_counter() - start) * 1000.0
+    note(
+        request,
+        job={"mode": mode, "seed": image.seed, "steps": outcome.steps},
+        timings={
+            "decode_ms": round(decode_ms, 2),
+            "queue_ms": round(outcome.queue_ms, 2),
+            **outcome.timings[0].as_dict(),
+            "encode_ms": round(image.encode_ms, 2),
+            "request_ms": round(total_ms, 2),
+        },
+    )
+    return JSONResponse(
+        {
+            "status": "ok",
+            "base64": image.base64,
+            "text_time_ms": round(outcome.text_ms, 2),
+            "total_time_ms": round(total_ms, 2),
+            "seed": image.seed,
+        }
+    )

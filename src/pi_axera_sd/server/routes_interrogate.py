@@ -1,0 +1,145 @@
+"""``POST /sdapi/v1/interrogate`` (flat tags) and ``/sdapi/v1/interrogate/structured`` (one winner
+per category), run on the inference lane through the :class:`Interrogator` protocol."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from PIL import Image
+
+from pi_axera_sd.engine.imageio import decode_base64_image
+from pi_axera_sd.errors import InvalidInput
+from pi_axera_sd.interrogate.api import Interrogator
+from pi_axera_sd.server.context import note, read_json, service_of
+from pi_axera_sd.server.problems import ApiError, to_api_error
+from pi_axera_sd.server.schemas import InterrogateRequest, StructuredInterrogateRequest, openapi_body
+from pi_axera_sd.server.service import Service
+from pi_axera_sd.server.waiting import await_job
+
+router = APIRouter(prefix="/sdapi/v1", tags=["interrogate"])
+
+MODELS = ("clip",)
+MAX_TOP_K = 100
+DEFAULT_THRESHOLD = 0.22
+
+
+def _interrogator(service: Service, *, needs_taxonomy: bool) -> Interrogator:
+    """The interrogator, or a 503 saying why not (not installed, no model files, warming up)."""
+    if service.pipeline is None and service.interrogator is None:
+        raise ApiError(503, service.ready()[1], headers={"Retry-After": "5"})
+    found = service.interrogator
+    if found is None:
+        raise ApiError(503, f"interrogation model not loaded: {service.interrogator_error}")
+    state = found.status()
+    if state.error:
+        raise ApiError(503, f"interrogation unavailable: {state.error}")
+    if needs_taxonomy and not state.ready:
+        raise ApiError(
+            503,
+            f"interrogation model is warming up: {state.message} "
+            f"({state.done}/{state.total} labels, {state.progress:.0%})",
+            headers={"Retry-After": "10"},
+            errors={
+                "warming_up": True,
+                "progress": round(state.progress, 4),
+                "done": state.done,
+                "total": state.total,
+            },
+        )
+    return found
+
+
+async def _decode(service: Service, text: str | None) -> Image.Image:
+    if not text:
+        raise InvalidInput("image is required (a base64 PNG, JPEG or WebP)")
+    service.lane.ensure_room()
+    start = time.perf_counter()
+    image = await service.run_host(decode_base64_image, text, service.settings.image_limits())
+    service.metrics.observe_stage("host_decode", (time.perf_counter() - start) * 1000.0)
+    return image
+
+
+async def _on_lane(service: Service, request: Request, work: Callable[[], Any]) -> Any:
+    job = service.lane.submit("interrogate", lambda _ctx: work(), label="interrogate")
+    start = time.perf_counter()
+    try:
+        return await await_job(service.lane, job, request)
+    except ApiError:
+        raise
+    except Exception as exc:
+        raise to_api_error(exc) from exc
+    finally:
+        service.metrics.observe_stage("queue_wait", job.wait_s * 1000.0)
+        service.metrics.observe_stage("interrogate", (time.perf_counter() - start - job.wait_s) * 1000.0)
+
+
+@router.post(
+    "/interrogate",
+    openapi_extra=openapi_body(InterrogateRequest),
+    summary="taxonomy tags scoring >= threshold, best first (model: clip)",
+)
+async def interrogate(request: Request) -> dict[str, Any]:
+    service = service_of(request)
+    req = InterrogateRequest.parse(await read_json(request))
+    if not req.image:
+        raise InvalidInput("image is required (a base64 PNG, JPEG or WebP)")
+    if req.model.strip().lower() not in MODELS:
+        raise ApiError(404, f"model {req.model!r} not found; available: {', '.join(MODELS)}", kind="NotFound")
+    interrogator = _interrogator(service, needs_taxonomy=True)
+    image = await _decode(service, req.image)
+    top_k = min(req.top_k, MAX_TOP_K)
+    threshold = DEFAULT_THRESHOLD if req.threshold is None else min(1.0, max(-1.0, req.threshold))
+    tags = await _on_lane(
+        service, request, lambda: interrogator.tags(image, top_k=top_k, threshold=threshold)
+    )
+    note(request, job={"tags": len(tags)})
+    return {
+        "caption": ", ".join(t.tag for t in tags),
+        "interrogations": [{"tag": t.tag, "score": round(float(t.score), 4)} for t in tags],
+    }
+
+
+def check_categories(categories: Any, max_labels: int) -> dict[str, list[str]]:
+    """``{name: [label, ...]}`` with at least one category, no empty lists, string labels only, and
+    at most ``max_labels`` labels in all (each is a text-encoder pass)."""
+    if not isinstance(categories, dict) or not categories:
+        raise InvalidInput('categories must be a non-empty object: {"name": ["label", ...], ...}')
+    total = 0
+    for name, labels in categories.items():
+        if not isinstance(labels, list) or not labels:
+            raise InvalidInput(f"categories.{name} must be a non-empty list of labels")
+        if not all(isinstance(label, str) and label.strip() for label in labels):
+            raise InvalidInput(f"categories.{name} must hold non-empty strings only")
+        total += len(labels)
+    if total > max_labels:
+        raise InvalidInput(
+            f"categories hold {total} labels; the limit is {max_labels} (MAX_STRUCTURED_LABELS)"
+        )
+    return {name: [label.strip() for label in labels] for name, labels in categories.items()}
+
+
+@router.post(
+    "/interrogate/structured",
+    openapi_extra=openapi_body(StructuredInterrogateRequest),
+    summary="one winner per category (softmax over its labels) plus general taxonomy tags",
+)
+async def interrogate_structured(request: Request) -> dict[str, Any]:
+    service = service_of(request)
+    req = StructuredInterrogateRequest.parse(await read_json(request))
+    if not req.image:
+        raise InvalidInput("image is required (a base64 PNG, JPEG or WebP)")
+    categories = check_categories(req.categories, service.settings.max_structured_labels)
+    # General tags need the taxonomy; categories do not, so this works while it warms up.
+    interrogator = _interrogator(service, needs_taxonomy=False)
+    image = await _decode(service, req.image)
+    result = await _on_lane(service, request, lambda: interrogator.structured(image, categories))
+    return {
+        "results": {
+            name: {"winner": r.winner, "confidence": round(float(r.confidence), 4)}
+            for name, r in result.results.items()
+        },
+        "general_tags": list(result.general_tags),
+    }

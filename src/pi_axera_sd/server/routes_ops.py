@@ -1,0 +1,39 @@
+"""Operations: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from pi_axera_sd import __version__
+from pi_axera_sd.server.context import service_of
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", summary="alive (no auth)")
+async def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/ready", summary="models loaded and jobs taken; 503 while loading, failed or stopping")
+async def ready(request: Request) -> JSONResponse:
+    service = service_of(request)
+    ok, reason = service.ready()
+    status = service.lane.status()
+    body = {
+        "ready": ok,
+        "status": "ready" if ok else "not ready",
+        "reason": None if ok else reason,
+        "model": service.model.name if service.model else None,
+        "queued": status.queued,
+        "running": status.running is not None,
+        "interrogation": service.interrogator_error or "loaded",
+    }
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    return Response(service_of(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
