@@ -1,0 +1,1 @@
+"""Deployment: the systemd unit for the service."""

@@ -1,0 +1,123 @@
+"""``pi-axera-sd serve`` and ``pi-axera-sd systemd``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pi_axera_sd.server.flags import add_settings_flags
+
+log = logging.getLogger(__name__)
+
+MISSING_MODELS_HELP = """\
+error: cannot serve: {error}
+
+Get a model folder, then start again (or point MODELS_DIR / --models-dir at it):
+  AX650N NPU (AXERA's compiled models):
+    pi-axera-sd models pull AXERA-TECH/lcm-lora-sdv1-5
+  CPU or GPU (export SD1.5 + LCM-LoRA to ONNX; needs the [export] extra):
+    pi-axera-sd models export runwayml/stable-diffusion-v1-5 {models_dir} \\
+        --lora latent-consistency/lcm-lora-sdv1-5
+  a quick smoke test with random weights:
+    pi-axera-sd models random {models_dir}
+"""
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pi_axera_sd.cli import settings_from_args
+    from pi_axera_sd.engine.layout import check_layout
+    from pi_axera_sd.errors import ModelError
+    from pi_axera_sd.server.app import create_app
+    from pi_axera_sd.server.logs import configure_logging
+    from pi_axera_sd.server.runner import run
+    from pi_axera_sd.server.service import EXIT_CONFIG
+
+    settings = settings_from_args(args)
+    configure_logging("debug" if args.verbose else settings.log_level)
+    try:
+        check_layout(settings.model_layout())
+    except ModelError as exc:
+        # Exit 2: the unit's RestartPreventExitStatus=2 stops systemd from restarting in a loop.
+        log.error(
+            "models missing", extra={"fields": {"detail": str(exc), "models_dir": str(settings.models_dir)}}
+        )
+        print(MISSING_MODELS_HELP.format(error=exc, models_dir=settings.models_dir), file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return run(app, settings)
+
+
+def cmd_systemd(args: argparse.Namespace) -> int:
+    from pi_axera_sd.cli import settings_from_args
+    from pi_axera_sd.deploy.systemd import UNIT_NAME, render_unit, unit_for_install
+
+    settings = settings_from_args(args)
+    try:
+        unit = unit_for_install(
+            settings,
+            user=args.user,
+            group=args.group,
+            extra_env=args.env or [],
+            working_directory=args.working_directory,
+            given=_given_settings(args),
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = render_unit(unit)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output or UNIT_NAME)
+    out.write_text(text)
+    print(f"wrote {out}. Install and start it with:")
+    print(f"  sudo cp {out} /etc/systemd/system/{UNIT_NAME}")
+    print("  sudo systemctl daemon-reload")
+    print(f"  sudo systemctl enable --now {UNIT_NAME}")
+    print(f"  sudo journalctl -u {UNIT_NAME} -f")
+    return 0
+
+
+def _given_settings(args: argparse.Namespace) -> set[str]:
+    from pi_axera_sd.config import Settings
+
+    return {k for k, v in vars(args).items() if k in Settings.model_fields and v is not None}
+
+
+def register(sub: argparse._SubParsersAction, _models_sub: argparse._SubParsersAction) -> None:
+    from pi_axera_sd.cli import _add_engine_flags
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP service (/generate, the A1111 API, /docs)",
+        description="Every setting comes from its environment variable; a flag given here overrides it.",
+    )
+    _add_engine_flags(serve)
+    add_settings_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    unit = sub.add_parser(
+        "systemd",
+        help="write pi_axera_sd_generator.service for this install",
+        description="Writes a systemd unit that runs this install's 'pi-axera-sd serve' with the settings "
+        "given here or in the environment. Credentials are never written into the unit: put "
+        "PI_AXERA_SD_API_AUTH / PI_AXERA_SD_API_TOKEN in /etc/pi-axera-sd.env (mode 600).",
+    )
+    unit.add_argument("--user", help="account the service runs as (default: the invoking user)")
+    unit.add_argument("--group", help="group (default: the user's primary group)")
+    unit.add_argument(
+        "--env", action="append", metavar="KEY=VALUE", help="extra Environment= line (repeatable)"
+    )
+    unit.add_argument("--working-directory", type=Path, help="default: the current directory")
+    unit.add_argument(
+        "-o", "--output", help="file to write (default ./pi_axera_sd_generator.service; - = stdout)"
+    )
+    _add_engine_flags(unit)
+    add_settings_flags(unit)
+    unit.set_defaults(func=cmd_systemd)

@@ -1,0 +1,60 @@
+"""A command-line flag for every setting, so anything the environment can set a flag can override.
+
+Flags are derived from :class:`~pi_axera_sd.config.Settings` (``queue_size`` -> ``--queue-size``,
+help naming the environment variable), so a new setting gets its flag without touching this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import AliasChoices, SecretStr
+from pydantic.fields import FieldInfo
+
+from pi_axera_sd.config import PREFIX, Settings
+
+
+def env_name(name: str, field: FieldInfo) -> str:
+    """The environment variable users are told about: the seed's plain name where there is one."""
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices) and alias.choices and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return f"{PREFIX}{name.upper()}"
+
+
+def _base_type(annotation: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """Add ``--<field>`` for each setting the parser has no flag for yet (default None = not given)."""
+    taken = {action.dest for action in parser._actions}
+    for name, field in Settings.model_fields.items():
+        if name in taken:
+            continue
+        flag = "--" + name.replace("_", "-")
+        kind = _base_type(field.annotation)
+        help_text = f"env {env_name(name, field)}"
+        default = field.get_default(call_default_factory=True)
+        if default not in (None, []) and not isinstance(default, SecretStr):
+            help_text += f" (default {default})"
+        if kind is bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, help=help_text)
+        elif get_origin(kind) is list:
+            parser.add_argument(flag, dest=name, type=_comma_list, help=help_text + "; comma-separated")
+        elif kind in (int, float, str, Path):
+            parser.add_argument(flag, dest=name, type=kind, help=help_text)
+        elif kind is SecretStr:
+            parser.add_argument(flag, dest=name, type=str, help=help_text + " (prefer the variable)")

@@ -1,0 +1,89 @@
+"""Running the app under uvicorn with the service's stop semantics.
+
+SIGTERM/SIGINT: stop accepting connections, answer queued jobs 503, let the running job finish
+(bounded by ``shutdown_grace_s``), exit 0. uvicorn itself re-raises the signal after a graceful
+stop, which would end the process "killed by SIGTERM"; this server does not.
+A fatal runtime failure stops the server the same way and exits with the service's code (3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from pi_axera_sd.config import Settings
+from pi_axera_sd.server.service import Service
+
+log = logging.getLogger(__name__)
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class ServiceServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self.service = service
+        self.started_event = threading.Event()
+        service.on_exit_request(self.request_exit)
+
+    def request_exit(self) -> None:
+        self.should_exit = True  # polled by uvicorn's main loop every 0.1 s
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in _SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, sig: int, _frame: FrameType | None) -> None:
+        # Flags only: this runs between bytecodes of the event loop thread, which may hold locks.
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.started_event.set()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        log.info("shutting down: finishing the running job, refusing queued ones")
+        self.service.begin_stop()
+        await super().shutdown(sockets)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        return self.servers[0].sockets[0].getsockname()[1]
+
+
+def build_server(app: FastAPI, settings: Settings, *, port: int | None = None) -> ServiceServer:
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port if port is None else port,
+        log_config=None,  # our JSON logging (server.logs) is already configured
+        access_log=False,  # the access middleware writes one richer line per request
+        lifespan="on",
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+    )
+    return ServiceServer(config, app.state.service)
+
+
+def run(app: FastAPI, settings: Settings) -> int:
+    """Serve until stopped; the process exit code (0 after a clean stop)."""
+    server = build_server(app, settings)
+    server.run()
+    return server.service.exit_code
