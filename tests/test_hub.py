@@ -22,6 +22,7 @@ from pi_axera_sd.engine.layout import resolve_layout
 from pi_axera_sd.modeltools.hub import (
     STATE_FILE,
     PullError,
+    display_url,
     find_model_dirs,
     missing_models_hint,
     place_model,
@@ -293,6 +294,7 @@ def test_presets_and_repo_ids():
     axera = resolve_spec("axera")
     assert axera.repo_id == "AXERA-TECH/lcm-lora-sdv1-5" and "*.axmodel" in axera.allow_patterns
     assert resolve_spec("NPU") is axera and resolve_spec("ax650n") is axera
+    assert resolve_spec("AXERA-TECH/lcm-lora-sdv1-5") is axera  # the repo id is the preset too
     own = resolve_spec("someone/their-sd15")
     assert own.repo_id == "someone/their-sd15" and own.allow_patterns is None
     with pytest.raises(PullError, match="neither a preset"):
@@ -346,6 +348,11 @@ def test_place_model_replaces_its_own_files_and_guards_others(tmp_path):
     assert (other / "unet.onnx").read_bytes() == b"u2" and (
         other / "vae_decoder.onnx"
     ).read_bytes() == b"mine"
+
+
+def test_endpoint_credentials_are_not_shown():
+    assert display_url("https://user:secret@mirror.example:8443/hub") == "https://mirror.example:8443/hub"
+    assert display_url("https://huggingface.co") == "https://huggingface.co"
 
 
 def test_hint_names_the_exact_commands(tmp_path):

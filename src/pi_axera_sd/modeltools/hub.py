@@ -76,10 +76,13 @@ ALIASES = {"npu": "axera", "ax650": "axera", "ax650n": "axera", "lcm-lora-sdv1-5
 
 
 def resolve_spec(spec: str) -> Preset:
-    """A preset by name (or alias), or ``owner/name``: a hub model repo, all its files (see --include)."""
+    """A preset by name, alias or repo id, or any other ``owner/name``: that repo, all its files."""
     key = spec.strip().lower()
     if key in PRESETS or key in ALIASES:
         return PRESETS[ALIASES.get(key, key)]
+    for preset in PRESETS.values():  # a preset's repo id means the preset (its file patterns too)
+        if preset.repo_id.lower() == key:
+            return preset
     parts = spec.strip().split("/")
     if len(parts) == 2 and all(parts):
         return Preset(spec.strip(), spec.strip(), "hub repository")
@@ -131,6 +134,18 @@ class PullResult:
 
 
 # ---- errors ---------------------------------------------------------------------------------------
+
+
+def display_url(url: str) -> str:
+    """``url`` without credentials (an HF_ENDPOINT may carry user:password@)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _redact(text: str, secrets: Sequence[str | None]) -> str:
@@ -435,16 +450,19 @@ def pull(
     patterns = list(include) if include else (list(preset.allow_patterns) if preset.allow_patterns else None)
     revision = revision or constants.DEFAULT_REVISION
     endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
+    shown = display_url(endpoint)  # what messages name; the real one may hold credentials
     offline = offline or constants.is_offline_mode()
     cache = str(cache_dir or constants.HF_HUB_CACHE)
-    secrets = [token, os.environ.get("HF_TOKEN")]
+    from urllib.parse import urlsplit
+
+    secrets = [token, os.environ.get("HF_TOKEN"), urlsplit(endpoint).password]
     dest = Path(dest)
     if not progress:
         disable_progress_bars()
 
     say(
         f"pulling {preset.repo_id} ({revision}) "
-        + ("from the local cache only (offline)" if offline else f"from {endpoint}")
+        + ("from the local cache only (offline)" if offline else f"from {shown}")
         + f" into the cache {cache}"
     )
     try:
@@ -463,7 +481,7 @@ def pull(
         raise
     except Exception as exc:  # every hub/network failure becomes one clear line
         line = explain_hub_error(
-            exc, repo_id=preset.repo_id, revision=revision, endpoint=endpoint, cache=cache, offline=offline
+            exc, repo_id=preset.repo_id, revision=revision, endpoint=shown, cache=cache, offline=offline
         )
         raise PullError(_redact(line, secrets)) from exc
     commit = snapshot.name
@@ -483,7 +501,7 @@ def pull(
                 exc,
                 repo_id=preset.repo_id,
                 revision=revision,
-                endpoint=endpoint,
+                endpoint=shown,
                 cache=cache,
                 offline=offline,
             )
@@ -512,7 +530,7 @@ def pull(
         repo_id=preset.repo_id,
         revision=revision,
         commit=commit,
-        endpoint=endpoint,
+        endpoint=shown,
         offline=offline,
         snapshot=snapshot,
         subfolder=folder,
