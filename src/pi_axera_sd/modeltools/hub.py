@@ -292,9 +292,10 @@ def _already_placed(target: Path, source: Path, mode: str, copied_before: bool) 
     """Whether ``target`` already is ``source`` placed the way ``mode`` asks (nothing to redo)."""
     if not (target.exists() and target.is_symlink() == (mode == "symlink")):
         return False
-    if mode == "copy":  # a copy of this very commit, same size: keep it rather than copy again
-        return copied_before and target.stat().st_size == source.stat().st_size
-    return _same_file(target, source)
+    if _same_file(target, source):
+        return mode != "copy"  # a link where a standalone copy is wanted must be replaced
+    # a copy (asked for, or a hard link that fell back) of this very commit: keep, don't copy again
+    return mode != "symlink" and copied_before and target.stat().st_size == source.stat().st_size
 
 
 def _place_one(source: Path, target: Path, mode: str) -> str:
