@@ -58,6 +58,9 @@ def export_module(
             )
         else:
             onnx.save_model(model, str(path))
+    for written in (path, path.with_name(path.name + ".data")):
+        if written.exists():
+            written.chmod(0o644)  # onnx writes external data 0600; a service user must read it
     return path
 
 

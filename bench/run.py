@@ -1,0 +1,238 @@
+"""Full-size benchmark: this engine vs diffusers + PyTorch vs OpenVINO, in ONE run on one machine.
+
+    python bench/run.py [--runs 3] [--modes txt2img img2img] [--configs ...]
+
+Builds the random-weight SD1.5 model once (bench/models.py), runs every configuration in its own
+process (so peak memory is its own), then prints a table and writes bench/results/<time>.json.
+Ratios are against peers measured in this same run; absolute seconds vary between machines/runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from macs import count_macs  # noqa: E402
+from models import ensure_sd15  # noqa: E402
+
+DEFAULT_CONFIGS = [
+    "engine:onnxruntime",
+    "engine:openvino",
+    "engine:openvino:f32",
+    "engine:openvino:tiny",
+    "engine:onnxruntime:tiny",
+    "bare-openvino",
+    "torch",
+]
+# Two cores of this machine (AMD Zen 4) at full FP32 FMA throughput: see shared performance notes
+# (~96 GMAC/s FP32, ~192 BF16). Reported as "fraction of the floor" = floor time / measured time.
+PEAK_GMACS = {"fp32": 96.0, "bf16": 192.0}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def run_config(config: str, base: Path, mode: str, runs: int, tmp: Path) -> dict:
+    out = tmp / f"{config.replace(':', '_')}_{mode}.npy"
+    cmd = [
+        sys.executable,
+        str(HERE / "worker.py"),
+        config,
+        "--base",
+        str(base),
+        "--mode",
+        mode,
+        "--runs",
+        str(runs),
+        "--out",
+        str(out),
+    ]
+    print(f"  {config} {mode} ...", flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"config": config, "mode": mode, "error": proc.stderr[-2000:]}
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["image"] = str(out)
+    return result
+
+
+def stage_medians(result: dict) -> dict[str, float]:
+    names = {k for s in result["samples"] for k in s["stages"]}
+    return {k: statistics.median(s["stages"].get(k, 0.0) for s in result["samples"]) for k in sorted(names)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--modes", nargs="+", default=["txt2img", "img2img"])
+    ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS)
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument(
+        "--size", choices=["full", "tiny"], default="full", help="tiny: a smoke run on test-size models"
+    )
+    args = ap.parse_args()
+
+    base = ensure_sd15(size=args.size)
+    axera = base / "axera"
+    unet_macs = count_macs(axera / "unet.onnx")
+    vae_macs = count_macs(axera / "vae_decoder.onnx")
+    enc_macs = count_macs(axera / "vae_encoder.onnx")
+    text_macs = count_macs(axera / "text_encoder" / "sd15_text_encoder_sim.onnx")
+    tiny_macs = count_macs(axera / "vae_decoder_tiny.onnx")
+    print(
+        f"MACs: UNet {unet_macs / 1e9:.0f} G/step, VAE decoder {vae_macs / 1e9:.0f} G, "
+        f"VAE encoder {enc_macs / 1e9:.0f} G, text {text_macs / 1e9:.1f} G, "
+        f"TAESD decoder {tiny_macs / 1e9:.0f} G"
+    )
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in args.modes:
+            for config in args.configs:
+                results.append(run_config(config, base, mode, args.runs, Path(tmp)))
+        # quality against the ONNX Runtime FP32 image of the same seed
+        for mode in args.modes:
+            ref = next(
+                (
+                    r
+                    for r in results
+                    if r["config"] == "engine:onnxruntime" and r["mode"] == mode and "error" not in r
+                ),
+                None,
+            )
+            if not ref:
+                continue
+            ref_img = np.load(ref["image"])
+            ref_unet = np.load(Path(ref["image"]).with_suffix(".unet.npy"))
+            for r in results:
+                if r["mode"] != mode or "error" in r:
+                    continue
+                r["psnr_vs_ort_fp32"] = psnr(np.load(r["image"]), ref_img)
+                probe = Path(r["image"]).with_suffix(".unet.npy")
+                if probe.is_file():
+                    u = np.load(probe)
+                    r["unet_rel_error"] = float(np.linalg.norm(u - ref_unet) / np.linalg.norm(ref_unet))
+
+    table = []
+    for mode in args.modes:
+        steps = 4 if mode == "txt2img" else 2
+        floor_macs = text_macs + steps * unet_macs + vae_macs + (enc_macs if mode == "img2img" else 0)
+        floor_s = floor_macs / (PEAK_GMACS["fp32"] * 1e9)
+        by = {r["config"]: r for r in results if r["mode"] == mode and "error" not in r}
+        torch_ms = by.get("torch", {}).get("median_ms")
+        ov_ms = by.get("bare-openvino", {}).get("median_ms")
+        for r in [r for r in results if r["mode"] == mode]:
+            if "error" in r:
+                table.append(
+                    {"mode": mode, "config": r["config"], "error": r["error"].strip().splitlines()[-1]}
+                )
+                continue
+            med = r["median_ms"]
+            overhead = [s.get("overhead_ms") for s in r["samples"] if "overhead_ms" in s]
+            row = {
+                "mode": mode,
+                "config": r["config"],
+                "provider": r["provider"],
+                "median_s": med / 1000,
+                "stages_ms": stage_medians(r),
+                "peak_rss_gb": r["peak_rss_mb"] / 1024,
+                "vs_torch": med / torch_ms if torch_ms else None,
+                "vs_bare_openvino": med / ov_ms if ov_ms else None,
+                "fp32_floor_fraction": floor_s / (med / 1000),
+                "psnr_vs_ort_fp32": r.get("psnr_vs_ort_fp32"),
+                "unet_rel_error": r.get("unet_rel_error"),
+                "engine_overhead_pct": 100 * statistics.median(overhead) / med if overhead else None,
+                "load_s": r["load_s"],
+            }
+            table.append(row)
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {
+        "size": args.size,
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "python": sys.version.split()[0],
+        },
+        "runs": args.runs,
+        "macs": {
+            "unet_per_step": unet_macs,
+            "vae_decoder": vae_macs,
+            "vae_encoder": enc_macs,
+            "text_encoder": text_macs,
+            "taesd_decoder": tiny_macs,
+        },
+        "rows": table,
+        "raw": [{k: v for k, v in r.items() if k != "image"} for r in results],
+    }
+    path = args.out / f"bench-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2, default=float))
+    print_table(table)
+    print(f"\nwrote {path}")
+    return 1 if any("error" in row for row in table) else 0
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(rows: list[dict]) -> None:
+    head = (
+        "mode",
+        "config",
+        "median s",
+        "text",
+        "vae enc",
+        "unet",
+        "vae dec",
+        "peak GB",
+        "x torch",
+        "x bare OV",
+        "floor %",
+        "PSNR dB",
+        "UNet rel err",
+        "overhead %",
+    )
+    print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['mode']} | {r['config']} | error: {r['error']} |")
+            continue
+        st = r["stages_ms"]
+        cells = [
+            r["mode"],
+            r["config"],
+            _fmt(r["median_s"], ".2f"),
+            _fmt(st.get("text"), ".0f"),
+            _fmt(st.get("vae_encode"), ".0f"),
+            _fmt(st.get("unet"), ".0f"),
+            _fmt(st.get("vae_decode"), ".0f"),
+            _fmt(r["peak_rss_gb"], ".2f"),
+            _fmt(r["vs_torch"], ".2f"),
+            _fmt(r["vs_bare_openvino"], ".2f"),
+            _fmt(100 * r["fp32_floor_fraction"], ".0f"),
+            _fmt(r["psnr_vs_ort_fp32"], ".1f"),
+            _fmt(r["unet_rel_error"], ".2e"),
+            _fmt(r["engine_overhead_pct"], ".2f"),
+        ]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

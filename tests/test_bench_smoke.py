@@ -1,0 +1,58 @@
+"""The benchmark runs end to end (on the tiny architecture) and reports every column it promises."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_benchmark_smoke_run(tmp_path):
+    env = {"PI_AXERA_SD_BENCH_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    configs = [
+        "engine:onnxruntime",
+        "engine:openvino:f32",
+        "engine:onnxruntime:tiny",
+        "bare-openvino",
+        "torch",
+    ]
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--size",
+            "tiny",
+            "--runs",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--configs",
+            *configs,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (report_path,) = tmp_path.glob("bench-*.json")
+    report = json.loads(report_path.read_text())
+    rows = {(r["mode"], r["config"]): r for r in report["rows"]}
+    assert set(rows) == {(m, c) for m in ("txt2img", "img2img") for c in configs}
+    ort = rows[("txt2img", "engine:onnxruntime")]
+    assert ort["psnr_vs_ort_fp32"] == float("inf") or ort["psnr_vs_ort_fp32"] > 100
+    assert rows[("txt2img", "engine:openvino:f32")]["psnr_vs_ort_fp32"] > 40  # same weights, same precision
+    assert rows[("txt2img", "torch")]["vs_torch"] == 1.0
+    assert rows[("img2img", "bare-openvino")]["vs_bare_openvino"] == 1.0
+    for row in rows.values():
+        assert row["median_s"] > 0 and row["peak_rss_gb"] > 0
+        assert set(row["stages_ms"]) >= {"text", "unet", "vae_decode"}
+    assert 0 <= ort["engine_overhead_pct"] < 100
+    assert report["macs"]["unet_per_step"] > 0 and report["macs"]["vae_decoder"] > 0
+    assert "| txt2img | engine:onnxruntime |" in run.stdout
