@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import statistics
 import time
@@ -109,6 +110,8 @@ def main() -> None:
     results: dict[str, object] = {
         "labels": len(labels),
         "model": "CLIP ViT-B/32 architecture, random weights",
+        "cpus": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
     # First build, batched (the default export): every label, from an empty cache.
@@ -177,6 +180,7 @@ def main() -> None:
         v = encoder.encode(photo(seed + 10))
         worst = max(worst, float(np.abs(half @ v - np.asarray(rows) @ v).max()))
     results["float16_max_score_error"] = worst
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
 
     print(json.dumps(results, indent=2))
     if args.json:
