@@ -20,6 +20,7 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the service may run as another user than the CLI
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
