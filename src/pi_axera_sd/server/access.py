@@ -3,6 +3,9 @@ request with its parameters redacted. It also turns an unexpected exception into
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 import re
 import time
@@ -68,11 +71,20 @@ class AccessMiddleware:
 
         try:
             await self.app(scope, counting_receive, stamped_send)
+        except asyncio.CancelledError:
+            # uvicorn cancels requests still running when the shutdown grace period ends.
+            context.setdefault("error", "the service stopped before the request finished")
+            if status == 0:
+                err = ApiError(503, context["error"], headers={"Retry-After": "10"})
+                with contextlib.suppress(Exception):
+                    await _send_error(scope, stamped_send, err)
+            raise
         except Exception as exc:
             errors_log.exception("unhandled error", extra={"fields": {"request_id": rid}})
             context.setdefault("error", f"internal error: {type(exc).__name__}")
             if status == 0:
-                await _send_500(scope, stamped_send, exc)
+                err = ApiError(500, f"internal error: {type(exc).__name__}", kind=type(exc).__name__)
+                await _send_error(scope, stamped_send, err)
         finally:
             self._finish(scope, context, status, time.perf_counter() - start, body_bytes)
 
@@ -100,19 +112,9 @@ class AccessMiddleware:
         log.log(level, "%s %s %s", scope["method"], scope["path"], status, extra={"fields": fields})
 
 
-async def _send_500(scope: Scope, send: Send, exc: Exception) -> None:
-    import json
-
-    err = ApiError(500, f"internal error: {type(exc).__name__}", kind=type(exc).__name__)
+async def _send_error(scope: Scope, send: Send, err: ApiError) -> None:
     payload = json.dumps(error_body(scope["path"], err)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
+    await send({"type": "http.response.start", "status": err.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 MISSING_MODELS_HELP = """\
 error: cannot serve: {error}
 
-Get a model folder, then start again (or point MODELS_DIR / --models-dir at it):
+Get a model folder, then start again (or point MODELS_DIR or --models at it):
   AX650N NPU (AXERA's compiled models):
     pi-axera-sd models pull AXERA-TECH/lcm-lora-sdv1-5
   CPU or GPU (export SD1.5 + LCM-LoRA to ONNX; needs the [export] extra):
@@ -75,6 +75,7 @@ def cmd_systemd(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     out = Path(args.output or UNIT_NAME)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(f"wrote {out}. Install and start it with:")
     print(f"  sudo cp {out} /etc/systemd/system/{UNIT_NAME}")

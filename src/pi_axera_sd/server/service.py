@@ -81,6 +81,7 @@ class Service:
         self.exit_code = 0
         self.fatal_reason: str | None = None
         self.stopping = False
+        self._stop_started = 0.0
         self.started_at = time.time()
         self._given_pipeline = pipeline
         self._given_interrogator = interrogator
@@ -105,15 +106,18 @@ class Service:
         if self.stopping:
             return
         self.stopping = True
+        self._stop_started = time.monotonic()
         dropped = self.lane.close("the service is stopping")
         if dropped:
             self.metrics.rejections.labels("stopping").inc(dropped)
         log.info("stopping: no new jobs", extra={"fields": {"queued_jobs_failed": dropped}})
 
     def stop(self, grace_s: float) -> None:
-        """Let the running job finish (bounded), then stop the lane and the host threads."""
+        """Let the running job finish within what is left of ``grace_s`` since the stop began
+        (uvicorn has already waited on open connections), then stop the lane and host threads."""
         self.begin_stop()
-        clean = self.lane.stop(grace_s)
+        left = grace_s - (time.monotonic() - self._stop_started)
+        clean = self.lane.stop(max(0.5, left))
         self.host_pool.shutdown(wait=clean, cancel_futures=True)
         log.info("stopped", extra={"fields": {"clean": clean}})
 

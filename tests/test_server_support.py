@@ -1,0 +1,248 @@
+"""Helpers shared by the server tests (this module holds no tests of its own).
+
+* :class:`ServeProcess`: the real ``pi-axera-sd serve`` in a subprocess on a loopback port, with
+  its JSON log lines collected as they arrive.
+* :func:`running_server`: the same app under the same uvicorn runner, in a thread of the test
+  process, so a test can hold the lane (:class:`GatedPipeline`) and look at its state.
+* :class:`GatedPipeline` and :class:`FailingInner`: test doubles around a *real* tiny pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pi_axera_sd.config import Settings
+from pi_axera_sd.engine.layout import resolve_layout
+from pi_axera_sd.engine.pipeline import Pipeline
+
+SEED_PNG_1X1 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+READY_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(base_url: str, timeout: float = READY_TIMEOUT_S, proc: subprocess.Popen | None = None) -> None:
+    """Poll /ready (bounded) until the models are loaded."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode} before becoming ready")
+        try:
+            last = httpx.get(f"{base_url}/ready", timeout=2.0)
+            if last.status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"not ready after {timeout}s: {last.text if last is not None else 'no answer'}")
+
+
+class LogLines:
+    """JSON lines read from a stream by a thread; tests wait on them instead of sleeping."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream) -> None:
+        for line in iter(stream.readline, ""):
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+
+    def records(self) -> list[dict[str, Any]]:
+        with self._cond:
+            return self.records_locked()
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for record in self.records_locked():
+                    if predicate(record):
+                        return record
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError("no matching log line; got:\n" + "\n".join(self.lines[-20:]))
+                self._cond.wait(remaining)
+
+    def records_locked(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.lines:
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    out.append(record)
+        return out
+
+    def text(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+
+class ServeProcess:
+    """A server subprocess: ``pi-axera-sd serve`` by default, or any command (a harness script)."""
+
+    def __init__(self, env: dict[str, str], command: list[str] | None = None, *, stdin: bool = False) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **env}
+        command = command or [str(Path(sys.executable).with_name("pi-axera-sd")), "serve"]
+        self.proc = subprocess.Popen(
+            command,
+            env=full_env,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.log = LogLines(self.proc.stderr)
+        self.out = LogLines(self.proc.stdout)
+
+    def wait_ready(self) -> ServeProcess:
+        wait_ready(self.url, proc=self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# ---- in-process servers ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_server(app) -> Iterator[str]:
+    """Serve ``app`` with the service's uvicorn runner on a free loopback port, in a thread."""
+    from pi_axera_sd.server.runner import build_server
+
+    server = build_server(app, app.state.service.settings, port=0)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    if not server.started_event.wait(30):
+        raise AssertionError("server did not start")
+    url = f"http://127.0.0.1:{server.port}"
+    service = app.state.service
+    service.lane.wait_until(lambda s: s.state != "starting", READY_TIMEOUT_S)
+    if not service.ready()[0]:
+        raise AssertionError(f"service not ready: {service.ready()[1]}")
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def make_settings(models_dir: Path, **overrides: Any) -> Settings:
+    """Settings that never read this machine's environment for what the tests control."""
+    base = {
+        "models_dir": models_dir,
+        "clip_dir": models_dir / "no-clip-here",
+        "shutdown_grace_s": 5.0,
+        "api_auth": None,
+        "api_token": None,
+        "save_images": False,
+    }
+    base.update(overrides)
+    return Settings(**base)
+
+
+def load_tiny(models_dir: Path) -> Pipeline:
+    """A private pipeline (the session-wide ``tiny_engine`` must not be wrapped or broken)."""
+    return Pipeline.load(resolve_layout(models_dir))
+
+
+class GatedPipeline:
+    """A real pipeline whose jobs can be held at their first step boundary.
+
+    ``hold(n)`` makes the n-th ``generate`` call from now wait at its first step callback until
+    ``release()``; ``started`` lists the prompts whose generation began (to prove a job never ran).
+    """
+
+    def __init__(self, inner: Pipeline) -> None:
+        self._inner = inner
+        self.started: list[str] = []
+        self.threads: set[str] = set()
+        self._calls = 0
+        self._hold_at: int | None = None
+        self._gate = threading.Event()
+        self.held = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def hold(self, nth_call_from_now: int = 1) -> None:
+        self._gate.clear()
+        self.held.clear()
+        self._hold_at = self._calls + nth_call_from_now
+
+    def release(self) -> None:
+        self._hold_at = None
+        self._gate.set()
+
+    def generate(self, params, *, noise=None, on_step=None):
+        self._calls += 1
+        call = self._calls
+        self.started.append(params.prompt)
+        self.threads.add(threading.current_thread().name)
+
+        def step(done: int, total: int) -> None:
+            if on_step is not None:
+                on_step(done, total)  # progress is reported (and interrupts seen) before holding
+            if done == 0 and call == self._hold_at:
+                self.held.set()
+                if not self._gate.wait(30):
+                    raise AssertionError("gate never released")
+
+        return self._inner.generate(params, noise=noise, on_step=step)
+
+
+class FailingInner:
+    """Stands in for the runtime's own session object (ONNX Runtime / pyaxengine) under a real
+    :class:`~pi_axera_sd.runtime.Session`: ``run`` raises the way a failing NPU driver does."""
+
+    def __init__(self, inner: Any, *, failures: int | None = None) -> None:
+        self._inner = inner
+        self.remaining = failures  # None: fail forever
+        self.calls = 0
+
+    def get_inputs(self):
+        return self._inner.get_inputs()
+
+    def get_outputs(self):
+        return self._inner.get_outputs()
+
+    def run(self, output_names, input_feed):
+        self.calls += 1
+        if self.remaining is None or self.remaining > 0:
+            if self.remaining is not None:
+                self.remaining -= 1
+            raise RuntimeError("npu driver error: AX_ENGINE_RunSync returned -5 (device hang)")
+        return self._inner.run(output_names, input_feed)
