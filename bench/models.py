@@ -52,3 +52,15 @@ def ensure_sd15(root: Path | None = None, size: str = "full") -> Path:
 
 if __name__ == "__main__":
     print(ensure_sd15())
+
+
+def ensure_int8(base: Path) -> None:
+    """INT8 OpenVINO variants of the benchmark model (``models quantize``), made once."""
+    axera = base / "axera"
+    if (axera / "unet.int8.xml").is_file() and (axera / "vae_decoder.int8.xml").is_file():
+        return
+    from pi_axera_sd.modeltools.quantize import quantize_model
+
+    print("quantizing UNet and VAE decoder to INT8 (once) ...", flush=True)
+    info = quantize_model(axera)
+    print(f"quantized in {info['seconds']} s", flush=True)

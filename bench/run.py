@@ -26,11 +26,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from macs import count_macs  # noqa: E402
-from models import ensure_sd15  # noqa: E402
+from models import ensure_int8, ensure_sd15  # noqa: E402
 
 DEFAULT_CONFIGS = [
     "engine:onnxruntime",
     "engine:openvino",
+    "engine:openvino:int8",
+    "engine:openvino:int8:tiny",
     "engine:openvino:f32",
     "engine:openvino:tiny",
     "engine:onnxruntime:tiny",
@@ -88,6 +90,8 @@ def main() -> int:
     args = ap.parse_args()
 
     base = ensure_sd15(size=args.size)
+    if any("int8" in c for c in args.configs):
+        ensure_int8(base)
     axera = base / "axera"
     unet_macs = count_macs(axera / "unet.onnx")
     vae_macs = count_macs(axera / "vae_decoder.onnx")

@@ -1,7 +1,8 @@
 """One benchmark configuration in its own process (clean peak memory): prints one JSON line.
 
 Configurations:
-  engine:<runtime>[:<precision>][:tiny]   this project's Pipeline (ORT / OpenVINO), full or TAESD decoder
+  engine:<runtime>[:<precision>][:int8][:tiny]   this project's Pipeline (ORT / OpenVINO), FP32/BF16 or the
+                                          INT8 variants, full or TAESD decoder
   bare-openvino                           OpenVINO compiled models driven by a minimal numpy loop
   torch                                   diffusers StableDiffusion(Img2Img)Pipeline + LCMScheduler, FP32 CPU
 """
@@ -57,8 +58,10 @@ def run_engine(model_dir: Path, spec: str, mode: str, runs: int, out: Path) -> d
     runtime = parts[0]
     precision = next((p for p in parts[1:] if p in ("f32", "bf16")), None)
     vae = "tiny" if "tiny" in parts else "full"
+    variant = "int8" if "int8" in parts else None
     t0 = time.perf_counter()
-    pipe = Pipeline.load(resolve_layout(model_dir), RuntimeOptions(runtime=runtime, precision=precision))
+    layout = resolve_layout(model_dir, variant=variant)
+    pipe = Pipeline.load(layout, RuntimeOptions(runtime=runtime, precision=precision))
     load_s = time.perf_counter() - t0
     init = None
     if mode == "img2img":

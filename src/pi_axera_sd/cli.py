@@ -103,6 +103,15 @@ def cmd_models_tiny(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_quantize(args: argparse.Namespace) -> int:
+    from pi_axera_sd.modeltools.quantize import quantize_model
+
+    info = quantize_model(args.model_dir, components=args.components)
+    print(json.dumps(info, indent=2))
+    print("use it with PI_AXERA_SD_VARIANT=int8 (OpenVINO runtime)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pi-axera-sd", description=__doc__)
     parser.add_argument("--version", action="version", version=f"pi-axera-sd {__version__}")
@@ -151,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--size", choices=["tiny", "full"], default="tiny")
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=cmd_models_tiny)
+
+    quant = msub.add_parser(
+        "quantize", help="write INT8 OpenVINO variants of the UNet / VAE decoder (needs openvino + nncf)"
+    )
+    quant.add_argument("model_dir", type=Path)
+    quant.add_argument(
+        "--components", nargs="+", choices=["unet", "vae_decoder"], default=["unet", "vae_decoder"]
+    )
+    quant.set_defaults(func=cmd_models_quantize)
 
     for register in _plugins():
         register(sub, msub)

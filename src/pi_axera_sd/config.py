@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     threads: int = Field(0, ge=0)
     ax_provider: str | None = None
     precision: str | None = None  # OpenVINO: f32 | bf16 | f16 (default: the device's choice)
+    variant: str | None = Field(
+        None, pattern="^int8$"
+    )  # int8: use <component>.int8.xml (OpenVINO) if present
     text_cache_size: int = Field(128, ge=1)
     vae: str = Field("full", pattern="^(full|tiny)$")  # default VAE decoder; requests may override
 
@@ -112,6 +115,7 @@ class Settings(BaseSettings):
             text_dir=self.text_model_dir,
             overrides={k: v for k, v in overrides.items() if v is not None},
             prefer_axmodel=self.prefers_axmodel(),
+            variant=self.variant,
         )
 
     def prefers_axmodel(self) -> bool:

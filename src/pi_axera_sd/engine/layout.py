@@ -76,8 +76,13 @@ class ModelLayout:
         }
 
 
-def _pick(stem: Path, prefer_axmodel: bool) -> Path:
-    """``stem.axmodel`` or ``stem.onnx``, whichever exists, in the preferred order."""
+def _pick(stem: Path, prefer_axmodel: bool, variant: str | None = None) -> Path:
+    """``stem.axmodel`` or ``stem.onnx``, whichever exists, in the preferred order; with a
+    ``variant`` (e.g. ``int8``), its OpenVINO IR ``stem.<variant>.xml`` first when present."""
+    if variant:
+        candidate = stem.with_name(f"{stem.name}.{variant}.xml")
+        if candidate.is_file():
+            return candidate
     order = [".axmodel", ".onnx"] if prefer_axmodel else [".onnx", ".axmodel"]
     for suffix in order:
         candidate = stem.with_suffix(suffix)
@@ -109,11 +114,13 @@ def resolve_layout(
     text_dir: str | Path | None = None,
     overrides: Mapping[str, str | Path] | None = None,
     prefer_axmodel: bool = False,
+    variant: str | None = None,
 ) -> ModelLayout:
     """Find each component under ``root`` (text encoder and tokenizer under ``text_dir``).
 
     ``overrides`` maps component names (``unet``, ``vae_decoder``...) to explicit paths.
     ``prefer_axmodel`` chooses ``.axmodel`` over ``.onnx`` where both exist.
+    ``variant`` (``int8``) picks the quantised OpenVINO IR written by ``models quantize`` where present.
     Missing required files are reported by :func:`check_layout`, not here.
     """
     root = Path(root)
@@ -127,8 +134,8 @@ def resolve_layout(
         root=root,
         tokenizer_dir=given.get("tokenizer") or _tokenizer_dir(text_root),
         text_encoder=given.get("text_encoder") or _pick(text_root / TEXT_ENCODER_STEM, prefer_axmodel),
-        unet=given.get("unet") or _pick(root / "unet", prefer_axmodel),
-        vae_decoder=given.get("vae_decoder") or _pick(root / "vae_decoder", prefer_axmodel),
+        unet=given.get("unet") or _pick(root / "unet", prefer_axmodel, variant),
+        vae_decoder=given.get("vae_decoder") or _pick(root / "vae_decoder", prefer_axmodel, variant),
         vae_encoder=vae_encoder if vae_encoder.is_file() or "vae_encoder" in given else None,
         vae_decoder_tiny=tiny if tiny.is_file() or "vae_decoder_tiny" in given else None,
         time_input_txt2img=t2i if t2i.is_file() or "time_input_txt2img" in given else None,

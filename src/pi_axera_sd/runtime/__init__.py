@@ -15,6 +15,8 @@ def runtime_for(path: Path, options: RuntimeOptions) -> str:
     """Which runtime opens ``path``: the file type decides unless a runtime is forced."""
     if path.suffix == ".axmodel":
         return "axengine"
+    if path.suffix == ".xml":
+        return "openvino"  # OpenVINO IR (e.g. the INT8 variants written by `models quantize`)
     if options.runtime in ("auto", "axengine"):
         return "onnxruntime"
     return options.runtime
