@@ -18,13 +18,12 @@ import numpy as np
 import pytest
 
 from hubserver import FakeHub
-from pi_axera_sd.engine.layout import resolve_layout
+from pi_axera_sd.engine.layout import missing_models_hint, resolve_layout
 from pi_axera_sd.modeltools.hub import (
     STATE_FILE,
     PullError,
     display_url,
     find_model_dirs,
-    missing_models_hint,
     place_model,
     resolve_spec,
 )

@@ -144,6 +144,17 @@ def resolve_layout(
     )
 
 
+def missing_models_hint(models_dir: str | Path) -> str:
+    """The exact commands that put a model in ``models_dir``, for 'no model found' messages."""
+    d = str(models_dir)
+    return (
+        f"Get a model into {d}: 'pi-axera-sd models pull axera --dest {d}' (AX650N NPU .axmodel files, "
+        f"needs pyaxengine), or for CPU/GPU 'pi-axera-sd models export stable-diffusion-v1-5/"
+        f"stable-diffusion-v1-5 {d} --lora latent-consistency/lcm-lora-sdv1-5' (needs the [export] extra); "
+        f"then check it with 'pi-axera-sd models verify {d}'."
+    )
+
+
 def check_layout(layout: ModelLayout) -> None:
     """Raise :class:`ModelError` naming every required file that is missing."""
     problems = []
@@ -168,6 +179,5 @@ def check_layout(layout: ModelLayout) -> None:
             problems.append(f"{label} {opt_path}")
     if problems:
         raise ModelError(
-            "model files missing: " + "; ".join(problems) + ". Get a model folder with "
-            "'pi-axera-sd models pull' or make one with 'pi-axera-sd models export'."
+            "model files missing: " + "; ".join(problems) + ". " + missing_models_hint(layout.root)
         )

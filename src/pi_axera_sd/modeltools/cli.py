@@ -78,7 +78,7 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
-    from pi_axera_sd.modeltools.hub import missing_models_hint
+    from pi_axera_sd.engine.layout import missing_models_hint
     from pi_axera_sd.modeltools.verify import verify_model
     from pi_axera_sd.runtime import RuntimeOptions
 
