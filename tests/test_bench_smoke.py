@@ -56,3 +56,4 @@ def test_benchmark_smoke_run(tmp_path):
     assert 0 <= ort["engine_overhead_pct"] < 100
     assert report["macs"]["unet_per_step"] > 0 and report["macs"]["vae_decoder"] > 0
     assert "| txt2img | engine:onnxruntime |" in run.stdout
+    assert report["host_work_ms"]["png_level4"] > 0 and "host work per image" in run.stdout
