@@ -175,6 +175,17 @@ def test_body_size_limit(tiny_model_dir):
         a1111 = httpx.post(f"{srv.url}/sdapi/v1/img2img", json={"init_images": ["A" * 5000]}, timeout=30)
         assert a1111.status_code == 413
         assert a1111.json()["error"] == "PayloadTooLarge"
+
+        def chunked():  # no Content-Length: the limit is enforced as the body streams in
+            yield b'{"prompt": "x", "init_image": "'
+            yield b"A" * 5000
+            yield b'"}'
+
+        streamed = httpx.post(f"{srv.url}/generate", content=chunked(), timeout=30)
+        assert "content-length" not in streamed.request.headers
+        assert streamed.status_code == 413
+        assert "limit" in streamed.json()["error"]
+        assert httpx.post(f"{srv.url}/generate", json={"prompt": "small"}, timeout=30).status_code == 200
     finally:
         srv.stop()
 

@@ -34,6 +34,10 @@ class BatchSpec:
     init_image: np.ndarray | None = None
     strength: float | None = None
 
+    @property
+    def used_strength(self) -> float:
+        return self.strength if self.strength is not None else DEFAULT_STRENGTH
+
 
 @dataclass
 class BatchOutcome:
@@ -59,11 +63,7 @@ def require_pipeline(service: Service) -> Pipeline:
 def planned_steps(pipeline: Pipeline, spec: BatchSpec) -> int:
     if spec.init_image is None:
         return len(pipeline.timesteps)
-    return len(
-        img2img_timesteps(
-            spec.strength if spec.strength is not None else DEFAULT_STRENGTH, pipeline.timesteps
-        )
-    )
+    return len(img2img_timesteps(spec.used_strength, pipeline.timesteps))
 
 
 Made = list[tuple[StageTimings, Future]]
@@ -74,12 +74,7 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec):
         made: Made = []
         for index, seed in enumerate(spec.seeds):
             ctx.begin_image(index, len(spec.seeds))
-            params = GenerationParams(
-                spec.prompt,
-                seed,
-                spec.init_image,
-                spec.strength if spec.strength is not None else DEFAULT_STRENGTH,
-            )
+            params = GenerationParams(spec.prompt, seed, spec.init_image, spec.used_strength)
             try:
                 result = pipeline.generate(params, on_step=ctx.on_step)
             except Cancelled:

@@ -14,7 +14,7 @@ from pi_axera_sd.engine.pipeline import MAX_SEED, resolve_seed
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.server import a1111
 from pi_axera_sd.server.context import note, read_json, request_id, service_of
-from pi_axera_sd.server.generation import BatchSpec, require_pipeline, run_batch
+from pi_axera_sd.server.generation import DEFAULT_STRENGTH, BatchSpec, require_pipeline, run_batch
 from pi_axera_sd.server.host import EncodeOptions, decode_init_image
 from pi_axera_sd.server.schemas import Img2ImgRequest, Txt2ImgRequest, openapi_body
 
@@ -70,7 +70,7 @@ async def img2img(request: Request) -> JSONResponse:
         decode_init_image, req.init_images[0], service.settings.image_limits(), pipeline, req.resize_mode
     )
     service.metrics.observe_stage("host_decode", (time.perf_counter() - t0) * 1000.0)
-    strength = req.denoising_strength if req.denoising_strength is not None else 0.75
+    strength = req.denoising_strength if req.denoising_strength is not None else DEFAULT_STRENGTH
     return await _generate(request, body, req, a1111.IMG2IMG_DEFAULTS, init=init, strength=strength)
 
 
