@@ -124,9 +124,27 @@ def test_generate_img2img_strength_and_resize(http):
     assert steps == [1, 4]  # 0.3 -> 1 step; 2.5 is out of range, clamped to 1.0 -> 4 steps
 
 
+def test_tiny_vae_is_chosen_per_request(http):
+    body = {"prompt": "a lighthouse", "seed": 9}
+    full = http.post("/generate", json=body).json()["base64"]
+    tiny = http.post("/generate", json={**body, "vae": "tiny"}).json()["base64"]
+    explicit_full = http.post("/generate", json={**body, "vae": "full"}).json()["base64"]
+    assert tiny != full and explicit_full == full
+    a1111 = {"prompt": "a lighthouse", "seed": 9}
+    plain = http.post("/sdapi/v1/txt2img", json=a1111).json()["images"][0]
+    taesd = http.post("/sdapi/v1/txt2img", json={**a1111, "override_settings": {"sd_vae": "taesd"}}).json()
+    unknown = http.post(
+        "/sdapi/v1/txt2img", json={**a1111, "override_settings": {"sd_vae": "kl-f8.pt"}}
+    ).json()
+    assert taesd["images"][0] != plain
+    assert unknown["images"][0] == plain  # an A1111 VAE name we do not have is ignored
+    assert png_of(taesd["images"][0]).size == png_of(plain).size
+
+
 @pytest.mark.parametrize(
     ("body", "status", "mentions"),
     [
+        ({"mode": "txt2img", "prompt": "x", "vae": "huge"}, 400, "vae"),
         ({"mode": "txt2img", "prompt": "x", "seed": "abc"}, 400, "seed"),
         ({"mode": "txt2img", "prompt": "x", "seed": 1.5}, 400, "seed"),
         ({"mode": "img2img", "prompt": "x", "init_image": "not an image!"}, 400, "base64"),
@@ -304,8 +322,10 @@ def test_the_listing_endpoints_clients_touch(http):
     for path in ("/sdapi/v1/upscalers", "/sdapi/v1/schedulers", "/sdapi/v1/samplers"):
         listing = http.get(path).json()
         assert isinstance(listing, list) and listing and "name" in listing[0]
-    for name in ("latent-upscale-modes", "sd-vae", "prompt-styles", "loras"):
+    for name in ("latent-upscale-modes", "prompt-styles", "loras"):
         assert http.get(f"/sdapi/v1/{name}").json() == []
+    (vae,) = http.get("/sdapi/v1/sd-vae").json()  # the tiny model ships a TAESD decoder
+    assert vae["model_name"] == "taesd" and vae["filename"].endswith("vae_decoder_tiny.onnx")
     assert http.get("/sdapi/v1/scripts").json() == {"txt2img": [], "img2img": []}
     memory = http.get("/sdapi/v1/memory").json()
     assert memory["ram"]["total"] > memory["ram"]["free"] > 0
@@ -392,5 +412,5 @@ def test_serve_without_models_says_what_is_missing_and_exits_2(tmp_path):
     )
     assert done.returncode == 2
     assert "unet" in done.stderr.lower()
-    assert "pi-axera-sd models pull AXERA-TECH/lcm-lora-sdv1-5" in done.stderr
+    assert "pi-axera-sd models pull axera --dest" in done.stderr
     assert "pi-axera-sd models export" in done.stderr

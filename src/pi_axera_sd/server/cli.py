@@ -14,14 +14,8 @@ log = logging.getLogger(__name__)
 MISSING_MODELS_HELP = """\
 error: cannot serve: {error}
 
-Get a model folder, then start again (or point MODELS_DIR or --models at it):
-  AX650N NPU (AXERA's compiled models):
-    pi-axera-sd models pull AXERA-TECH/lcm-lora-sdv1-5
-  CPU or GPU (export SD1.5 + LCM-LoRA to ONNX; needs the [export] extra):
-    pi-axera-sd models export runwayml/stable-diffusion-v1-5 {models_dir} \\
-        --lora latent-consistency/lcm-lora-sdv1-5
-  a quick smoke test with random weights:
-    pi-axera-sd models random {models_dir}
+Point MODELS_DIR or --models at a model folder, or make one, then start again.
+A quick smoke test with random weights: pi-axera-sd models random {models_dir}
 """
 
 

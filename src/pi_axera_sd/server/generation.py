@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, StageTimings
 from pi_axera_sd.engine.scheduler import img2img_timesteps
-from pi_axera_sd.errors import Cancelled
+from pi_axera_sd.errors import Cancelled, InvalidInput
 from pi_axera_sd.server.host import EncodedImage, EncodeOptions, encode_result
 from pi_axera_sd.server.lane import JobContext
 from pi_axera_sd.server.problems import ApiError, to_api_error
@@ -33,6 +33,7 @@ class BatchSpec:
     encode: EncodeOptions
     init_image: np.ndarray | None = None
     strength: float | None = None
+    vae: str = "full"
 
     @property
     def used_strength(self) -> float:
@@ -60,6 +61,13 @@ def require_pipeline(service: Service) -> Pipeline:
     return service.pipeline
 
 
+def choose_vae(pipeline: Pipeline, vae: str) -> str:
+    """Validate the decoder choice before queueing, so a bad one costs no lane time."""
+    if vae not in pipeline.vae_choices:
+        raise InvalidInput("vae 'tiny' is unavailable: the model folder has no vae_decoder_tiny.onnx")
+    return vae
+
+
 def planned_steps(pipeline: Pipeline, spec: BatchSpec) -> int:
     if spec.init_image is None:
         return len(pipeline.timesteps)
@@ -74,7 +82,7 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec):
         made: Made = []
         for index, seed in enumerate(spec.seeds):
             ctx.begin_image(index, len(spec.seeds))
-            params = GenerationParams(spec.prompt, seed, spec.init_image, spec.used_strength)
+            params = GenerationParams(spec.prompt, seed, spec.init_image, spec.used_strength, vae=spec.vae)
             try:
                 result = pipeline.generate(params, on_step=ctx.on_step)
             except Cancelled:

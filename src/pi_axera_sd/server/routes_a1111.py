@@ -14,7 +14,7 @@ from pi_axera_sd.engine.pipeline import MAX_SEED, resolve_seed
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.server import a1111
 from pi_axera_sd.server.context import note, read_json, request_id, service_of
-from pi_axera_sd.server.generation import DEFAULT_STRENGTH, BatchSpec, require_pipeline, run_batch
+from pi_axera_sd.server.generation import DEFAULT_STRENGTH, BatchSpec, choose_vae, require_pipeline, run_batch
 from pi_axera_sd.server.host import EncodeOptions, decode_init_image
 from pi_axera_sd.server.schemas import Img2ImgRequest, Txt2ImgRequest, openapi_body
 
@@ -85,7 +85,7 @@ async def _generate(
 ) -> JSONResponse:
     service = service_of(request)
     settings = service.settings
-    require_pipeline(service)
+    pipeline = require_pipeline(service)
     count = min(req.batch_size * req.n_iter, settings.max_images_per_request)
     base = resolve_seed(req.seed)
     seeds = tuple((base + i) % (MAX_SEED + 1) for i in range(count))
@@ -95,6 +95,7 @@ async def _generate(
         seeds=seeds,
         init_image=init,
         strength=strength,
+        vae=choose_vae(pipeline, req.requested_vae() or settings.vae),
         encode=EncodeOptions(
             prompt=req.prompt,
             negative_prompt=req.negative_prompt,

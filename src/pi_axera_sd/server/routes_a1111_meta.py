@@ -108,9 +108,17 @@ def _empty_list() -> list:
     return []
 
 
+@router.get("/sd-vae")
+async def sd_vae(request: Request) -> list[dict[str, str]]:
+    """The optional TAESD decoder, selectable with override_settings.sd_vae = "taesd"."""
+    pipeline = service_of(request).pipeline
+    if pipeline is None or pipeline.vae_decoder_tiny is None:
+        return []
+    return [{"model_name": "taesd", "filename": str(pipeline.vae_decoder_tiny.path)}]
+
+
 for _path in (
     "/latent-upscale-modes",
-    "/sd-vae",
     "/sd-modules",
     "/prompt-styles",
     "/loras",

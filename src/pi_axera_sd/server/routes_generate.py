@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from pi_axera_sd.engine.pipeline import resolve_seed
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.server.context import note, read_json, request_id, service_of
-from pi_axera_sd.server.generation import DEFAULT_STRENGTH, BatchSpec, require_pipeline, run_batch
+from pi_axera_sd.server.generation import DEFAULT_STRENGTH, BatchSpec, choose_vae, require_pipeline, run_batch
 from pi_axera_sd.server.host import EncodeOptions, decode_init_image
 from pi_axera_sd.server.problems import ApiError
 from pi_axera_sd.server.schemas import GenerateRequest, openapi_body
@@ -81,6 +81,7 @@ async def generate(request: Request) -> JSONResponse:
         seeds=(resolve_seed(req.seed),),
         init_image=init,
         strength=strength,
+        vae=choose_vae(pipeline, req.vae or settings.vae),
         encode=EncodeOptions(
             prompt=req.prompt,
             negative_prompt="",
