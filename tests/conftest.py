@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["test_clip_support"]  # the shared tiny-CLIP fixtures
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 logging.getLogger("transformers").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", category=FutureWarning)

@@ -12,8 +12,6 @@ from pi_axera_sd.interrogate.layout import MANIFEST, resolve_clip_layout
 from pi_axera_sd.interrogate.service import build_interrogator, load_interrogator
 from test_clip_support import random_image, settings_for, warm
 
-pytest_plugins = ["test_clip_support"]  # the shared tiny-CLIP fixtures
-
 
 def _embeddings(clip_dir, tags_file, cache):
     found = load_interrogator(settings_for(clip_dir, cache, tags_file))

@@ -18,8 +18,6 @@ CATEGORIES = {
     "place": ["beach", "forest", "city street", "kitchen", "mountain"],
 }
 
-pytest_plugins = ["test_clip_support"]  # the shared tiny-CLIP fixtures
-
 
 @pytest.fixture(scope="module")
 def images():

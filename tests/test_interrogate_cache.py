@@ -18,8 +18,6 @@ from test_clip_support import N_LABELS, random_image, settings_for, warm
 
 STEP = 64  # labels per warm-up step with the dynamic-batch text tower
 
-pytest_plugins = ["test_clip_support"]  # the shared tiny-CLIP fixtures
-
 
 def count_text_runs(interrogator) -> list[int]:
     """Count the text tower's graph runs from now on."""

@@ -13,8 +13,6 @@ from pi_axera_sd.interrogate.scoring import check_categories, softmax, top_indic
 from pi_axera_sd.interrogate.service import load_interrogator
 from test_clip_support import random_image, settings_for, warm
 
-pytest_plugins = ["test_clip_support"]  # the shared tiny-CLIP fixtures
-
 
 @pytest.fixture(scope="module")
 def interrogator(clip_exports, tags_file, tmp_path_factory):

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     )
     embedding_cache_dir: Path | None = None  # default: <clip_dir>/cache
     max_structured_labels: int = Field(2000, ge=1)
+    # prompt templates for label embeddings ("{}" = the label); several are averaged (JSON list in env)
+    interrogate_templates: list[str] = Field(default_factory=lambda: ["a photo of a {}"], min_length=1)
+    clip_text_batch: int = Field(64, ge=1)  # labels per text-tower run while building the cache
 
     # ---- derived -------------------------------------------------------------------------------
 

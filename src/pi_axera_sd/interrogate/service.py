@@ -117,8 +117,8 @@ def load_interrogator(
         prefer_axmodel=settings.prefers_axmodel(),
     )
     labels = load_labels(settings.interrogate_tags_file)
-    templates = templates or getattr(settings, "interrogate_templates", None) or DEFAULT_TEMPLATES
-    text_batch = text_batch or getattr(settings, "clip_text_batch", None) or DEFAULT_TEXT_BATCH
+    templates = templates or settings.interrogate_templates or DEFAULT_TEMPLATES
+    text_batch = text_batch or settings.clip_text_batch or DEFAULT_TEXT_BATCH
     try:
         interrogator = build_interrogator(
             layout,

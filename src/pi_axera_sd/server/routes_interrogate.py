@@ -98,7 +98,7 @@ async def interrogate(request: Request) -> dict[str, Any]:
     note(request, job={"tags": len(tags)})
     return {
         "caption": ", ".join(t.tag for t in tags),
-        "interrogations": [{"tag": t.tag, "score": round(float(t.score), 4)} for t in tags],
+        "interrogations": [{"tag": t.tag, "score": round(float(t.score), 6)} for t in tags],
     }
 
 
@@ -138,7 +138,7 @@ async def interrogate_structured(request: Request) -> dict[str, Any]:
     result = await _on_lane(service, request, lambda: interrogator.structured(image, categories))
     return {
         "results": {
-            name: {"winner": r.winner, "confidence": round(float(r.confidence), 4)}
+            name: {"winner": r.winner, "confidence": round(float(r.confidence), 6)}
             for name, r in result.results.items()
         },
         "general_tags": list(result.general_tags),
