@@ -20,8 +20,9 @@ def test_quantize_writes_int8_variants_the_engine_uses(tiny_model_dir, tiny_engi
     folder = tmp_path / "m"
     shutil.copytree(tiny_model_dir, folder)
     info = quantize_model(folder, prompts=["a fox", "a city at night"])
-    assert info["components"]["unet"]["calibration_samples"] == 8  # 2 prompts x 4 steps
-    assert info["components"]["vae_decoder"]["calibration_samples"] == 2
+    # 2 prompts x (4 txt2img steps + 2 img2img steps); one final latent per image
+    assert info["components"]["unet"]["calibration_samples"] == 12
+    assert info["components"]["vae_decoder"]["calibration_samples"] == 4
     assert (folder / "unet.int8.xml").is_file() and (folder / "unet.int8.bin").is_file()
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["variants"]["int8"]["components"]["unet"]["file"] == "unet.int8.xml"

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,7 @@ from pi_axera_sd.interrogate.layout import (
     VISION_STEM,
 )
 from pi_axera_sd.interrogate.preprocess import CLIP_MEAN, CLIP_STD
-from pi_axera_sd.modeltools.onnx_io import OPSET, sha256_file
+from pi_axera_sd.modeltools.onnx_io import export_module, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -43,27 +41,8 @@ _TOKENIZER_FILES = ("vocab.json", "merges.txt", "special_tokens_map.json", "toke
 def export_onnx(
     module, args: tuple, path: Path, inputs: list[str], outputs: list[str], dynamic: dict | None = None
 ) -> Path:
-    """TorchScript ONNX export (like the SD exporter, plus dynamic axes), written atomically."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript exporter deprecation and tracer warnings
-        staged = Path(tmp) / path.name
-        with torch.no_grad():
-            torch.onnx.export(
-                module,
-                args,
-                str(staged),
-                input_names=inputs,
-                output_names=outputs,
-                dynamic_axes=dynamic,
-                opset_version=OPSET,
-                do_constant_folding=True,
-                dynamo=False,
-            )
-        staged.replace(path)
-    return path
+    """The shared exporter with dynamic axes (CLIP towers are small: no external data)."""
+    return export_module(module, args, path, inputs, outputs, dynamic_axes=dynamic)
 
 
 def _transformers_towers(model, split: bool, int32_ids: bool):

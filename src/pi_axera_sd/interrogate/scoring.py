@@ -65,27 +65,30 @@ def check_categories(categories: object, max_labels: int) -> dict[str, list[str]
     total = 0
     for name, labels in categories.items():
         if not isinstance(name, str) or not name.strip():
-            raise InvalidInput(f"category names must be non-empty strings, got {name!r}")
+            raise InvalidInput(f"categories: category names must be non-empty strings, got {name!r}")
         if isinstance(labels, str | bytes) or not isinstance(labels, Sequence):
             raise InvalidInput(
-                f"category {name!r} must be a list of label strings, not {type(labels).__name__}"
+                f"categories.{name} must be a list of label strings, not {type(labels).__name__}"
             )
         clean: list[str] = []
         for label in labels:
             if not isinstance(label, str):
                 raise InvalidInput(
-                    f"category {name!r} holds a {type(label).__name__}; labels must be strings"
+                    f"categories.{name} holds a {type(label).__name__}; labels must be strings"
                 )
             label = label.strip()
             if not label:
-                raise InvalidInput(f"category {name!r} holds an empty label")
+                raise InvalidInput(f"categories.{name} holds an empty label")
             if label not in clean:
                 clean.append(label)
         if not clean:
-            raise InvalidInput(f"category {name!r} has no labels")
+            raise InvalidInput(f"categories.{name} has no labels")
         total += len(clean)
         if total > max_labels:
-            raise InvalidInput(f"too many labels: more than {max_labels} across all categories")
+            raise InvalidInput(
+                f"categories hold too many labels: more than {max_labels} in all "
+                "(PI_AXERA_SD_MAX_STRUCTURED_LABELS)"
+            )
         checked[name] = clean
     return checked
 

@@ -19,14 +19,15 @@ def export_module(
     output_names: Sequence[str],
     *,
     external_data: bool = False,
+    dynamic_axes: dict | None = None,
 ) -> Path:
-    """Trace ``module`` to ONNX at ``path``.
+    """Trace ``module`` to ONNX at ``path``, written via a temporary file so a failed export
+    never leaves a half-written model behind.
 
     The TorchScript exporter is used on purpose: it names tensors by module path
-    (``/down_blocks.0/resnets.0/...``), which is what AXERA's Pulsar2 configs refer to. Large
-    graphs are rewritten with all weights in one ``<name>.data`` file beside the graph.
+    (``/down_blocks.0/resnets.0/...``), which is what AXERA's Pulsar2 configs refer to. With
+    ``external_data`` all weights go to one ``<name>.data`` file beside the graph (needed past 2 GB).
     """
-    import onnx
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,14 +41,17 @@ def export_module(
                 str(staged),
                 input_names=list(input_names),
                 output_names=list(output_names),
+                dynamic_axes=dynamic_axes,
                 opset_version=OPSET,
                 do_constant_folding=True,
                 dynamo=False,
             )
-        model = onnx.load(str(staged), load_external_data=True)
         for stale in (path, path.with_name(path.name + ".data")):
             stale.unlink(missing_ok=True)
         if external_data:
+            import onnx
+
+            model = onnx.load(str(staged), load_external_data=True)
             onnx.save_model(
                 model,
                 str(path),
@@ -57,7 +61,7 @@ def export_module(
                 size_threshold=1024,
             )
         else:
-            onnx.save_model(model, str(path))
+            staged.replace(path)
     for written in (path, path.with_name(path.name + ".data")):
         if written.exists():
             written.chmod(0o644)  # onnx writes external data 0600; a service user must read it

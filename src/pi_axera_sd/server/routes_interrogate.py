@@ -13,6 +13,7 @@ from PIL import Image
 from pi_axera_sd.engine.imageio import decode_base64_image
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.interrogate.api import Interrogator
+from pi_axera_sd.interrogate.scoring import check_categories
 from pi_axera_sd.server.context import note, read_json, service_of
 from pi_axera_sd.server.problems import ApiError, to_api_error
 from pi_axera_sd.server.schemas import InterrogateRequest, StructuredInterrogateRequest, openapi_body
@@ -100,25 +101,6 @@ async def interrogate(request: Request) -> dict[str, Any]:
         "caption": ", ".join(t.tag for t in tags),
         "interrogations": [{"tag": t.tag, "score": round(float(t.score), 6)} for t in tags],
     }
-
-
-def check_categories(categories: Any, max_labels: int) -> dict[str, list[str]]:
-    """``{name: [label, ...]}`` with at least one category, no empty lists, string labels only, and
-    at most ``max_labels`` labels in all (each is a text-encoder pass)."""
-    if not isinstance(categories, dict) or not categories:
-        raise InvalidInput('categories must be a non-empty object: {"name": ["label", ...], ...}')
-    total = 0
-    for name, labels in categories.items():
-        if not isinstance(labels, list) or not labels:
-            raise InvalidInput(f"categories.{name} must be a non-empty list of labels")
-        if not all(isinstance(label, str) and label.strip() for label in labels):
-            raise InvalidInput(f"categories.{name} must hold non-empty strings only")
-        total += len(labels)
-    if total > max_labels:
-        raise InvalidInput(
-            f"categories hold {total} labels; the limit is {max_labels} (MAX_STRUCTURED_LABELS)"
-        )
-    return {name: [label.strip() for label in labels] for name, labels in categories.items()}
 
 
 @router.post(
