@@ -20,8 +20,8 @@ serve: install
 	$(BIN)/pi-axera-sd serve
 
 lint: install-dev
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts bench
+	$(BIN)/ruff format --check src tests scripts bench
 
 test: install-dev lint
 	$(BIN)/python -m pytest
