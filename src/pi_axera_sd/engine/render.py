@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from pi_axera_sd import __version__
 from pi_axera_sd.engine.imageio import encode_png, resize_image, to_model_input
 from pi_axera_sd.engine.infotext import build_infotext
 from pi_axera_sd.engine.pipeline import GenerationResult, Pipeline
@@ -53,6 +52,3 @@ def result_png(
         pipeline, result, prompt, negative_prompt=negative_prompt, denoising_strength=denoising_strength
     )
     return encode_png(result.pixels, text, compress_level=compress_level)
-
-
-__all__ = ["__version__", "infotext_for", "prepare_init_image", "result_png"]
