@@ -32,6 +32,7 @@ DEFAULT_CONFIGS = [
     "engine:onnxruntime",
     "engine:openvino",
     "engine:openvino:int8",
+    "engine:openvino:int8unet",
     "engine:openvino:int8:tiny",
     "engine:openvino:f32",
     "engine:openvino:tiny",

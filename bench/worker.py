@@ -1,8 +1,9 @@
 """One benchmark configuration in its own process (clean peak memory): prints one JSON line.
 
 Configurations:
-  engine:<runtime>[:<precision>][:int8][:tiny]   this project's Pipeline (ORT / OpenVINO), FP32/BF16 or the
-                                          INT8 variants, full or TAESD decoder
+  engine:<runtime>[:<precision>][:int8|:int8unet][:tiny]
+                                          this project's Pipeline (ORT / OpenVINO): FP32/BF16, the INT8
+                                          variants (or only the INT8 UNet), full or TAESD decoder
   bare-openvino                           OpenVINO compiled models driven by a minimal numpy loop
   torch                                   diffusers StableDiffusion(Img2Img)Pipeline + LCMScheduler, FP32 CPU
 """
@@ -58,9 +59,11 @@ def run_engine(model_dir: Path, spec: str, mode: str, runs: int, out: Path) -> d
     runtime = parts[0]
     precision = next((p for p in parts[1:] if p in ("f32", "bf16")), None)
     vae = "tiny" if "tiny" in parts else "full"
-    variant = "int8" if "int8" in parts else None
+    variant = "int8" if {"int8", "int8unet"} & set(parts) else None
     t0 = time.perf_counter()
-    layout = resolve_layout(model_dir, variant=variant)
+    # int8unet: the INT8 UNet with the BF16/FP32 VAE decoder (quantize --components unet)
+    overrides = {"vae_decoder": model_dir / "vae_decoder.onnx"} if "int8unet" in parts else None
+    layout = resolve_layout(model_dir, variant=variant, overrides=overrides)
     pipe = Pipeline.load(layout, RuntimeOptions(runtime=runtime, precision=precision))
     load_s = time.perf_counter() - t0
     init = None
