@@ -176,17 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Callable]:
-    """Sub-commands that live with their own concern (server, interrogation, model hub, bench)."""
-    import importlib
+    """Sub-commands that live with their own concern (server, interrogation, model hub)."""
+    from pi_axera_sd.interrogate.cli import register as interrogation
+    from pi_axera_sd.modeltools.cli import register as model_hub
+    from pi_axera_sd.server.cli import register as server
 
-    found = []
-    for module in ("pi_axera_sd.server.cli", "pi_axera_sd.interrogate.cli", "pi_axera_sd.modeltools.cli"):
-        try:
-            found.append(importlib.import_module(module).register)
-        except ModuleNotFoundError as exc:
-            if not exc.name or not module.startswith(exc.name):
-                raise
-    return found
+    return [server, interrogation, model_hub]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
