@@ -7,6 +7,7 @@ base64 encoding overlaps the next image's (or the next request's) inference.
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -16,11 +17,11 @@ from starlette.requests import Request
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, StageTimings
 from pi_axera_sd.engine.scheduler import img2img_timesteps
 from pi_axera_sd.errors import Cancelled, InvalidInput
-from pi_axera_sd.server.host import EncodedImage, EncodeOptions, encode_result
+from pi_axera_sd.server.host import EncodedImage, EncodeOptions, decode_init_image, encode_result
 from pi_axera_sd.server.lane import JobContext
 from pi_axera_sd.server.problems import ApiError, to_api_error
 from pi_axera_sd.server.service import Service
-from pi_axera_sd.server.waiting import await_job
+from pi_axera_sd.server.waiting import run_on_lane
 
 DEFAULT_STRENGTH = 0.75
 
@@ -61,6 +62,23 @@ def require_pipeline(service: Service) -> Pipeline:
     return service.pipeline
 
 
+async def prepare_init_image(
+    service: Service, pipeline: Pipeline, image_b64: str, resize_mode: int
+) -> tuple[np.ndarray, float]:
+    """Decode and resize an img2img input on a host thread, after checking the model and the queue
+    (a full queue is refused before any decoding is spent on it). Returns the input and its ms."""
+    if not pipeline.supports_img2img:
+        raise InvalidInput("img2img is unavailable: the model folder has no VAE encoder")
+    service.lane.ensure_room()
+    t0 = time.perf_counter()
+    init = await service.run_host(
+        decode_init_image, image_b64, service.settings.image_limits(), pipeline, resize_mode
+    )
+    decode_ms = (time.perf_counter() - t0) * 1000.0
+    service.metrics.observe_stage("host_decode", decode_ms)
+    return init, decode_ms
+
+
 def choose_vae(pipeline: Pipeline, vae: str) -> str:
     """Validate the decoder choice before queueing, so a bad one costs no lane time."""
     if vae not in pipeline.vae_choices:
@@ -99,16 +117,13 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec):
 
 async def run_batch(service: Service, spec: BatchSpec, request: Request) -> BatchOutcome:
     pipeline = require_pipeline(service)
-    job = service.lane.submit("generate", _lane_job(service, pipeline, spec), label=spec.mode)
+    (made, interrupted), job = await run_on_lane(
+        service, "generate", _lane_job(service, pipeline, spec), request, label=spec.mode
+    )
     try:
-        made, interrupted = await await_job(service.lane, job, request)
         images = [await asyncio.wrap_future(future) for _, future in made]
-    except ApiError:
-        raise
     except Exception as exc:
         raise to_api_error(exc) from exc
-    finally:
-        service.metrics.observe_stage("queue_wait", job.wait_s * 1000.0)
     for image in images:
         service.metrics.observe_stage("host_encode", image.encode_ms)
     lane_ms = ((job.finished or job.started or 0.0) - (job.started or 0.0)) * 1000.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,8 +13,15 @@ from pi_axera_sd.engine.pipeline import MAX_SEED, resolve_seed
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.server import a1111
 from pi_axera_sd.server.context import note, read_json, request_id, service_of
-from pi_axera_sd.server.generation import DEFAULT_STRENGTH, BatchSpec, choose_vae, require_pipeline, run_batch
-from pi_axera_sd.server.host import EncodeOptions, decode_init_image
+from pi_axera_sd.server.generation import (
+    DEFAULT_STRENGTH,
+    BatchSpec,
+    choose_vae,
+    prepare_init_image,
+    require_pipeline,
+    run_batch,
+)
+from pi_axera_sd.server.host import EncodeOptions
 from pi_axera_sd.server.schemas import Img2ImgRequest, Txt2ImgRequest, openapi_body
 
 router = APIRouter(prefix="/sdapi/v1", tags=["a1111"])
@@ -62,14 +68,7 @@ async def img2img(request: Request) -> JSONResponse:
     if not req.init_images:
         raise InvalidInput("init_images is required: a list holding one base64 image")
     pipeline = require_pipeline(service)
-    if not pipeline.supports_img2img:
-        raise InvalidInput("img2img is unavailable: the model folder has no VAE encoder")
-    service.lane.ensure_room()
-    t0 = time.perf_counter()
-    init = await service.run_host(
-        decode_init_image, req.init_images[0], service.settings.image_limits(), pipeline, req.resize_mode
-    )
-    service.metrics.observe_stage("host_decode", (time.perf_counter() - t0) * 1000.0)
+    init, _ = await prepare_init_image(service, pipeline, req.init_images[0], req.resize_mode)
     strength = req.denoising_strength if req.denoising_strength is not None else DEFAULT_STRENGTH
     return await _generate(request, body, req, a1111.IMG2IMG_DEFAULTS, init=init, strength=strength)
 

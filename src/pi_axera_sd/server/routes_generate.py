@@ -11,8 +11,15 @@ from pydantic import BaseModel
 from pi_axera_sd.engine.pipeline import resolve_seed
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.server.context import note, read_json, request_id, service_of
-from pi_axera_sd.server.generation import DEFAULT_STRENGTH, BatchSpec, choose_vae, require_pipeline, run_batch
-from pi_axera_sd.server.host import EncodeOptions, decode_init_image
+from pi_axera_sd.server.generation import (
+    DEFAULT_STRENGTH,
+    BatchSpec,
+    choose_vae,
+    prepare_init_image,
+    require_pipeline,
+    run_batch,
+)
+from pi_axera_sd.server.host import EncodeOptions
 from pi_axera_sd.server.problems import ApiError
 from pi_axera_sd.server.schemas import GenerateRequest, openapi_body
 
@@ -62,15 +69,7 @@ async def generate(request: Request) -> JSONResponse:
     if mode == "img2img":
         if not req.init_image:
             raise InvalidInput("init_image is required for img2img (a base64 PNG, JPEG or WebP)")
-        if not pipeline.supports_img2img:
-            raise InvalidInput("img2img is unavailable: the model folder has no VAE encoder")
-        service.lane.ensure_room()  # refuse before spending time decoding
-        t0 = time.perf_counter()
-        init = await service.run_host(
-            decode_init_image, req.init_image, service.settings.image_limits(), pipeline, req.resize_mode
-        )
-        decode_ms = (time.perf_counter() - t0) * 1000.0
-        service.metrics.observe_stage("host_decode", decode_ms)
+        init, decode_ms = await prepare_init_image(service, pipeline, req.init_image, req.resize_mode)
     settings = service.settings
     strength = None
     if init is not None:

@@ -15,10 +15,10 @@ from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.interrogate.api import Interrogator
 from pi_axera_sd.interrogate.scoring import check_categories
 from pi_axera_sd.server.context import note, read_json, service_of
-from pi_axera_sd.server.problems import ApiError, to_api_error
+from pi_axera_sd.server.problems import ApiError
 from pi_axera_sd.server.schemas import InterrogateRequest, StructuredInterrogateRequest, openapi_body
 from pi_axera_sd.server.service import Service
-from pi_axera_sd.server.waiting import await_job
+from pi_axera_sd.server.waiting import run_on_lane
 
 router = APIRouter(prefix="/sdapi/v1", tags=["interrogate"])
 
@@ -64,17 +64,10 @@ async def _decode(service: Service, text: str | None) -> Image.Image:
 
 
 async def _on_lane(service: Service, request: Request, work: Callable[[], Any]) -> Any:
-    job = service.lane.submit("interrogate", lambda _ctx: work(), label="interrogate")
     start = time.perf_counter()
-    try:
-        return await await_job(service.lane, job, request)
-    except ApiError:
-        raise
-    except Exception as exc:
-        raise to_api_error(exc) from exc
-    finally:
-        service.metrics.observe_stage("queue_wait", job.wait_s * 1000.0)
-        service.metrics.observe_stage("interrogate", (time.perf_counter() - start - job.wait_s) * 1000.0)
+    result, job = await run_on_lane(service, "interrogate", lambda _ctx: work(), request, label="interrogate")
+    service.metrics.observe_stage("interrogate", (time.perf_counter() - start - job.wait_s) * 1000.0)
+    return result
 
 
 @router.post(

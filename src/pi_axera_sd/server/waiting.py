@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
-from pi_axera_sd.server.lane import Job, Lane
-from pi_axera_sd.server.problems import ClientGone
+from pi_axera_sd.server.lane import Job, JobContext, Lane
+from pi_axera_sd.server.problems import ApiError, ClientGone, to_api_error
+
+if TYPE_CHECKING:
+    from pi_axera_sd.server.service import Service
 
 
 async def _until_disconnected(request: Request) -> None:
@@ -30,3 +34,19 @@ async def await_job(lane: Lane, job: Job, request: Request) -> Any:
         return await result
     finally:
         watcher.cancel()
+
+
+async def run_on_lane(
+    service: Service, kind: str, work: Callable[[JobContext], Any], request: Request, *, label: str
+) -> tuple[Any, Job]:
+    """Queue ``work`` on the lane, wait for it as :func:`await_job` does, turn its failure into the
+    route's error, and record the time it waited. Returns the result and the job (for timings)."""
+    job = service.lane.submit(kind, work, label=label)
+    try:
+        return await await_job(service.lane, job, request), job
+    except ApiError:
+        raise
+    except Exception as exc:
+        raise to_api_error(exc) from exc
+    finally:
+        service.metrics.observe_stage("queue_wait", job.wait_s * 1000.0)
