@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+from pi_axera_sd import exitcodes
 from pi_axera_sd.config import Settings
 from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.errors import Cancelled, InvalidInput, ModelError, RuntimeUnavailable
@@ -24,10 +25,9 @@ from pi_axera_sd.server.modelinfo import ModelInfo, describe
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Exit codes: 2 = configuration (models missing/unusable; systemd must not restart in a loop),
-# 3 = the runtime failed (systemd restarts the service).
-EXIT_CONFIG = 2
-EXIT_RUNTIME = 3
+# Exit codes: see pi_axera_sd.exitcodes (the contract shared with the CLI and the systemd unit).
+EXIT_CONFIG = exitcodes.CONFIG
+EXIT_RUNTIME = exitcodes.RUNTIME
 
 
 class FailureTracker:
