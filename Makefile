@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: serve install install-dev test lint bench clean
+.PHONY: serve install install-dev install-fast test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,9 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(PIP) install --quiet -e .
+
+install-fast: $(BIN)/python
+	$(PIP) install --quiet -e '.[test-fast]'
 
 install-dev: $(BIN)/python
 	$(PIP) install --quiet -c constraints.txt -e '.[test]'
@@ -25,6 +28,10 @@ lint: install-dev
 
 test: install-dev lint
 	$(BIN)/python -m pytest
+
+# The tests that need no torch/diffusers/transformers/openvino, on a base install (seconds).
+test-fast: install-fast
+	$(BIN)/python -m pytest -m "not torch"
 
 bench: $(BIN)/python
 	$(PIP) install --quiet -c constraints.txt -e '.[bench]'

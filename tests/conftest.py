@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import warnings
@@ -10,6 +11,30 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["test_clip_support"]  # the shared tiny-CLIP fixtures
+
+# The fast tier (`make test-fast`, i.e. pytest -m "not torch") runs on a base install without torch (nor
+# the other heavy extras: diffusers, transformers, onnx, openvino).
+# Tests that build models through torch/diffusers/transformers are marked `torch`: by the fixtures they
+# use (directly or through other fixtures), or by module for the few that import those at the top.
+TORCH_FIXTURES = frozenset({"tiny_pipe", "tiny_taesd", "tiny_clip", "hf_clip_tokenizer", "processor"})
+TORCH_MODULES = ("test_export.py", "test_reference_diffusers.py")
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+collect_ignore = [] if HAVE_TORCH else list(TORCH_MODULES)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not HAVE_TORCH and "not torch" not in (config.option.markexpr or ""):
+        raise pytest.UsageError(
+            "torch is not installed: the full suite needs the test extra (make test); "
+            "make test-fast runs the tests that need no torch"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if TORCH_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.path.name in TORCH_MODULES:
+            item.add_marker(pytest.mark.torch)
+
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 logging.getLogger("transformers").setLevel(logging.ERROR)

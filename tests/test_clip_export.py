@@ -44,6 +44,7 @@ def test_export_clip_from_a_transformers_folder(tiny_clip, clip_exports, tags_fi
     assert ours.image_encoder.spec.resize == 256
 
 
+@pytest.mark.torch
 def test_random_clip_command(tmp_path):
     out = tmp_path / "rnd"
     assert main(["models", "random-clip", str(out), "--static-text-batch", "2", "--int32-ids"]) == 0
@@ -123,6 +124,7 @@ def test_cli_interrogate_without_a_model(tmp_path, capsys):
     assert "export-clip" in capsys.readouterr().err
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("bad", ["not-a-model-folder"])
 def test_export_from_a_bad_source(tmp_path, bad, capsys):
     assert main(["models", "export-clip", str(tmp_path / bad), str(tmp_path / "out")]) == 2

@@ -140,6 +140,7 @@ def test_openvino_runs_the_same_pipeline(tiny_model_dir, tiny_engine):
     assert np.array_equal(ours, again)
 
 
+@pytest.mark.torch  # needs the openvino extra
 def test_openvino_rejects_a_broken_file(tmp_path):
     bad = tmp_path / "unet.onnx"
     bad.write_bytes(b"junk")

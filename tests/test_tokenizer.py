@@ -1,13 +1,17 @@
-"""Our tokenizers-based CLIP tokenizer gives transformers' CLIPTokenizer ids on varied prompts."""
+"""Our tokenizers-based CLIP tokenizer gives transformers' CLIPTokenizer ids on varied prompts.
+
+The ids transformers gives for a fixed prompt set are committed (``data/clip_token_ids.json``), so the
+fast tier checks the tokenizer without transformers; the torch tier checks the file is still right.
+"""
 
 from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
-from transformers import CLIPTokenizer
 
 from pi_axera_sd.engine.tokenizer import ClipTokenizer
 from pi_axera_sd.errors import ModelError
@@ -69,29 +73,65 @@ def _random_prompts(count: int, vocab: list[str], seed: int = 0) -> list[str]:
     return prompts
 
 
-@pytest.fixture(scope="module")
-def tokenizers_pair():
-    path = packaged_tokenizer_dir()
-    return ClipTokenizer(path), CLIPTokenizer.from_pretrained(str(path))
+COMMITTED_IDS = Path(__file__).parent / "data" / "clip_token_ids.json"
+EOS = 49407
 
 
-def test_ids_equal_transformers_on_hundreds_of_prompts(tokenizers_pair):
-    ours, ref = tokenizers_pair
+def _prompts(count: int) -> list[str]:
     vocab = [w.replace("</w>", "") for w in json.loads((packaged_tokenizer_dir() / "vocab.json").read_text())]
     vocab = [w for w in vocab if w.isascii() and w.isalpha()][:5000]
-    prompts = HANDWRITTEN + _random_prompts(380, vocab)
+    return HANDWRITTEN + _random_prompts(count, vocab)
+
+
+def _committed() -> list[tuple[str, list[int]]]:
+    """(prompt, 77 ids) pairs; the file keeps each row up to its first end-of-text token."""
+    rows = json.loads(COMMITTED_IDS.read_text())
+    return [(prompt, ids + [EOS] * (77 - len(ids))) for prompt, ids in rows]
+
+
+@pytest.fixture(scope="module")
+def ours() -> ClipTokenizer:
+    return ClipTokenizer(packaged_tokenizer_dir())
+
+
+@pytest.fixture(scope="module")
+def hf_clip_tokenizer():
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer.from_pretrained(str(packaged_tokenizer_dir()))
+
+
+def _reference_ids(ref, prompt: str) -> list[int]:
+    return ref(prompt, padding="max_length", max_length=77, truncation=True).input_ids
+
+
+def test_ids_equal_transformers_on_hundreds_of_prompts(ours, hf_clip_tokenizer):
+    prompts = _prompts(380)
     assert len(prompts) >= 400
     mismatches = []
     for prompt in prompts:
-        expected = ref(prompt, padding="max_length", max_length=77, truncation=True).input_ids
+        expected = _reference_ids(hf_clip_tokenizer, prompt)
         got = ours.encode(prompt).tolist()
         if got != expected:
             mismatches.append((prompt[:60], got[:10], expected[:10]))
     assert not mismatches, mismatches[:5]
 
 
-def test_shape_truncation_and_specials(tokenizers_pair):
-    ours, _ = tokenizers_pair
+def test_committed_ids_are_what_transformers_gives(hf_clip_tokenizer):
+    rows = _committed()
+    assert [prompt for prompt, _ in rows] == _prompts(100)
+    stale = [prompt[:60] for prompt, ids in rows if ids != _reference_ids(hf_clip_tokenizer, prompt)]
+    assert not stale, stale[:5]
+
+
+def test_ids_equal_the_committed_reference_ids(ours):
+    rows = _committed()
+    assert len(rows) >= 120
+    mismatches = [(prompt[:60], ids[:8]) for prompt, ids in rows if ours.encode(prompt).tolist() != ids]
+    assert not mismatches, mismatches[:5]
+
+
+def test_shape_truncation_and_specials(ours):
     long_ids = ours.encode("word " * 300)
     assert long_ids.shape == (77,) and long_ids.dtype == np.int64
     assert long_ids[0] == 49406 and long_ids[-1] == 49407
@@ -99,8 +139,7 @@ def test_shape_truncation_and_specials(tokenizers_pair):
     assert empty[0] == 49406 and (empty[1:] == 49407).all()
 
 
-def test_batch_equals_single(tokenizers_pair):
-    ours, _ = tokenizers_pair
+def test_batch_equals_single(ours):
     texts = ["a cat", "", "a much longer prompt about a fox in the snow " * 5]
     batch = ours.encode_batch(texts)
     assert batch.shape == (3, 77)
