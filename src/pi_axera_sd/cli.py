@@ -1,4 +1,4 @@
-"""The ``pi-axera-sd`` command: serve, generate, models (export, pull, verify...), bench."""
+"""The ``pi-axera-sd`` command: serve, generate, models (export, pull, verify...), interrogate, systemd."""
 
 from __future__ import annotations
 
@@ -185,13 +185,27 @@ def _plugins() -> list[Callable]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from pi_axera_sd import exitcodes
+    from pi_axera_sd.settings_errors import missing_extra_line, validation_lines
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         return int(args.func(args) or 0)
+    except ValidationError as exc:  # a setting from the environment or a flag
+        print("\n".join(validation_lines(exc)), file=sys.stderr)
+        return exitcodes.CONFIG
+    except ModuleNotFoundError as exc:  # an optional extra that is not installed
+        line = missing_extra_line(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return exitcodes.CONFIG
     except PiAxeraError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.CONFIG
 
 
 if __name__ == "__main__":

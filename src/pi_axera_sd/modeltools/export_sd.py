@@ -44,6 +44,14 @@ def load_diffusers_pipeline(source: str | Path, lora: str | None = None, lora_sc
     return pipe
 
 
+def load_tiny_vae(source: str | Path):
+    """A float32 diffusers ``AutoencoderTiny`` (TAESD) from a local folder or a hub id."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    return AutoencoderTiny.from_pretrained(str(source), torch_dtype=torch.float32)
+
+
 def save_clip_tokenizer(tokenizer, out_dir: Path) -> None:
     """Save a CLIP tokenizer with the ``vocab.json`` + ``merges.txt`` pair the layout (and the NPU
     runtime's tokenizer) reads. transformers 5 saves only ``tokenizer.json``; derive the pair from it."""
@@ -296,9 +304,14 @@ def export_model(
     lora_scale: float = 1.0,
     name: str | None = None,
     unet_time_input: str = "embedding",
+    tiny_vae: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Load ``source`` (folder or hub id; ``HF_ENDPOINT`` is honoured by huggingface_hub) and export it."""
+    """Load ``source`` (folder or hub id; ``HF_ENDPOINT`` is honoured by huggingface_hub) and export it.
+
+    ``tiny_vae``: an ``AutoencoderTiny`` (TAESD) folder or hub id, written as ``vae_decoder_tiny.onnx``.
+    """
     pipe = load_diffusers_pipeline(source, lora, lora_scale)
+    taesd = load_tiny_vae(tiny_vae) if tiny_vae else None
     return export_pipeline(
         pipe,
         out_dir,
@@ -307,4 +320,6 @@ def export_model(
         lora=lora,
         lora_scale=lora_scale,
         unet_time_input=unet_time_input,
+        tiny_vae=taesd,
+        tiny_vae_source=str(tiny_vae) if tiny_vae else None,
     )

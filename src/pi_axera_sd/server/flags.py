@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import types
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import AliasChoices, SecretStr
 from pydantic.fields import FieldInfo
@@ -54,6 +54,10 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, help=help_text)
         elif get_origin(kind) is list:
             parser.add_argument(flag, dest=name, type=_comma_list, help=help_text + "; comma-separated")
+        elif get_origin(kind) is Literal:
+            # validated by Settings, so a bad value gets the same message as in the environment
+            choices = ",".join(map(str, get_args(kind)))
+            parser.add_argument(flag, dest=name, type=str, metavar=f"{{{choices}}}", help=help_text)
         elif kind in (int, float, str, Path):
             parser.add_argument(flag, dest=name, type=kind, help=help_text)
         elif kind is SecretStr:
