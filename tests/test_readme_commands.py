@@ -247,8 +247,21 @@ def run_serve(command: str, ctx: Context) -> None:
     port = free_port()
     env = ctx.workspace()
     for url in env.start(with_port(command, port), port=port):
-        health = httpx.get(f"{url}/health", timeout=30)
-        assert health.status_code == 200, health.text
+        health = httpx.get(f"{url}/health", timeout=30).json()
+        # runtime=auto (the default) picks OpenVINO where it is installed, as in this venv
+        assert health["status"] == "ok" and health["runtime"] == "openvino", health
+        check_offline_docs(url)
+
+
+def check_offline_docs(url: str) -> None:
+    """README: "API docs: http://127.0.0.1:5000/docs", which must work on a board without internet."""
+    for page in ("/docs", "/redoc"):
+        html = httpx.get(f"{url}{page}", timeout=30).text
+        assets = re.findall(r"""(?:src|href)=["']([^"']+\.(?:js|css))["']""", html)
+        assert assets, html
+        for asset in assets:
+            assert asset.startswith("/"), f"{page} loads {asset} from elsewhere"
+            assert httpx.get(f"{url}{asset}", timeout=30).status_code == 200, asset
 
 
 def run_generate(command: str, ctx: Context) -> None:
