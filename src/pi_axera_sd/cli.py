@@ -1,4 +1,4 @@
-"""The ``pi-axera-sd`` command: serve, generate, models (export, pull, verify...), interrogate, systemd."""
+"""The pi-axera-sd command: serve, generate, models (export, pull, verify...), interrogate, systemd."""
 
 from __future__ import annotations
 
@@ -90,6 +90,7 @@ def cmd_models_tiny(args: argparse.Namespace) -> int:
     from pi_axera_sd.modeltools.export_sd import export_pipeline
     from pi_axera_sd.modeltools.tiny import build_sd_pipeline, build_taesd
 
+    logging.getLogger(__name__).info("random: building %s weights...", args.size)
     pipe = build_sd_pipeline(args.size, seed=args.seed)
     export_pipeline(
         pipe,
