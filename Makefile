@@ -4,7 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 # PyTorch's CPU-only wheels: PyPI's Linux torch is the CUDA build (~15 NVIDIA wheels, GBs).
+# TORCH_INDEX= (empty) uses only the indexes pip is configured with (e.g. a local wheel mirror).
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_INDEX_ARG := $(if $(TORCH_INDEX),$(TORCH_INDEX_ARG),)
 DEMO_MODELS ?= demo-models
 # OpenVINO has wheels for these machines; make serve installs it so runtime=auto can pick it.
 ARCH := $(shell uname -m)
@@ -20,15 +22,15 @@ install: $(BIN)/python
 	$(PIP) install --quiet -e '.$(SERVE_EXTRAS)'
 
 install-export: $(BIN)/python
-	$(PIP) install --quiet -c constraints.txt --extra-index-url $(TORCH_INDEX) -e '.[export]'
+	$(PIP) install --quiet -c constraints.txt $(TORCH_INDEX_ARG) -e '.[export]'
 
 # A tiny model with random weights, served: the API working in under a minute (images are noise).
-demo: install-export
+demo: install install-export
 	test -f $(DEMO_MODELS)/manifest.json || $(BIN)/pi-axera-sd models random $(DEMO_MODELS)
 	$(BIN)/pi-axera-sd serve --models $(DEMO_MODELS)
 
 install-dev: $(BIN)/python
-	$(PIP) install --quiet -c constraints.txt --extra-index-url $(TORCH_INDEX) -e '.[test]'
+	$(PIP) install --quiet -c constraints.txt $(TORCH_INDEX_ARG) -e '.[test]'
 
 serve: install
 	$(BIN)/pi-axera-sd serve
