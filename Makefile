@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 # PyTorch's CPU-only wheels: PyPI's Linux torch is the CUDA build (~15 NVIDIA wheels, GBs).
 # TORCH_INDEX= (empty) uses only the indexes pip is configured with (e.g. a local wheel mirror).
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
-TORCH_INDEX_ARG := $(if $(TORCH_INDEX),$(TORCH_INDEX_ARG),)
+TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 DEMO_MODELS ?= demo-models
 # OpenVINO has wheels for these machines; make serve installs it so runtime=auto can pick it.
 ARCH := $(shell uname -m)
