@@ -159,3 +159,27 @@ def test_ready_and_stopping_reach_the_notify_socket(tmp_path, monkeypatch):
         assert [sock.recv(64), sock.recv(64)] == [b"READY=1", b"STOPPING=1"]
     monkeypatch.delenv("NOTIFY_SOCKET")
     assert notify("READY=1") is False
+
+
+@pytest.mark.parametrize(
+    "value", ["https://a.example,https://b.example", '["https://a.example", "https://b.example"]']
+)
+def test_list_flags_take_json_or_commas(value):
+    from pi_axera_sd.cli import build_parser, settings_from_args
+
+    args = build_parser().parse_args(["serve", "--cors-origins", value])
+    assert settings_from_args(args).cors_origins == ["https://a.example", "https://b.example"]
+
+
+def test_help_lists_only_commands_that_run():
+    from pi_axera_sd.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == {"generate", "models", "serve", "systemd", "interrogate"}
+    for name, command_parser in sub.choices.items():
+        nested = [a for a in command_parser._actions if a.dest == "models_command"]
+        parsers = nested[0].choices.values() if nested else [command_parser]
+        for leaf in parsers:
+            assert callable(leaf.get_default("func")), name
+    assert "bench" not in parser.format_help()

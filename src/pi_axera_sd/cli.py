@@ -187,6 +187,7 @@ def _plugins() -> list[Callable]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from pi_axera_sd import exitcodes
     from pi_axera_sd.settings_errors import missing_extra_line, validation_lines
@@ -197,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ValidationError as exc:  # a setting from the environment or a flag
         print("\n".join(validation_lines(exc)), file=sys.stderr)
+        return exitcodes.CONFIG
+    except SettingsError as exc:  # a value pydantic-settings could not even decode
+        print(f"error: invalid setting: {exc}", file=sys.stderr)
         return exitcodes.CONFIG
     except ModuleNotFoundError as exc:  # an optional extra that is not installed
         line = missing_extra_line(exc)
