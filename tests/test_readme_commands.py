@@ -21,6 +21,7 @@ What stands in for the outside world, and the only edits made to a command:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -391,3 +392,32 @@ def test_readme_command(command: str, tmp_path: Path, request: pytest.FixtureReq
     runner = RUNNERS.get(key)
     assert runner, f"README command without a test: {command!r} (add a runner for {key!r} to RUNNERS)"
     runner(command, Context(tmp_path, request))
+
+
+def inline_commands(text: str) -> list[str]:
+    """Commands mentioned in the README's running text (`pi-axera-sd models quantize DIR`...)."""
+    spans = re.findall(r"`((?:[A-Z_]+=\S+ )?(?:pi-axera-sd|make) [^`]+)`", text)
+    return [re.sub(r"^[A-Z_]+=\S+ ", "", span) for span in spans if "serving" not in span]
+
+
+INLINE = inline_commands(README.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("command", INLINE, ids=[c[:60] for c in INLINE])
+def test_readme_mentions_only_commands_that_exist(command: str) -> None:
+    """A sub-command or make target named in the text exists (a renamed one is a red test)."""
+    from pi_axera_sd.cli import build_parser
+
+    words = command.split()
+    if words[0] == "make":
+        env = {**os.environ, "VENV": str(BIN.parent)}
+        dry = subprocess.run(["make", "-n", words[1]], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert dry.returncode == 0, dry.stderr
+        return
+    parser = build_parser()
+    for word in [w for w in words[1:] if not w.startswith("-")][:2]:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or word == "...":
+            break
+        assert word in sub.choices, f"{command!r}: no sub-command {word!r}"
+        parser = sub.choices[word]
