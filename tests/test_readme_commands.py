@@ -251,6 +251,8 @@ def run_serve(command: str, ctx: Context) -> None:
         health = httpx.get(f"{url}/health", timeout=30).json()
         # runtime=auto (the default) picks OpenVINO where it is installed, as in this venv
         assert health["status"] == "ok" and health["runtime"] == "openvino", health
+        options = httpx.get(f"{url}/sdapi/v1/options", timeout=30).json()
+        assert options["pi_axera_sd_runtime"]["runtime"] == "openvino", options
         check_offline_docs(url)
 
 

@@ -183,3 +183,23 @@ def test_help_lists_only_commands_that_run():
         for leaf in parsers:
             assert callable(leaf.get_default("func")), name
     assert "bench" not in parser.format_help()
+
+
+def test_a_terminal_gets_readable_lines(monkeypatch):
+    from pi_axera_sd.server.logformat import ConsoleFormatter, formatter_for
+    from pi_axera_sd.server.logs import JsonFormatter
+
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+        def fileno(self) -> int:
+            raise OSError
+
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    formatter = formatter_for(Tty(), JsonFormatter())
+    assert isinstance(formatter, ConsoleFormatter)
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "models loaded", None, None)
+    record.fields = {"model": "tiny"}
+    line = formatter.format(record)
+    assert "INFO" in line and "models loaded" in line and "model=tiny" in line and not line.startswith("{")
