@@ -14,6 +14,12 @@ def _precision(runtime: str, provider: str) -> str:
     return "npu" if runtime == "axengine" else "f32"
 
 
+def _variant(runtime: str, filename: str) -> str:
+    if runtime == "axengine":
+        return "axmodel"  # compiled by Pulsar2; its precision is fixed at compile time
+    return "int8" if ".int8." in filename else "fp32"
+
+
 def runtime_info(pipeline: Pipeline) -> dict[str, Any]:
     """``{"runtime": "openvino", "precision": "bf16", "variant": "int8", "sessions": {...}}``
     (runtime and precision of the UNet, where nearly all the time goes)."""
@@ -21,7 +27,7 @@ def runtime_info(pipeline: Pipeline) -> dict[str, Any]:
     return {
         "runtime": unet.runtime,
         "precision": _precision(unet.runtime, unet.provider),
-        "variant": "int8" if ".int8." in unet.path.name else "fp32",
+        "variant": _variant(unet.runtime, unet.path.name),
         "tiny_vae": pipeline.vae_decoder_tiny is not None,
         "sessions": {role: f"{s.runtime}/{s.provider}" for role, s in sorted(pipeline.sessions.items())},
     }
