@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from pi_axera_sd import __version__
 from pi_axera_sd.errors import PiAxeraError
@@ -15,17 +16,25 @@ from pi_axera_sd.errors import PiAxeraError
 Handler = Callable[[argparse.Namespace], int]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line (the setting contract), not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def _add_engine_flags(p: argparse.ArgumentParser) -> None:
-    """Flags that override the environment's model/runtime settings (see pi_axera_sd.config)."""
+    """Flags that override the environment's model/runtime settings (see pi_axera_sd.config).
+    Values are checked by Settings, so a bad one gets the same message as in the environment."""
     p.add_argument(
         "--models", dest="models_dir", type=Path, help="model folder (env MODELS_DIR, default ./models)"
     )
     p.add_argument(
-        "--runtime", choices=["auto", "onnxruntime", "axengine", "openvino"], help="session runtime"
+        "--runtime", metavar="{auto,onnxruntime,axengine,openvino}", help="session runtime (default auto)"
     )
-    p.add_argument("--device", choices=["cpu", "cuda"], help="ONNX Runtime device")
-    p.add_argument("--threads", type=int, help="CPU threads per session (0 = runtime default)")
-    p.add_argument("--ax-provider", choices=["AxEngineExecutionProvider", "AXCLRTExecutionProvider"])
+    p.add_argument("--device", metavar="{cpu,cuda}", help="ONNX Runtime device")
+    p.add_argument("--threads", help="CPU threads per session (0 = runtime default)")
+    p.add_argument("--ax-provider", metavar="{AxEngineExecutionProvider,AXCLRTExecutionProvider}")
 
 
 def settings_from_args(args: argparse.Namespace, **extra):
@@ -114,7 +123,7 @@ def cmd_models_quantize(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pi-axera-sd", description=__doc__)
+    parser = OneLineParser(prog="pi-axera-sd", description=__doc__)
     parser.add_argument("--version", action="version", version=f"pi-axera-sd {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)

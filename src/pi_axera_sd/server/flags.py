@@ -56,6 +56,7 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
             choices = ",".join(map(str, get_args(kind)))
             parser.add_argument(flag, dest=name, type=str, metavar=f"{{{choices}}}", help=help_text)
         elif kind in (int, float, str, Path):
-            parser.add_argument(flag, dest=name, type=kind, help=help_text)
+            # str: Settings converts and checks it, with the same message as for the variable
+            parser.add_argument(flag, dest=name, type=str, help=help_text)
         elif kind is SecretStr:
             parser.add_argument(flag, dest=name, type=str, help=help_text + " (prefer the variable)")
