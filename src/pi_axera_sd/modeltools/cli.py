@@ -154,8 +154,9 @@ def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAc
     verify.add_argument(
         "--runtime",
         choices=["auto", "onnxruntime", "axengine", "openvino"],
-        default="auto",
-        help="auto: .axmodel with pyaxengine when it is installed, else .onnx with ONNX Runtime",
+        default=os.environ.get("PI_AXERA_SD_RUNTIME", "auto"),
+        help="env PI_AXERA_SD_RUNTIME (default auto: .axmodel with pyaxengine when it is installed, "
+        "else .onnx with OpenVINO when installed, else ONNX Runtime)",
     )
     verify.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime device")
     verify.add_argument("--threads", type=int, default=0, help="CPU threads per session (0 = default)")
