@@ -24,13 +24,13 @@ install: $(BIN)/python
 install-export: $(BIN)/python
 	$(PIP) install --quiet -c constraints.txt $(TORCH_INDEX_ARG) -e '.[export]'
 
-# A tiny model with random weights, served: the API working in under a minute (images are noise).
+# A tiny model with random weights, served: the whole API to try, no download (images are noise).
 demo: install install-export
 	test -f $(DEMO_MODELS)/manifest.json || $(BIN)/pi-axera-sd models random $(DEMO_MODELS)
 	$(BIN)/pi-axera-sd serve --models $(DEMO_MODELS)
 
 install-dev: $(BIN)/python
-	$(PIP) install --quiet -c constraints.txt $(TORCH_INDEX_ARG) -e '.[test]'
+	$(PIP) install --quiet -c constraints.txt -e '.[test]'
 
 serve: install
 	$(BIN)/pi-axera-sd serve
