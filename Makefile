@@ -3,15 +3,31 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
+# PyTorch's CPU-only wheels: PyPI's Linux torch is the CUDA build (~15 NVIDIA wheels, GBs).
+# TORCH_INDEX= (empty) uses only the indexes pip is configured with (e.g. a local wheel mirror).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
+DEMO_MODELS ?= demo-models
+# OpenVINO has wheels for these machines; make serve installs it so runtime=auto can pick it.
+ARCH := $(shell uname -m)
+SERVE_EXTRAS := $(if $(filter x86_64 aarch64 arm64 AMD64,$(ARCH)),[openvino],)
 
-.PHONY: serve install install-dev install-fast test test-fast lint bench clean
+.PHONY: serve install install-export demo install-dev install-fast test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(PIP) install --quiet -e .
+	$(PIP) install --quiet -e '.$(SERVE_EXTRAS)'
+
+install-export: $(BIN)/python
+	$(PIP) install --quiet -c constraints.txt $(TORCH_INDEX_ARG) -e '.[export]'
+
+# A tiny model with random weights, served: the whole API to try, no download (images are noise).
+demo: install install-export
+	test -f $(DEMO_MODELS)/manifest.json || $(BIN)/pi-axera-sd models random $(DEMO_MODELS)
+	$(BIN)/pi-axera-sd serve --models $(DEMO_MODELS)
 
 install-fast: $(BIN)/python
 	$(PIP) install --quiet -e '.[test-fast]'
@@ -38,4 +54,4 @@ bench: $(BIN)/python
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) $(DEMO_MODELS) build dist .pytest_cache .ruff_cache src/*.egg-info

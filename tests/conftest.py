@@ -37,6 +37,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
+# runtime=auto would pick OpenVINO (BF16 on some CPUs); the reference tests need ONNX Runtime's
+# exact FP32. tests/test_readme_commands.py clears this to run the default as users get it.
+os.environ.setdefault("PI_AXERA_SD_RUNTIME", "onnxruntime")
 logging.getLogger("transformers").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", category=FutureWarning)
 

@@ -87,7 +87,7 @@ def test_pull_verify_load(hub, env, tiny_model_dir, tmp_path):
     assert f"model folder: {dest}" in out
     assert "hub checksums: " in out and "files match (sha256 for LFS files, git blob id for others)" in out
     assert "files, sizes and sha256 match" in out
-    assert f"pi-axera-sd models verify {dest}" in out and f"MODELS_DIR={dest} pi-axera-sd serve" in out
+    assert f"pi-axera-sd models verify {dest}" in out and f"pi-axera-sd serve --models {dest}" in out
 
     # every model file, byte for byte, hard-linked into the cache (no second copy)
     for rel, data in repo.files.items():

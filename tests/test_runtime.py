@@ -66,6 +66,9 @@ def test_npu_path_runs_the_same_pipeline_code(tiny_model_dir, tiny_engine, tmp_p
     fake_axengine.install(monkeypatch, providers=("AXCLRTExecutionProvider",))
     folder = _npu_folder(tiny_model_dir, tmp_path / "npu")
     monkeypatch.setenv("MODELS_DIR", str(folder))
+    monkeypatch.setenv("PI_AXERA_SD_RUNTIME", "auto")
+    # a host without OpenVINO: the folder's .onnx UNet runs on ONNX Runtime, exact like tiny_engine
+    monkeypatch.setattr("pi_axera_sd.runtime.choice.openvino_installed", lambda: False)
     settings = Settings()
     assert settings.prefers_axmodel()  # pyaxengine importable -> .axmodel preferred
     layout = settings.model_layout()

@@ -41,8 +41,13 @@ def test_unit_for_this_install(tmp_path):
     assert "top-secret" not in text and "PI_AXERA_SD_API_TOKEN" not in env
     assert "PI_AXERA_SD_API_TOKEN is set but not written here" in text
     assert service["EnvironmentFile"] == ["-/etc/pi-axera-sd.env"]
-    assert service["Restart"] == ["on-failure"]
+    # restart only on the restartable exit codes (3 runtime, 75 not ready) and crashes by signal
+    assert service["Restart"] == ["on-abnormal"]
+    assert service["RestartForceExitStatus"] == ["3 75"]
     assert service["RestartPreventExitStatus"] == ["2"]
+    assert service["Type"] == ["notify"] and service["NotifyAccess"] == ["main"]
+    assert int(parsed["Unit"]["StartLimitBurst"][0]) >= 1
+    assert int(parsed["Unit"]["StartLimitIntervalSec"][0]) > 0
     assert service["KillSignal"] == ["SIGTERM"]
     assert int(service["TimeoutStopSec"][0]) > settings.shutdown_grace_s
     assert service["StateDirectory"] == ["pi-axera-sd"]

@@ -1,4 +1,4 @@
-"""The ``pi-axera-sd`` command: serve, generate, models (export, pull, verify...), bench."""
+"""The pi-axera-sd command: serve, generate, models (export, pull, verify...), interrogate, systemd."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from pi_axera_sd import __version__
 from pi_axera_sd.errors import PiAxeraError
@@ -15,17 +16,25 @@ from pi_axera_sd.errors import PiAxeraError
 Handler = Callable[[argparse.Namespace], int]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line (the setting contract), not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def _add_engine_flags(p: argparse.ArgumentParser) -> None:
-    """Flags that override the environment's model/runtime settings (see pi_axera_sd.config)."""
+    """Flags that override the environment's model/runtime settings (see pi_axera_sd.config).
+    Values are checked by Settings, so a bad one gets the same message as in the environment."""
     p.add_argument(
         "--models", dest="models_dir", type=Path, help="model folder (env MODELS_DIR, default ./models)"
     )
     p.add_argument(
-        "--runtime", choices=["auto", "onnxruntime", "axengine", "openvino"], help="session runtime"
+        "--runtime", metavar="{auto,onnxruntime,axengine,openvino}", help="session runtime (default auto)"
     )
-    p.add_argument("--device", choices=["cpu", "cuda"], help="ONNX Runtime device")
-    p.add_argument("--threads", type=int, help="CPU threads per session (0 = runtime default)")
-    p.add_argument("--ax-provider", choices=["AxEngineExecutionProvider", "AXCLRTExecutionProvider"])
+    p.add_argument("--device", metavar="{cpu,cuda}", help="ONNX Runtime device")
+    p.add_argument("--threads", help="CPU threads per session (0 = runtime default)")
+    p.add_argument("--ax-provider", metavar="{AxEngineExecutionProvider,AXCLRTExecutionProvider}")
 
 
 def settings_from_args(args: argparse.Namespace, **extra):
@@ -90,6 +99,7 @@ def cmd_models_tiny(args: argparse.Namespace) -> int:
     from pi_axera_sd.modeltools.export_sd import export_pipeline
     from pi_axera_sd.modeltools.tiny import build_sd_pipeline, build_taesd
 
+    logging.getLogger(__name__).info("random: building %s weights...", args.size)
     pipe = build_sd_pipeline(args.size, seed=args.seed)
     export_pipeline(
         pipe,
@@ -113,7 +123,7 @@ def cmd_models_quantize(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pi-axera-sd", description=__doc__)
+    parser = OneLineParser(prog="pi-axera-sd", description=__doc__)
     parser.add_argument("--version", action="version", version=f"pi-axera-sd {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,13 +195,31 @@ def _plugins() -> list[Callable]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from pi_axera_sd import exitcodes
+    from pi_axera_sd.settings_errors import missing_extra_line, validation_lines
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         return int(args.func(args) or 0)
+    except ValidationError as exc:  # a setting from the environment or a flag
+        print("\n".join(validation_lines(exc)), file=sys.stderr)
+        return exitcodes.CONFIG
+    except SettingsError as exc:  # a value pydantic-settings could not even decode
+        print(f"error: invalid setting: {exc}", file=sys.stderr)
+        return exitcodes.CONFIG
+    except ModuleNotFoundError as exc:  # an optional extra that is not installed
+        line = missing_extra_line(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return exitcodes.CONFIG
     except PiAxeraError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.CONFIG
 
 
 if __name__ == "__main__":

@@ -7,15 +7,35 @@ every other setting is ``PI_AXERA_SD_<FIELD>`` (e.g. ``PI_AXERA_SD_QUEUE_SIZE``)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pi_axera_sd.engine.imageio import ImageLimits
 from pi_axera_sd.engine.layout import ModelLayout, resolve_layout
 from pi_axera_sd.runtime import RuntimeOptions
 
 PREFIX = "PI_AXERA_SD_"
+
+
+def _split_list(value: object) -> object:
+    """A list setting from the environment or a flag: a JSON list or comma-separated words."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        import json
+
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return value  # validation then names the setting and the bad value
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+# NoDecode: pydantic-settings would otherwise demand JSON and raise before validation can explain.
+StrList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
 
 def _env(*names: str, field: str) -> AliasChoices:
@@ -45,16 +65,15 @@ class Settings(BaseSettings):
     time_input_img2img: Path | None = Field(
         None, validation_alias=_env("TIME_INPUT_IMG2IMG", field="time_input_img2img")
     )
-    runtime: str = "auto"  # auto | onnxruntime | axengine | openvino
-    device: str = "cpu"  # ONNX Runtime: cpu | cuda
+    runtime: Literal["auto", "onnxruntime", "axengine", "openvino"] = "auto"
+    device: Literal["cpu", "cuda"] = "cpu"  # ONNX Runtime device
     threads: int = Field(0, ge=0)
-    ax_provider: str | None = None
-    precision: str | None = None  # OpenVINO: f32 | bf16 | f16 (default: the device's choice)
-    variant: str | None = Field(
-        None, pattern="^int8$"
-    )  # int8: use <component>.int8.xml (OpenVINO) if present
+    ax_provider: Literal["AxEngineExecutionProvider", "AXCLRTExecutionProvider"] | None = None
+    precision: Literal["f32", "bf16", "f16"] | None = None  # OpenVINO (default: the device's choice)
+    variant: Literal["int8"] | None = None  # int8: use <component>.int8.xml (OpenVINO) if present
+    require_variant: bool = False  # a missing variant file is an error (exit 2), not a warning
     text_cache_size: int = Field(128, ge=1)
-    vae: str = Field("full", pattern="^(full|tiny)$")  # default VAE decoder; requests may override
+    vae: Literal["full", "tiny"] = "full"  # default VAE decoder; requests may override
 
     # ---- HTTP service ------------------------------------------------------------------------
     host: str = Field("127.0.0.1", validation_alias=_env("HOST", field="host"))
@@ -71,10 +90,10 @@ class Settings(BaseSettings):
     png_compress_level: int = Field(4, ge=0, le=9)
     api_auth: SecretStr | None = None  # "user:pass[,user2:pass2]" (A1111's --api-auth)
     api_token: SecretStr | None = None  # bearer token
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: StrList = Field(default_factory=list)
     max_runtime_failures: int = Field(3, ge=1)  # consecutive runtime errors before the process exits
     shutdown_grace_s: float = Field(60.0, ge=0)
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # ---- interrogation (CLIP) ------------------------------------------------------------------
     clip_dir: Path = Field(Path("models/clip"), validation_alias=_env("CLIP_DIR", field="clip_dir"))
@@ -90,14 +109,16 @@ class Settings(BaseSettings):
     embedding_cache_dir: Path | None = None  # default: <clip_dir>/cache
     max_structured_labels: int = Field(2000, ge=1)
     # prompt templates for label embeddings ("{}" = the label); several are averaged (JSON list in env)
-    interrogate_templates: list[str] = Field(default_factory=lambda: ["a photo of a {}"], min_length=1)
+    interrogate_templates: StrList = Field(default_factory=lambda: ["a photo of a {}"], min_length=1)
     clip_text_batch: int = Field(64, ge=1)  # labels per text-tower run while building the cache
 
     # ---- derived -------------------------------------------------------------------------------
 
     def runtime_options(self) -> RuntimeOptions:
+        from pi_axera_sd.runtime.choice import effective_runtime
+
         return RuntimeOptions(
-            runtime=self.runtime,
+            runtime=effective_runtime(self.runtime, self.device),
             device=self.device,
             threads=self.threads,
             ax_provider=self.ax_provider,

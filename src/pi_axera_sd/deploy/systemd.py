@@ -1,8 +1,10 @@
 """The systemd unit ``pi_axera_sd_generator.service`` (the seed's name), written for this install.
 
-Restart policy: ``Restart=on-failure`` brings the service back after a runtime failure (the
-service exits 3 when the NPU keeps failing), while exit 2 (models missing or unusable) is in
-``RestartPreventExitStatus`` so a broken configuration does not restart in a loop.
+Restart policy (the codes of :mod:`pi_axera_sd.exitcodes`): exit 3 (the runtime kept failing) and
+75 (accelerator not ready yet) restart (``RestartForceExitStatus``), as do crashes by signal
+(``Restart=on-abnormal``); exit 2 (configuration) never does. ``StartLimitIntervalSec`` /
+``StartLimitBurst`` end a restart loop. ``Type=notify``: the service sends READY=1 once its models
+are loaded (``deploy.notify``).
 Stop: SIGTERM makes the service finish its running job within ``shutdown_grace_s`` and exit 0;
 ``TimeoutStopSec`` leaves room for that before systemd resorts to SIGKILL.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from pi_axera_sd import exitcodes
 from pi_axera_sd.config import Settings
 
 UNIT_NAME = "pi_axera_sd_generator.service"
@@ -33,6 +36,10 @@ _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Settings always written so the unit shows where things are, even at their defaults.
 _ALWAYS = ("models_dir", "host", "port", "output_dir")
 _STOP_MARGIN_S = 15
+RESTART_SEC = 10
+START_LIMIT_INTERVAL_S = 600  # 10 starts in 10 minutes: ~100 s of "NPU not ready" retries at boot
+START_LIMIT_BURST = 10
+START_TIMEOUT_S = 900  # READY=1 comes after the models load (a minute or more on a Pi)
 
 
 @dataclass(frozen=True)
@@ -172,9 +179,15 @@ def render_unit(unit: Unit) -> str:
         "Description=Pi Axera SD image generator (SD1.5 + LCM-LoRA, A1111-compatible API)",
         "After=network-online.target",
         "Wants=network-online.target",
+        "# Give up after this many starts in this window (a restart loop stays visible as 'failed').",
+        f"StartLimitIntervalSec={START_LIMIT_INTERVAL_S}",
+        f"StartLimitBurst={START_LIMIT_BURST}",
         "",
         "[Service]",
-        "Type=exec",
+        "# READY=1 is sent once the models are loaded, STOPPING=1 when a stop begins.",
+        "Type=notify",
+        "NotifyAccess=main",
+        f"TimeoutStartSec={START_TIMEOUT_S}",
     ]
     if unit.user:
         lines.append(f"User={unit.user}")
@@ -191,10 +204,12 @@ def render_unit(unit: Unit) -> str:
         "# Secrets (PI_AXERA_SD_API_AUTH, PI_AXERA_SD_API_TOKEN) go here, mode 600; optional.",
         f"EnvironmentFile=-{ENV_FILE}",
         "ExecStart=" + " ".join(_quote(arg) for arg in unit.exec_start),
-        "Restart=on-failure",
-        "RestartSec=5",
-        "# 2 = models missing or unusable: restarting cannot fix that.",
-        "RestartPreventExitStatus=2",
+        "# Exit codes (pi_axera_sd.exitcodes): 2 = configuration (never restarted), 3 = runtime kept",
+        "# failing, 75 = accelerator not ready yet: only those two, and crashes by signal, restart.",
+        "Restart=on-abnormal",
+        "RestartForceExitStatus=" + " ".join(str(code) for code in exitcodes.RESTARTABLE),
+        f"RestartPreventExitStatus={exitcodes.CONFIG}",
+        f"RestartSec={RESTART_SEC}",
         "KillSignal=SIGTERM",
         "# SIGTERM: the running job finishes (PI_AXERA_SD_SHUTDOWN_GRACE_S), then exit 0.",
         f"TimeoutStopSec={unit.stop_timeout_s}",

@@ -146,12 +146,17 @@ def resolve_layout(
 
 def missing_models_hint(models_dir: str | Path) -> str:
     """The exact commands that put a model in ``models_dir``, for 'no model found' messages."""
+    from pi_axera_sd.hints import command
+
     d = str(models_dir)
+    export = command(
+        "models", "export", "stable-diffusion-v1-5/stable-diffusion-v1-5", d, "--lora",
+        "latent-consistency/lcm-lora-sdv1-5",
+    )  # fmt: skip
     return (
-        f"Get a model into {d}: 'pi-axera-sd models pull axera --dest {d}' (AX650N NPU .axmodel files, "
-        f"needs pyaxengine), or for CPU/GPU 'pi-axera-sd models export stable-diffusion-v1-5/"
-        f"stable-diffusion-v1-5 {d} --lora latent-consistency/lcm-lora-sdv1-5' (needs the [export] extra); "
-        f"then check it with 'pi-axera-sd models verify {d}'."
+        f"Get a model into {d}: '{command('models', 'pull', 'axera', '--dest', d)}' (AX650N NPU .axmodel "
+        f"files, needs pyaxengine), or for CPU/GPU '{export}' (needs the [export] extra); "
+        f"then check it with '{command('models', 'verify', d)}'."
     )
 
 

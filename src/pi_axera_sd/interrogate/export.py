@@ -31,6 +31,7 @@ from pi_axera_sd.interrogate.layout import (
 )
 from pi_axera_sd.interrogate.preprocess import CLIP_MEAN, CLIP_STD
 from pi_axera_sd.modeltools.onnx_io import export_module, sha256_file
+from pi_axera_sd.modeltools.progress import Stages
 
 log = logging.getLogger(__name__)
 
@@ -172,15 +173,14 @@ def export_clip_model(
     ids[:, 1] = 320
     vision_out = "pooler_output" if split_projections else "image_embeds"
     text_out = "pooler_output" if split_projections else "text_embeds"
-    export_onnx(vision, (pixels,), out / f"{VISION_STEM}.onnx", ["pixel_values"], [vision_out])
-    export_onnx(
-        text,
-        (ids,),
-        out / f"{TEXT_STEM}.onnx",
-        ["input_ids"],
-        [text_out],
-        None if static_text_batch else {"input_ids": {0: "batch", 1: "sequence"}, text_out: {0: "batch"}},
+    stages = Stages("export-clip", {"image tower": 3, "text tower": 2, "checksums": 1})
+    with stages.step("image tower"):
+        export_onnx(vision, (pixels,), out / f"{VISION_STEM}.onnx", ["pixel_values"], [vision_out])
+    dynamic = (
+        None if static_text_batch else {"input_ids": {0: "batch", 1: "sequence"}, text_out: {0: "batch"}}
     )
+    with stages.step("text tower"):
+        export_onnx(text, (ids,), out / f"{TEXT_STEM}.onnx", ["input_ids"], [text_out], dynamic)
     for stale in (VISION_PROJECTION, TEXT_PROJECTION):
         (out / stale).unlink(missing_ok=True)
     for file_name, matrix in (projections or {}).items():
@@ -190,10 +190,13 @@ def export_clip_model(
     settings = {"image_resize": size, "image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD)}
     settings.update({k: v for k, v in (image_settings or {}).items() if v is not None})
     files = {}
-    for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST):
-        if path.relative_to(out).parts[0] == "cache":
-            continue
-        files[path.relative_to(out).as_posix()] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    with stages.step("checksums"):
+        for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST):
+            if path.relative_to(out).parts[0] == "cache":
+                continue
+            entry = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            files[path.relative_to(out).as_posix()] = entry
+    stages.close()
     manifest = {
         "format": MANIFEST_FORMAT,
         "name": name or out.resolve().name,

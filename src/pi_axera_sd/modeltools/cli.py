@@ -85,8 +85,13 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     folder: Path = args.dir if args.dir is not None else Path(os.environ.get("MODELS_DIR", "models"))
     if not folder.is_dir():
         raise PiAxeraError(f"{folder} is not a folder. {missing_models_hint(folder)}")
-    options = RuntimeOptions(
-        runtime=args.runtime, device=args.device, threads=args.threads, ax_provider=args.ax_provider
+    from pi_axera_sd.runtime.choice import effective_runtime
+
+    options = RuntimeOptions(  # auto: the runtime serve would pick (OpenVINO when installed)
+        runtime=effective_runtime(args.runtime, args.device),
+        device=args.device,
+        threads=args.threads,
+        ax_provider=args.ax_provider,
     )
     report = verify_model(folder, options, check_hashes=not args.no_hash)
     print(report.to_json() if args.json else report.render())
@@ -149,8 +154,9 @@ def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAc
     verify.add_argument(
         "--runtime",
         choices=["auto", "onnxruntime", "axengine", "openvino"],
-        default="auto",
-        help="auto: .axmodel with pyaxengine when it is installed, else .onnx with ONNX Runtime",
+        default=os.environ.get("PI_AXERA_SD_RUNTIME", "auto"),
+        help="env PI_AXERA_SD_RUNTIME (default auto: .axmodel with pyaxengine when it is installed, "
+        "else .onnx with OpenVINO when installed, else ONNX Runtime)",
     )
     verify.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime device")
     verify.add_argument("--threads", type=int, default=0, help="CPU threads per session (0 = default)")

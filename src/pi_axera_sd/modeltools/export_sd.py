@@ -23,6 +23,7 @@ from pi_axera_sd.engine.layout import MANIFEST, TEXT_ENCODER_STEM
 from pi_axera_sd.engine.pipeline import AXERA_TIME_INPUT
 from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS
 from pi_axera_sd.modeltools.onnx_io import export_module, sha256_file
+from pi_axera_sd.modeltools.progress import Stages
 
 log = logging.getLogger(__name__)
 # AXERA's img2img script runs these two steps, in rows 0-1 of time_input_img2img.npy.
@@ -42,6 +43,14 @@ def load_diffusers_pipeline(source: str | Path, lora: str | None = None, lora_sc
         pipe.fuse_lora(lora_scale=lora_scale)
         pipe.unload_lora_weights()
     return pipe
+
+
+def load_tiny_vae(source: str | Path):
+    """A float32 diffusers ``AutoencoderTiny`` (TAESD) from a local folder or a hub id."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    return AutoencoderTiny.from_pretrained(str(source), torch_dtype=torch.float32)
 
 
 def save_clip_tokenizer(tokenizer, out_dir: Path) -> None:
@@ -210,16 +219,21 @@ def export_pipeline(
     max_len = int(pipe.tokenizer.model_max_length)
     hidden = int(text_encoder.config.hidden_size)
 
+    weights = {"text encoder": 1, "unet": 6, "vae decoder": 3, "vae encoder": 2, "checksums": 1}
+    if tiny_vae is not None:
+        weights["tiny vae decoder"] = 1
+    stages = Stages("export", weights)
     save_clip_tokenizer(pipe.tokenizer, out / "tokenizer")
 
     ids = torch.zeros((1, max_len), dtype=torch.long)
-    export_module(
-        _text_module(text_encoder),
-        (ids,),
-        out / f"{TEXT_ENCODER_STEM}.onnx",
-        ["input_ids"],
-        ["last_hidden_state"],
-    )
+    with stages.step("text encoder"):
+        export_module(
+            _text_module(text_encoder),
+            (ids,),
+            out / f"{TEXT_ENCODER_STEM}.onnx",
+            ["input_ids"],
+            ["last_hidden_state"],
+        )
 
     sample = torch.randn(1, unet.config.in_channels, latent, latent)
     states = torch.randn(1, max_len, hidden)
@@ -232,7 +246,7 @@ def export_pipeline(
         wrapper = nullcontext(_plain_unet_module(unet))
         args = (sample, torch.tensor([999], dtype=torch.long), states)
         names = ["sample", "timestep", "encoder_hidden_states"]
-    with wrapper as module:
+    with stages.step("unet"), wrapper as module:
         export_module(module, args, out / "unet.onnx", names, ["out_sample"], external_data=True)
     np.save(out / "time_input_txt2img.npy", rows)
     img2img = np.zeros_like(rows)
@@ -241,30 +255,40 @@ def export_pipeline(
     np.save(out / "time_input_img2img.npy", img2img)
 
     decoder, encoder = _vae_modules(vae)
-    export_module(
-        decoder,
-        (torch.randn(1, vae.config.latent_channels, latent, latent),),
-        out / "vae_decoder.onnx",
-        ["x"],
-        ["image"],
-    )
-    export_module(
-        encoder, (torch.randn(1, 3, size, size),), out / "vae_encoder.onnx", ["image_sample"], ["latent_dist"]
-    )
-
-    if tiny_vae is not None:
-        tiny_decoder = _tiny_decoder_module(tiny_vae.eval())
+    with stages.step("vae decoder"):
         export_module(
-            tiny_decoder,
+            decoder,
             (torch.randn(1, vae.config.latent_channels, latent, latent),),
-            out / "vae_decoder_tiny.onnx",
+            out / "vae_decoder.onnx",
             ["x"],
             ["image"],
         )
+    with stages.step("vae encoder"):
+        export_module(
+            encoder,
+            (torch.randn(1, 3, size, size),),
+            out / "vae_encoder.onnx",
+            ["image_sample"],
+            ["latent_dist"],
+        )
+
+    if tiny_vae is not None:
+        tiny_decoder = _tiny_decoder_module(tiny_vae.eval())
+        with stages.step("tiny vae decoder"):
+            export_module(
+                tiny_decoder,
+                (torch.randn(1, vae.config.latent_channels, latent, latent),),
+                out / "vae_decoder_tiny.onnx",
+                ["x"],
+                ["image"],
+            )
 
     files = {}
-    for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST):
-        files[path.relative_to(out).as_posix()] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    with stages.step("checksums"):
+        for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST):
+            entry = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            files[path.relative_to(out).as_posix()] = entry
+    stages.close()
     manifest = {
         "format": "axera-sd15-lcm",
         "name": name or out.resolve().name,
@@ -296,9 +320,14 @@ def export_model(
     lora_scale: float = 1.0,
     name: str | None = None,
     unet_time_input: str = "embedding",
+    tiny_vae: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Load ``source`` (folder or hub id; ``HF_ENDPOINT`` is honoured by huggingface_hub) and export it."""
+    """Load ``source`` (folder or hub id; ``HF_ENDPOINT`` is honoured by huggingface_hub) and export it.
+
+    ``tiny_vae``: an ``AutoencoderTiny`` (TAESD) folder or hub id, written as ``vae_decoder_tiny.onnx``.
+    """
     pipe = load_diffusers_pipeline(source, lora, lora_scale)
+    taesd = load_tiny_vae(tiny_vae) if tiny_vae else None
     return export_pipeline(
         pipe,
         out_dir,
@@ -307,4 +336,6 @@ def export_model(
         lora=lora,
         lora_scale=lora_scale,
         unet_time_input=unet_time_input,
+        tiny_vae=taesd,
+        tiny_vae_source=str(tiny_vae) if tiny_vae else None,
     )

@@ -570,6 +570,8 @@ def render_result(result: PullResult) -> str:
                 "note: .axmodel files run on the AX650N NPU through pyaxengine, which is not installed here"
             )
     dest = str(result.dest)
-    serve = "pi-axera-sd serve" if Path(dest) == Path("models") else f"MODELS_DIR={dest} pi-axera-sd serve"
-    lines += ["next:", f"  pi-axera-sd models verify {dest}", f"  {serve}"]
+    from pi_axera_sd.hints import command
+
+    serve = command("serve") if Path(dest) == Path("models") else command("serve", "--models", dest)
+    lines += ["next:", f"  {command('models', 'verify', dest)}", f"  {serve}"]
     return "\n".join(lines)

@@ -21,6 +21,7 @@ import numpy as np
 from pi_axera_sd.engine.imageio import to_model_input
 from pi_axera_sd.engine.layout import MANIFEST, resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
+from pi_axera_sd.modeltools.progress import Stages
 from pi_axera_sd.runtime import RuntimeOptions
 
 CALIBRATION_PROMPTS = (
@@ -83,27 +84,15 @@ def quantize_model(
     model_dir = Path(model_dir)
     layout = resolve_layout(model_dir)
     started = time.perf_counter()
-    feeds = record_calibration(model_dir, prompts)
+    stages = Stages("quantize", {"calibration run": 2, **{name: 3 for name in components}})
+    with stages.step("calibration run"):
+        feeds = record_calibration(model_dir, prompts)
     core = ov.Core()
     written = {}
     for name in components:
-        source = getattr(layout, name)
-        model = core.read_model(str(source))
-        order = [sorted(port.get_names())[0] for port in model.inputs]
-        samples = [[feed[n] for n in order] for feed in feeds[name]]
-        quantized = nncf.quantize(
-            model,
-            nncf.Dataset(samples),
-            subset_size=len(samples),
-            # attention MatMuls stay accurate with the transformer scheme; the VAE has none
-            model_type=nncf.ModelType.TRANSFORMER if name == "unet" else None,
-            # asymmetric activations for the decoder: its SiLU outputs are far from zero-centred
-            preset=nncf.QuantizationPreset.MIXED if name == "vae_decoder" else None,
-            fast_bias_correction=True,
-        )
-        target = model_dir / f"{name}.int8.xml"
-        ov.save_model(quantized, str(target))
-        written[name] = {"file": target.name, "calibration_samples": len(samples)}
+        with stages.step(name):
+            written[name] = _quantize_one(core, layout, model_dir, name, feeds[name])
+    stages.close()
     info = {
         "variant": "int8",
         "tool": f"nncf {nncf.__version__}, openvino {ov.__version__}",
@@ -118,3 +107,27 @@ def quantize_model(
     manifest.setdefault("variants", {})["int8"] = info
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return info
+
+
+def _quantize_one(core, layout, model_dir: Path, name: str, feeds: list) -> dict[str, Any]:
+    """Write ``<name>.int8.xml`` calibrated on ``feeds`` (the FP32 pipeline's own inputs)."""
+    import nncf
+    import openvino as ov
+
+    source = getattr(layout, name)
+    model = core.read_model(str(source))
+    order = [sorted(port.get_names())[0] for port in model.inputs]
+    samples = [[feed[n] for n in order] for feed in feeds]
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset(samples),
+        subset_size=len(samples),
+        # attention MatMuls stay accurate with the transformer scheme; the VAE has none
+        model_type=nncf.ModelType.TRANSFORMER if name == "unet" else None,
+        # asymmetric activations for the decoder: its SiLU outputs are far from zero-centred
+        preset=nncf.QuantizationPreset.MIXED if name == "vae_decoder" else None,
+        fast_bias_correction=True,
+    )
+    target = model_dir / f"{name}.int8.xml"
+    ov.save_model(quantized, str(target))
+    return {"file": target.name, "calibration_samples": len(samples)}

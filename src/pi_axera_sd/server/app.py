@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -95,7 +96,8 @@ def create_app(
     middleware.append(Middleware(AuthMiddleware, credentials=credentials))
     middleware.append(Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes))
 
-    app = FastAPI(
+    # /docs and /redoc with their assets served from the fastapi-offline package: no CDN needed
+    app = FastAPIOffline(
         title="Pi Axera SD",
         version=__version__,
         description=DESCRIPTION,

@@ -15,7 +15,8 @@ MISSING_MODELS_HELP = """\
 error: cannot serve: {error}
 
 Point MODELS_DIR or --models at a model folder, or make one, then start again.
-A quick smoke test with random weights: pi-axera-sd models random {models_dir}
+A quick smoke test with random weights (needs the 'export' extra): {random}
+(from a clone of the project, 'make demo' installs what it needs, builds one and serves it)
 """
 
 
@@ -23,28 +24,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pi_axera_sd.cli import settings_from_args
     from pi_axera_sd.engine.layout import check_layout
     from pi_axera_sd.errors import ModelError
+    from pi_axera_sd.hints import command
     from pi_axera_sd.server.app import create_app
     from pi_axera_sd.server.logs import configure_logging
+    from pi_axera_sd.server.preflight import check_port, check_runtimes, check_variant
     from pi_axera_sd.server.runner import run
     from pi_axera_sd.server.service import EXIT_CONFIG
 
     settings = settings_from_args(args)
     configure_logging("debug" if args.verbose else settings.log_level)
+    check_port(settings.host, settings.port)  # before any model loads: a busy port is exit 2 at once
     try:
-        check_layout(settings.model_layout())
+        layout = settings.model_layout()
+        check_layout(layout)
     except ModelError as exc:
         # Exit 2: the unit's RestartPreventExitStatus=2 stops systemd from restarting in a loop.
         log.error(
             "models missing", extra={"fields": {"detail": str(exc), "models_dir": str(settings.models_dir)}}
         )
-        print(MISSING_MODELS_HELP.format(error=exc, models_dir=settings.models_dir), file=sys.stderr)
+        random = command("models", "random", settings.models_dir)
+        print(MISSING_MODELS_HELP.format(error=exc, random=random), file=sys.stderr)
         return EXIT_CONFIG
+    check_runtimes(layout, settings)
+    check_variant(layout, settings)
     try:
         app = create_app(settings)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    log.info(banner(layout, settings))
     return run(app, settings)
+
+
+def banner(layout, settings) -> str:
+    """One line for humans: where it listens, which model, which runtime."""
+    options = settings.runtime_options()
+    runtime = settings.runtime if options.runtime == settings.runtime else f"auto -> {options.runtime}"
+    name = layout.manifest.get("name") or layout.root.name
+    variant = f", variant {settings.variant}" if settings.variant else ""
+    return (
+        f"pi-axera-sd serving {name} ({layout.root}) on http://{settings.host}:{settings.port} "
+        f"(runtime {runtime}{variant}); API docs at /docs"
+    )
 
 
 def cmd_systemd(args: argparse.Namespace) -> int:

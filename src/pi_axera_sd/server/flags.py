@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import types
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import AliasChoices, SecretStr
 from pydantic.fields import FieldInfo
@@ -34,10 +34,6 @@ def _base_type(annotation: Any) -> Any:
     return annotation
 
 
-def _comma_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     """Add ``--<field>`` for each setting the parser has no flag for yet (default None = not given)."""
     taken = {action.dest for action in parser._actions}
@@ -53,8 +49,14 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, help=help_text)
         elif get_origin(kind) is list:
-            parser.add_argument(flag, dest=name, type=_comma_list, help=help_text + "; comma-separated")
+            # split by Settings (comma-separated or a JSON list), as the environment variable is
+            parser.add_argument(flag, dest=name, type=str, help=help_text + "; comma-separated or JSON")
+        elif get_origin(kind) is Literal:
+            # validated by Settings, so a bad value gets the same message as in the environment
+            choices = ",".join(map(str, get_args(kind)))
+            parser.add_argument(flag, dest=name, type=str, metavar=f"{{{choices}}}", help=help_text)
         elif kind in (int, float, str, Path):
-            parser.add_argument(flag, dest=name, type=kind, help=help_text)
+            # str: Settings converts and checks it, with the same message as for the variable
+            parser.add_argument(flag, dest=name, type=str, help=help_text)
         elif kind is SecretStr:
             parser.add_argument(flag, dest=name, type=str, help=help_text + " (prefer the variable)")

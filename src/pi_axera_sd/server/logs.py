@@ -32,9 +32,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "info") -> None:
-    """Route the root logger (and with it uvicorn's) to stderr as JSON lines."""
+    """Route the root logger (and with it uvicorn's) to stderr: JSON lines (with a syslog priority
+    prefix under journald), readable lines when stderr is a terminal."""
+    from pi_axera_sd.server.logformat import formatter_for
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(formatter_for(sys.stderr, JsonFormatter()))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -36,8 +36,14 @@ def _model_or_503(request: Request):
 
 @router.get("/options")
 async def get_options(request: Request) -> dict[str, Any]:
+    from pi_axera_sd.server.runtimeinfo import runtime_info
+
     service = service_of(request)
-    return request.app.state.options.read(service.model)
+    options = request.app.state.options.read(service.model)
+    if service.pipeline is not None:
+        # our extension, beside A1111's keys: what runs the model (runtime=auto decides it)
+        options["pi_axera_sd_runtime"] = runtime_info(service.pipeline)
+    return options
 
 
 @router.post("/options", openapi_extra={"requestBody": {"content": {"application/json": {"schema": {}}}}})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -12,9 +14,15 @@ from pi_axera_sd.server.context import service_of
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", summary="alive (no auth)")
-async def health() -> dict[str, str]:
-    return {"status": "ok", "version": __version__}
+@router.get("/health", summary="alive (no auth); the runtime in use once models are loaded")
+async def health(request: Request) -> dict[str, Any]:
+    from pi_axera_sd.server.runtimeinfo import runtime_info
+
+    pipeline = service_of(request).pipeline
+    body: dict[str, Any] = {"status": "ok", "version": __version__}
+    if pipeline is not None:
+        body.update(runtime_info(pipeline))
+    return body
 
 
 @router.get("/ready", summary="models loaded and jobs taken; 503 while loading, failed or stopping")

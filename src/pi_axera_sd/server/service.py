@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from pi_axera_sd import exitcodes
 from pi_axera_sd.config import Settings
+from pi_axera_sd.deploy.notify import notify
 from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.errors import Cancelled, InvalidInput, ModelError, RuntimeUnavailable
 from pi_axera_sd.interrogate.api import Interrogator
@@ -106,6 +107,7 @@ class Service:
         if self.stopping:
             return
         self.stopping = True
+        notify("STOPPING=1")
         self._stop_started = time.monotonic()
         dropped = self.lane.close("the service is stopping")
         if dropped:
@@ -167,6 +169,7 @@ class Service:
         self._load_interrogator()
         fields["interrogation"] = self.interrogator_error or "loaded"
         log.info("models loaded", extra={"fields": fields})
+        notify("READY=1")  # Type=notify: systemd counts the service started from here
 
     def _load_interrogator(self) -> None:
         found = self._given_interrogator

@@ -1,0 +1,87 @@
+"""Configuration faults as one line each: the setting (variable and flag), the bad value, what is
+allowed. The CLI prints them and exits 2 (:data:`pi_axera_sd.exitcodes.CONFIG`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pydantic import AliasChoices, ValidationError
+
+# Import name of an optional dependency -> the extra of pyproject.toml that installs it.
+EXTRAS = {
+    "torch": "export",
+    "diffusers": "export",
+    "transformers": "export",
+    "peft": "export",
+    "onnx": "export",
+    "safetensors": "export",
+    "openvino": "openvino",
+    "nncf": "openvino",
+}
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def _field_for(loc: str) -> str:
+    from pi_axera_sd.config import Settings
+
+    if loc in Settings.model_fields:
+        return loc
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and loc in alias.choices:
+            return name
+    return loc
+
+
+def setting_label(field: str) -> str:
+    """``port`` -> ``PORT / --port``: the names a user may have set it by."""
+    from pi_axera_sd.config import Settings
+    from pi_axera_sd.server.flags import env_name
+
+    info = Settings.model_fields.get(field)
+    env = env_name(field, info) if info else field
+    return f"{env} / --{field.replace('_', '-')}"
+
+
+def _allowed(error: dict) -> str:
+    ctx = error.get("ctx") or {}
+    if "expected" in ctx:
+        return f"allowed: {ctx['expected']}"
+    return error["msg"][0].lower() + error["msg"][1:]
+
+
+def validation_lines(exc: ValidationError) -> list[str]:
+    """One ``error:`` line per invalid setting."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        field = _field_for(str(error["loc"][0])) if error["loc"] else "settings"
+        value = error.get("input")
+        shown = "<hidden>" if "auth" in field or "token" in field else repr(value)
+        lines.append(f"error: invalid setting {setting_label(field)} = {shown}: {_allowed(error)}")
+    return lines
+
+
+def install_command(extra: str) -> str:
+    """The command that installs ``extra`` into this very environment, runnable as printed."""
+    root = Path(__file__).resolve().parents[2]
+    target = f"'{root}[{extra}]'" if (root / "pyproject.toml").is_file() else f"'pi-axera-sd[{extra}]'"
+    editable = "-e " if target.startswith(f"'{root}") else ""
+    pip = f"{sys.executable} -m pip install"
+    if extra == "export":
+        constraints = root / "constraints.txt"
+        pin = f"-c {constraints} " if constraints.is_file() else ""
+        return f"{pip} {pin}--extra-index-url {TORCH_CPU_INDEX} {editable}{target}"
+    return f"{pip} {editable}{target}"
+
+
+def missing_extra_line(exc: ModuleNotFoundError) -> str | None:
+    """A one-line message for a missing optional dependency, or None when it is not one of ours."""
+    top = (exc.name or "").split(".")[0]
+    extra = EXTRAS.get(top)
+    if extra is None:
+        return None
+    return f"error: this needs the '{extra}' extra (module '{top}' is not installed); install it with: " + (
+        install_command(extra)
+    )

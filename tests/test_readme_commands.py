@@ -1,0 +1,425 @@
+"""Every command the README shows, run the way a user types it.
+
+The commands are read from README.md's ```bash blocks (continuation lines joined, comments
+dropped) and each one is run by the runner registered for its sub-command in ``RUNNERS``, as a
+subprocess of the installed ``pi-axera-sd`` console script (``PATH`` starts with this venv's
+``bin``). A README command whose sub-command has no runner fails the test: a new command needs a
+new runner here (one entry in ``RUNNERS``).
+
+What stands in for the outside world, and the only edits made to a command:
+
+- hub ids (``stable-diffusion-v1-5/...``, ``openai/clip-...``) are local folders of the same name
+  in the command's working directory, holding tiny random models (diffusers and transformers load
+  a local folder before asking a hub); ``models pull`` talks to ``tests/hubserver.py`` through
+  ``HF_ENDPOINT``;
+- port 5000 becomes a free port (``localhost:5000`` -> ``127.0.0.1:<port>``) so parallel test runs
+  never collide;
+- ``make`` targets: the install lines are dry-run (``make -n``; no package index in tests) and the
+  lines after them, which run this install's ``pi-axera-sd``, are run for real;
+- ``sudo`` lines are checked against the unit file ``pi-axera-sd systemd`` wrote, not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from hubserver import FakeHub
+from test_server_support import free_port, wait_ready
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+BIN = Path(sys.executable).parent
+TIMEOUT = 300
+
+
+# ---- reading the README -------------------------------------------------------------------------
+
+
+def readme_commands(text: str) -> list[str]:
+    """The shell commands of the README's ```bash blocks, one string per command."""
+    commands: list[str] = []
+    for block in re.findall(r"^\s*```bash\n(.*?)^\s*```", text, flags=re.S | re.M):
+        pending = ""
+        for raw in block.splitlines():
+            line = raw.strip()
+            if line.endswith("\\"):
+                pending += line[:-1] + " "
+                continue
+            line = pending + line
+            pending = ""
+            if shlex.split(line, comments=True):
+                commands.append(strip_comment(line))
+    return commands
+
+
+def strip_comment(line: str) -> str:
+    """``make serve   # creates .venv`` -> ``make serve`` (a ``#`` inside quotes is kept)."""
+    words = shlex.split(line, comments=True)
+    for match in re.finditer(r"\s#", line):
+        head = line[: match.start()]
+        try:
+            if shlex.split(head) == words:
+                return head.strip()
+        except ValueError:  # the '#' sits inside an open quote
+            continue
+    return line.strip()
+
+
+def runner_key(command: str) -> str:
+    """``pi-axera-sd models pull axera`` -> ``pi-axera-sd models pull``; ``make serve`` -> ``make serve``."""
+    words = shlex.split(command)
+    head = words[0]
+    if head == "pi-axera-sd":
+        positional = [w for w in words[1:] if not w.startswith("-")]
+        depth = 2 if positional[:1] == ["models"] else 1
+        return " ".join(["pi-axera-sd", *positional[:depth]])
+    if head in ("make", "sudo"):
+        return f"{head} {words[1]}"
+    return head
+
+
+COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+
+
+# ---- what the runners share ---------------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    """A user's shell: this venv's bin first on PATH, no hub, a scratch working directory."""
+
+    cwd: Path
+    vars: dict[str, str] = field(default_factory=dict)
+
+    def run(
+        self, command: str, *, cwd: Path | None = None, timeout: float = TIMEOUT
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", "-c", command],
+            cwd=cwd or self.cwd,
+            env=self.vars,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start(self, command: str, *, cwd: Path | None = None, port: int) -> Iterator[str]:
+        """Run a serving command until the caller is done with its URL."""
+        proc = subprocess.Popen(
+            ["bash", "-c", f"exec {command}"],
+            cwd=cwd or self.cwd,
+            env={**self.vars, "PORT": str(port)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, proc=proc)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, f"{command} exited {proc.returncode}"
+
+
+def user_env(cwd: Path, **extra: str) -> Env:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PI_AXERA_SD_", "MODELS_DIR"))}
+    path = f"{BIN}{os.pathsep}{clean.get('PATH', '')}"
+    return Env(
+        cwd,
+        {
+            **clean,
+            "PATH": path,
+            "HF_HUB_OFFLINE": "1",
+            "HF_HOME": str(cwd / ".hf-home"),
+            "PI_AXERA_SD_CLIP_DIR": str(cwd / "no-clip"),
+            **extra,
+        },
+    )
+
+
+def ok(run: subprocess.CompletedProcess, command: str) -> subprocess.CompletedProcess:
+    assert run.returncode == 0, (
+        f"{command}\nexit {run.returncode}\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    )
+    assert "Traceback" not in run.stderr, run.stderr
+    return run
+
+
+def with_port(command: str, port: int) -> str:
+    return command.replace("localhost:5000", f"127.0.0.1:{port}").replace("--port 5000", f"--port {port}")
+
+
+@dataclass
+class Context:
+    """Fixtures a runner may use (built lazily by pytest)."""
+
+    tmp: Path
+    request: pytest.FixtureRequest
+
+    def fixture(self, name: str):
+        return self.request.getfixturevalue(name)
+
+    def workspace(self, with_models: bool = True) -> Env:
+        """A directory holding ``models/`` (the tiny model), as after ``pull`` or ``export``."""
+        if with_models:
+            shutil.copytree(self.fixture("tiny_model_dir"), self.tmp / "models")
+        return user_env(self.tmp)
+
+
+Runner = Callable[[str, Context], None]
+
+
+# ---- runners, one per sub-command ---------------------------------------------------------------
+
+
+def run_pull(command: str, ctx: Context) -> None:
+    model = ctx.fixture("tiny_model_dir")
+    files = {
+        f"models/{p.relative_to(model).as_posix()}": p.read_bytes()
+        for p in model.rglob("*")
+        if p.is_file() and p.name != "manifest.json"
+    }
+    for rel in [r for r in files if r.endswith(".onnx")]:
+        files[rel.removesuffix(".onnx") + ".axmodel"] = files[rel]  # stand-ins for the compiled graphs
+    env = ctx.workspace(with_models=False)
+    with FakeHub() as hub:
+        hub.add_repo("AXERA-TECH/lcm-lora-sdv1-5", files)
+        env.vars.update({"HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": "0"})
+        out = ok(env.run(command), command)
+    assert (ctx.tmp / "models" / "unet.axmodel").is_file(), out.stdout
+
+
+def run_verify(command: str, ctx: Context) -> None:
+    out = ok(ctx.workspace().run(command), command).stdout
+    if "--json" in command:
+        report = json.loads(out)
+        assert report["ok"] is True, report
+    else:
+        assert re.search(r"^unet .*OK", out, flags=re.M), out
+
+
+def run_export(command: str, ctx: Context) -> None:
+    """The hub ids of the command, as local folders of tiny random weights."""
+    from pi_axera_sd.modeltools.tiny import add_random_lora, build_sd_pipeline, build_taesd
+
+    words = shlex.split(command)
+    source = ctx.tmp / words[3]
+    pipe = build_sd_pipeline("tiny", seed=3)
+    pipe.save_pretrained(source)
+    if "--lora" in words:
+        add_random_lora(pipe, ctx.tmp / words[words.index("--lora") + 1])
+    if "--tiny-vae" in words:
+        build_taesd("tiny", seed=3).save_pretrained(ctx.tmp / words[words.index("--tiny-vae") + 1])
+    ok(ctx.workspace(with_models=False).run(command), command)
+    out = ctx.tmp / words[4]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (out / "unet.onnx").is_file() and manifest["lora"] == words[words.index("--lora") + 1]
+    assert (out / "vae_decoder_tiny.onnx").is_file() == ("--tiny-vae" in words)
+
+
+def run_export_clip(command: str, ctx: Context) -> None:
+    words = shlex.split(command)
+    ctx.fixture("tiny_clip").save_pretrained(ctx.tmp / words[3])
+    ok(ctx.workspace(with_models=False).run(command), command)
+    assert any((ctx.tmp / words[4]).glob("clip_base_vision.*")), list((ctx.tmp / words[4]).iterdir())
+
+
+def run_serve(command: str, ctx: Context) -> None:
+    port = free_port()
+    env = ctx.workspace()
+    for url in env.start(with_port(command, port), port=port):
+        health = httpx.get(f"{url}/health", timeout=30).json()
+        # runtime=auto (the default) picks OpenVINO where it is installed, as in this venv
+        assert health["status"] == "ok" and health["runtime"] == "openvino", health
+        options = httpx.get(f"{url}/sdapi/v1/options", timeout=30).json()
+        assert options["pi_axera_sd_runtime"]["runtime"] == "openvino", options
+        check_offline_docs(url)
+
+
+def check_offline_docs(url: str) -> None:
+    """README: "API docs: http://127.0.0.1:5000/docs", which must work on a board without internet."""
+    for page in ("/docs", "/redoc"):
+        html = httpx.get(f"{url}{page}", timeout=30).text
+        assets = re.findall(r"""(?:src|href)=["']([^"']+\.(?:js|css))["']""", html)
+        assert assets, html
+        for asset in assets:
+            assert asset.startswith("/"), f"{page} loads {asset} from elsewhere"
+            assert httpx.get(f"{url}{asset}", timeout=30).status_code == 200, asset
+
+
+def run_generate(command: str, ctx: Context) -> None:
+    env = ctx.workspace()
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(ctx.tmp / "photo.jpg")
+    out = ok(env.run(command), command).stdout
+    output = shlex.split(command)[shlex.split(command).index("-o") + 1]
+    with Image.open(ctx.tmp / output) as image:
+        assert image.format == "PNG" and "seed:" in out
+
+
+def run_systemd(command: str, ctx: Context) -> None:
+    env = ctx.workspace()
+    ok(env.run(command), command)
+    unit = (ctx.tmp / "pi_axera_sd_generator.service").read_text()
+    assert f"ExecStart={BIN / 'pi-axera-sd'} serve" in unit, unit
+
+
+def run_sudo(command: str, ctx: Context) -> None:
+    """Needs root: checked against the unit the README's ``pi-axera-sd systemd`` line writes."""
+    from pi_axera_sd.deploy.systemd import UNIT_NAME
+
+    words = shlex.split(command)
+    names = [w for w in words[2:] if "pi_axera_sd" in w]
+    assert names or words[1:] == ["systemctl", "daemon-reload"], command
+    assert all(n.removesuffix(".service") == UNIT_NAME.removesuffix(".service") for n in names), command
+    assert words[1] in ("cp", "systemctl", "journalctl"), command
+
+
+def run_curl(command: str, ctx: Context) -> None:
+    assert shutil.which("curl"), "curl is not installed: the README's curl examples cannot be checked"
+    served = ctx.fixture("served_url")
+    port = int(served.rsplit(":", 1)[1])
+    out = ok(user_env(ctx.tmp).run(with_port(command, port), timeout=120), command).stdout.strip()
+    assert out, command
+    if "python3 -c" in command:
+        count, seeds = out.split(" ", 1)
+        assert int(count) == 2 and json.loads(seeds) == [42, 43], out
+    else:
+        assert isinstance(json.loads(out), dict), out
+
+
+def run_pip(command: str, ctx: Context) -> None:
+    """Not run (needs a package index): the install must pin a CPU torch, not PyPI's CUDA build."""
+    words = shlex.split(command)
+    assert words[:2] == ["pip", "install"], command
+    index = words[words.index("--extra-index-url") + 1] if "--extra-index-url" in words else ""
+    assert index.startswith("https://download.pytorch.org/whl/cpu"), command
+    constraints = ROOT / words[words.index("-c") + 1]
+    assert re.search(r"^torch==", constraints.read_text(), flags=re.M), constraints
+
+
+def run_make(command: str, ctx: Context) -> None:
+    """Install lines dry-run; the ``pi-axera-sd`` lines the target then runs are run for real."""
+    target = shlex.split(command)[1]
+    env = ctx.workspace()
+    env.vars["VENV"] = str(BIN.parent)
+    env.vars["MODELS_DIR"] = str(ctx.tmp / "models")
+    env.vars["DEMO_MODELS"] = str(ctx.tmp / "demo-models")
+    dry = ok(env.run(f"make -n {target}", cwd=ROOT), command).stdout.splitlines()
+    tool = f"{BIN}/pi-axera-sd"
+    lines = [line for line in dry if tool in line]
+    if target == "test":
+        assert any("pytest" in line for line in dry) and any("ruff check" in line for line in dry), dry
+        return  # the suite itself: running it here would recurse
+    assert lines and lines[-1].split(tool, 1)[1].split()[0] == "serve", dry
+    for line in lines[:-1]:
+        ok(env.run(line, cwd=ROOT), line)
+    port = free_port()
+    for url in env.start(lines[-1], cwd=ROOT, port=port):
+        assert httpx.get(f"{url}/health", timeout=30).status_code == 200
+
+
+def run_pytest(command: str, ctx: Context) -> None:
+    """``.venv/bin/pytest -k diffusers -s``: collected, not run again (it is part of this suite)."""
+    words = shlex.split(command)
+    assert words[0] == ".venv/bin/pytest", command
+    run = subprocess.run(
+        [str(BIN / "pytest"), *words[1:], "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert run.returncode == 0 and "diffusers" in run.stdout, run.stdout
+
+
+RUNNERS: dict[str, Runner] = {
+    "pi-axera-sd models pull": run_pull,
+    "pi-axera-sd models verify": run_verify,
+    "pi-axera-sd models export": run_export,
+    "pi-axera-sd models export-clip": run_export_clip,
+    "pi-axera-sd serve": run_serve,
+    "pi-axera-sd generate": run_generate,
+    "pi-axera-sd systemd": run_systemd,
+    "sudo cp": run_sudo,
+    "sudo systemctl": run_sudo,
+    "sudo journalctl": run_sudo,
+    "curl": run_curl,
+    "pip": run_pip,
+    "make serve": run_make,
+    "make demo": run_make,
+    "make test": run_make,
+    ".venv/bin/pytest": run_pytest,
+}
+
+
+# ---- the tests ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served_url(tiny_model_dir, tmp_path_factory) -> Iterator[str]:
+    """One ``pi-axera-sd serve`` of the tiny model for the curl examples."""
+    env = user_env(tmp_path_factory.mktemp("curl"), MODELS_DIR=str(tiny_model_dir))
+    port = free_port()
+    yield from env.start("pi-axera-sd serve", port=port)
+
+
+def test_the_readme_has_commands():
+    keys = {runner_key(c) for c in COMMANDS}
+    assert {"pi-axera-sd serve", "pi-axera-sd models export", "make serve", "curl"} <= keys, keys
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[c[:60] for c in COMMANDS])
+def test_readme_command(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    key = runner_key(command)
+    runner = RUNNERS.get(key)
+    assert runner, f"README command without a test: {command!r} (add a runner for {key!r} to RUNNERS)"
+    runner(command, Context(tmp_path, request))
+
+
+def inline_commands(text: str) -> list[str]:
+    """Commands mentioned in the README's running text (`pi-axera-sd models quantize DIR`...)."""
+    spans = re.findall(r"`((?:[A-Z_]+=\S+ )?(?:pi-axera-sd|make) [^`]+)`", text)
+    return [re.sub(r"^[A-Z_]+=\S+ ", "", span) for span in spans if "serving" not in span]
+
+
+INLINE = inline_commands(README.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("command", INLINE, ids=[c[:60] for c in INLINE])
+def test_readme_mentions_only_commands_that_exist(command: str) -> None:
+    """A sub-command or make target named in the text exists (a renamed one is a red test)."""
+    from pi_axera_sd.cli import build_parser
+
+    words = command.split()
+    if words[0] == "make":
+        env = {**os.environ, "VENV": str(BIN.parent)}
+        dry = subprocess.run(["make", "-n", words[1]], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert dry.returncode == 0, dry.stderr
+        return
+    parser = build_parser()
+    for word in [w for w in words[1:] if not w.startswith("-")][:2]:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or word == "...":
+            break
+        assert word in sub.choices, f"{command!r}: no sub-command {word!r}"
+        parser = sub.choices[word]
