@@ -99,6 +99,4 @@ class ClipTokenizer:
     def encode_batch(self, texts: list[str]) -> np.ndarray:
         """Ids of several texts, shape ``[len(texts), max_length]`` int64."""
         encoded = self._tok.encode_batch([self._prepared(text) for text in texts])
-        return np.asarray([e.ids for e in encoded], dtype=np.int64).reshape(
-            len(texts), self.max_length
-        )
+        return np.asarray([e.ids for e in encoded], dtype=np.int64).reshape(len(texts), self.max_length)

@@ -69,7 +69,8 @@ def check_categories(categories: object, max_labels: int) -> dict[str, list[str]
     sent = 0
     for name, labels in categories.items():
         if not isinstance(name, str) or not name.strip():
-            raise InvalidInput(f"categories: category names must be non-empty strings, got {str(name)[:40]!r}")
+            shown = str(name)[:40]
+            raise InvalidInput(f"categories: category names must be non-empty strings, got {shown!r}")
         if isinstance(labels, str | bytes) or not isinstance(labels, Sequence):
             raise InvalidInput(
                 f"categories.{name[:40]} must be a list of label strings, not {type(labels).__name__}"

@@ -18,7 +18,7 @@ from pi_axera_sd.config import Settings
 from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.errors import ModelError, RuntimeUnavailable
 from pi_axera_sd.interrogate.api import Interrogator
-from pi_axera_sd.server.lane import Lane, LaneUnavailable
+from pi_axera_sd.server.lane import Lane
 from pi_axera_sd.server.metrics import Metrics
 from pi_axera_sd.server.modelinfo import ModelInfo, describe
 from pi_axera_sd.server.problems import counts_as_runtime_failure
