@@ -58,9 +58,9 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(base_
                 failures.append(f"{case.method} {case.path} -> {response.status_code}: {exc}"[:600])
 
         exercise()
-    print(
-        f"schemathesis: {operations} operations, {sum(statuses.values())} requests, statuses {dict(statuses)}, {len(failures)} failures"
-    )
+    requests = sum(statuses.values())
+    print(f"schemathesis: {operations} operations, {requests} requests, statuses {dict(statuses)}")
+    print(f"schemathesis: {len(failures)} failures")
     assert operations >= 30
     server_errors = sum(n for code, n in statuses.items() if code >= 500 and code != 503)
     assert server_errors == 0, statuses
