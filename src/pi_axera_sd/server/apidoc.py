@@ -12,11 +12,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pi_axera_sd.server.problems import A1111_PREFIX, ApiError, error_response
+from pi_axera_sd.server.problems import A1111_PREFIX
 
 
 class ErrorResponse(BaseModel):
@@ -112,8 +112,27 @@ def _document(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+class OptionsMiddleware:
+    """``OPTIONS`` on a path that exists: 204 with every method its routes answer (Starlette would
+    say 405 naming the first route's only). A CORS preflight never gets here: CORSMiddleware,
+    outside this one, answers it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            methods = allowed_methods(scope["app"], scope["path"])
+            if methods:
+                await Response(status_code=204, headers={"Allow": allow_header(methods)})(
+                    scope, receive, send
+                )
+                return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
-    """The corrected OpenAPI document, and ``OPTIONS`` answered for every path that exists."""
+    """The corrected OpenAPI document (errors, /ready, /metrics)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -124,11 +143,3 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-    async def options(request: Request) -> Response:
-        methods = allowed_methods(app, request.url.path)
-        if not methods:
-            return error_response(request.url.path, ApiError(404, "Not Found"))
-        return Response(status_code=204, headers={"Allow": allow_header(methods)})
-
-    app.add_api_route("/{path:path}", options, methods=["OPTIONS"], include_in_schema=False)

@@ -100,6 +100,7 @@ def create_app(
         )
     middleware.append(Middleware(AuthMiddleware, credentials=credentials))
     middleware.append(Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes))
+    middleware.append(Middleware(apidoc.OptionsMiddleware))
 
     app = FastAPI(
         title="Pi Axera SD",
