@@ -178,7 +178,7 @@ async def memory() -> dict[str, Any]:
     }
 
 
-@router.post("/png-info", openapi_extra=openapi_body(PngInfoRequest))
+@router.post("/png-info", openapi_extra=openapi_body(PngInfoRequest, required=("image",)))
 async def png_info(request: Request) -> dict[str, Any]:
     service = service_of(request)
     req = PngInfoRequest.parse(await read_json(request))
