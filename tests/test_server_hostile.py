@@ -78,6 +78,14 @@ def _png_claiming(width: int, height: int) -> str:
     return base64.b64encode(bytes(raw)).decode()
 
 
+def _png_with_text_bomb() -> str:
+    """A real PNG carrying a zTXt chunk that inflates 50 KB into 64 MB of text."""
+    raw = base64.b64decode(SEED_PNG_1X1)
+    data = b"parameters\x00\x00" + zlib.compress(b"a" * (64 << 20), 9)
+    chunk = struct.pack(">I", len(data)) + b"zTXt" + data + struct.pack(">I", zlib.crc32(b"zTXt" + data))
+    return base64.b64encode(raw[:33] + chunk + raw[33:]).decode()
+
+
 def _images() -> dict[str, str]:
     rgb = random_image(24, 16)
     out = {f"png-{mode}": _b64(rgb.convert(mode)) for mode in ("1", "L", "LA", "P", "RGBA", "I;16")}
@@ -177,6 +185,14 @@ def _corpus() -> list[Case]:
         Case("options/not-object", "POST", "/sdapi/v1/options", [1, 2]),
         Case("options/read-back", "GET", "/sdapi/v1/options"),
         Case("png-info/garbage", "POST", "/sdapi/v1/png-info", {"image": "@@@"}),
+        Case("png-info/ztxt-bomb", "POST", "/sdapi/v1/png-info", {"image": _png_with_text_bomb()}),
+        Case(
+            "generate/gzip-bomb",
+            "POST",
+            "/generate",
+            zlib.compress(b'{"prompt": "' + b"a" * (32 << 20) + b'"}', 9),
+            {"content-encoding": "deflate", "content-type": "application/json"},
+        ),
         Case("png-info/jpeg", "POST", "/sdapi/v1/png-info", {"image": _b64(random_image(8, 8), "JPEG")}),
         Case(
             "interrogate/surrogate-model",
