@@ -143,6 +143,14 @@ def test_hex_digests_and_prose_are_not_taken_for_base64():
     assert line["prose"].startswith("a long prompt")
 
 
+def test_a_lone_surrogate_cannot_break_a_log_line():
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "prompt %s", ("\ud800",), None)
+    record.fields = {"prompt": "a\udfff"}
+    text = JsonFormatter().format(record)
+    text.encode("utf-8")  # a stream in strict UTF-8 takes it
+    assert json.loads(text)["prompt"] == "a\udfff"  # escaped in the line, nothing lost
+
+
 def test_the_tokenizer_takes_any_string():
     from importlib.resources import files
 
