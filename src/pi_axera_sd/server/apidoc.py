@@ -74,14 +74,24 @@ def allow_header(methods: set[str]) -> str:
     return ", ".join(sorted(methods))
 
 
+# Path prefix -> the model of its error bodies (longest prefix wins); a route family with its own
+# error shape (see problems.error_body) registers it here so the document stays true.
+ERROR_SHAPES: dict[str, type[BaseModel]] = {"/": ErrorResponse, A1111_PREFIX: A1111Error}
+
+
+def _error_model(path: str) -> type[BaseModel]:
+    prefix = max((p for p in ERROR_SHAPES if path.startswith(p)), key=len, default="/")
+    return ERROR_SHAPES[prefix]
+
+
 def _error_content(path: str) -> dict[str, Any]:
-    name = "A1111Error" if path.startswith(A1111_PREFIX) else "ErrorResponse"
+    name = _error_model(path).__name__
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
 
 
 def _document(schema: dict[str, Any]) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (ErrorResponse, A1111Error, Readiness):
+    for model in (*set(ERROR_SHAPES.values()), Readiness):
         components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     for key in ("HTTPValidationError", "ValidationError"):
         components.pop(key, None)
