@@ -91,7 +91,7 @@ def _error_content(path: str) -> dict[str, Any]:
 
 def _document(schema: dict[str, Any]) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (*set(ERROR_SHAPES.values()), Readiness):
+    for model in (*dict.fromkeys(ERROR_SHAPES.values()), Readiness):
         components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     for key in ("HTTPValidationError", "ValidationError"):
         components.pop(key, None)
