@@ -80,8 +80,10 @@ def test_long_strings_decode_exactly_across_chunk_and_piece_boundaries(monkeypat
         assert decode_json(raw) == json.loads(raw)
 
 
-def test_a_bom_is_allowed():
+def test_a_bom_and_raw_control_characters_are_allowed():
     assert decode_json(b'\xef\xbb\xbf{"prompt": "a"}') == {"prompt": "a"}
+    for size in (3, 300):  # short strings go through the parser, long ones around it
+        assert decode_json(b'["' + b"a\tb\n" * size + b'"]') == ["a\tb\n" * size]
 
 
 def test_label_limits_count_labels_as_sent_before_any_per_label_work():

@@ -144,7 +144,11 @@ def _integer(text: str) -> int:
 
 
 def _parse(text: str | bytes) -> Any:
-    return json.loads(text, parse_constant=_no_constant, parse_float=_finite, parse_int=_integer)
+    # strict=False: raw control characters (a pasted newline) are accepted inside strings, long or
+    # short alike (long ones are decoded without the parser).
+    return json.loads(
+        text, strict=False, parse_constant=_no_constant, parse_float=_finite, parse_int=_integer
+    )
 
 
 def _safe_cut(body: memoryview, start: int, end: int) -> int:
