@@ -250,6 +250,11 @@ def _corpus() -> list[Case]:
         Case("sd-models", "GET", "/sdapi/v1/sd-models"),
         Case("query-string", "POST", "/generate?token=secret&x=%ff", {"prompt": "a", "seed": 2}),
     ]
+    sliver = _b64(random_image(4000, 1))
+    for mode in (0, 1, 2, 3):
+        body = {"prompt": "x", "init_image": sliver, "resize_mode": mode, "seed": 1}
+        cases.append(Case(f"img2img/1-pixel-sliver-resize-{mode}", "POST", "/generate", body))
+    cases.append(Case("interrogate/1-pixel-sliver", "POST", "/sdapi/v1/interrogate", {"image": sliver}))
     for name, image in _images().items():
         cases.append(
             Case(f"img2img/{name}", "POST", "/generate", {"prompt": "x", "init_image": image, "seed": 1})
