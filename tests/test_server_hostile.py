@@ -275,6 +275,25 @@ def _send(http: httpx.Client, case: Case) -> httpx.Response:
     )
 
 
+def _png(text: str) -> Image.Image:
+    image = Image.open(io.BytesIO(base64.b64decode(text, validate=True)))
+    image.load()
+    return image
+
+
+def _assert_valid_result(case: Case, body: Any) -> None:
+    """A 2xx carries what the route promises: images that decode, echoes that parse."""
+    if case.path.startswith("/generate"):
+        assert body["status"] == "ok" and _png(body["base64"]).format == "PNG", case.name
+    elif case.path in ("/sdapi/v1/txt2img", "/sdapi/v1/img2img"):
+        assert all(_png(image).format == "PNG" for image in body["images"]), case.name
+        assert isinstance(json.loads(body["info"]), dict), case.name
+    elif case.path == "/sdapi/v1/interrogate":
+        assert isinstance(body["caption"], str) and isinstance(body["interrogations"], list), case.name
+    elif case.path == "/sdapi/v1/interrogate/structured":
+        assert set(body["results"]) and isinstance(body["general_tags"], list), case.name
+
+
 def _assert_healthy(http: httpx.Client) -> float:
     """``/health`` answers (within 2 s: the 100 ms bound is asserted by its own test); its latency."""
     start = time.perf_counter()
@@ -302,6 +321,7 @@ def test_the_hostile_corpus(hostile):
                     assert body.get("error"), (case.name, body)
                     outcomes["refused"] += 1
                 else:
+                    _assert_valid_result(case, body)
                     outcomes["ok"] += 1
             health.append(_assert_healthy(http))
         assert http.get("/sdapi/v1/options").json()["sd_vae"] == "\ufffd"
