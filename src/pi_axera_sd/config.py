@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     max_runtime_failures: int = Field(3, ge=1)  # consecutive runtime errors before the process exits
     shutdown_grace_s: float = Field(60.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_max_string: int = Field(300, ge=32)  # characters of any one string in a log line
 
     # ---- interrogation (CLIP) ------------------------------------------------------------------
     clip_dir: Path = Field(Path("models/clip"), validation_alias=_env("CLIP_DIR", field="clip_dir"))

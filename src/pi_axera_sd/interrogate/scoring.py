@@ -53,7 +53,8 @@ def check_params(top_k: object, threshold: object, what: str = "") -> tuple[int,
 
 def check_categories(categories: object, max_labels: int) -> dict[str, list[str]]:
     """Validate a structured request's ``categories``: a non-empty object mapping names to non-empty
-    lists of label strings. Labels are stripped and de-duplicated (first kept) per category."""
+    lists of label strings. Labels are stripped and de-duplicated (first kept) per category; the
+    limit counts labels as sent, and is checked before any per-label work."""
     if not isinstance(categories, Mapping):
         raise InvalidInput(
             'categories must be an object mapping a category name to a list of labels, e.g. {"gender": '
@@ -61,35 +62,37 @@ def check_categories(categories: object, max_labels: int) -> dict[str, list[str]
         )
     if not categories:
         raise InvalidInput("categories is empty: give at least one category with its labels")
-    checked: dict[str, list[str]] = {}
-    total = 0
+    too_many = InvalidInput(
+        f"categories hold too many labels: more than {max_labels} in all (PI_AXERA_SD_MAX_STRUCTURED_LABELS)"
+    )
+    # Sizes first, before any per-label work: a refused request costs O(categories).
+    sent = 0
     for name, labels in categories.items():
         if not isinstance(name, str) or not name.strip():
-            raise InvalidInput(f"categories: category names must be non-empty strings, got {name!r}")
+            shown = str(name)[:40]
+            raise InvalidInput(f"categories: category names must be non-empty strings, got {shown!r}")
         if isinstance(labels, str | bytes) or not isinstance(labels, Sequence):
             raise InvalidInput(
-                f"categories.{name} must be a list of label strings, not {type(labels).__name__}"
+                f"categories.{name[:40]} must be a list of label strings, not {type(labels).__name__}"
             )
-        clean: list[str] = []
+        sent += len(labels)
+        if sent > max_labels:
+            raise too_many
+    checked: dict[str, list[str]] = {}
+    for name, labels in categories.items():
+        clean: dict[str, None] = {}  # ordered set: linear de-duplication, first kept
         for label in labels:
             if not isinstance(label, str):
                 raise InvalidInput(
-                    f"categories.{name} holds a {type(label).__name__}; labels must be strings"
+                    f"categories.{name[:40]} holds a {type(label).__name__}; labels must be strings"
                 )
             label = label.strip()
             if not label:
-                raise InvalidInput(f"categories.{name} holds an empty label")
-            if label not in clean:
-                clean.append(label)
+                raise InvalidInput(f"categories.{name[:40]} holds an empty label")
+            clean[label] = None
         if not clean:
-            raise InvalidInput(f"categories.{name} has no labels")
-        total += len(clean)
-        if total > max_labels:
-            raise InvalidInput(
-                f"categories hold too many labels: more than {max_labels} in all "
-                "(PI_AXERA_SD_MAX_STRUCTURED_LABELS)"
-            )
-        checked[name] = clean
+            raise InvalidInput(f"categories.{name[:40]} has no labels")
+        checked[name] = list(clean)
     return checked
 
 

@@ -163,6 +163,9 @@ def generation_info(
     }
 
 
+MAX_OPTION_CHARS = 1024  # a stored option is read back by every client: no megabyte values
+
+
 class OptionsStore:
     """``/sdapi/v1/options``. Clients read it to check the URL and post it back whole (Open WebUI)
     or with ``sd_model_checkpoint`` changed; there is one model, so the checkpoint keys always
@@ -194,10 +197,12 @@ class OptionsStore:
         return values
 
     def update(self, posted: Mapping[str, Any]) -> list[str]:
-        """Apply known keys with plain values; returns the keys that were not applied."""
+        """Apply known keys with plain, short values (the body is already normalised JSON, so each
+        is serialisable); returns the keys that were not applied."""
         ignored = []
         for key, value in posted.items():
-            plain = value is None or isinstance(value, str | int | float | bool)
+            plain = value is None or isinstance(value, int | float | bool)
+            plain = plain or (isinstance(value, str) and len(value) <= MAX_OPTION_CHARS)
             if key in self._values and plain:
                 self._values[key] = value
             else:

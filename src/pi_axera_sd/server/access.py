@@ -19,7 +19,6 @@ from pi_axera_sd.server.context import log_context
 from pi_axera_sd.server.logs import ACCESS_LOGGER
 from pi_axera_sd.server.metrics import Metrics
 from pi_axera_sd.server.problems import ApiError, error_body
-from pi_axera_sd.server.redact import redact
 
 log = logging.getLogger(ACCESS_LOGGER)
 errors_log = logging.getLogger(__name__)
@@ -104,7 +103,7 @@ class AccessMiddleware:
         if body:
             fields["body_bytes"] = body
         if "params" in context:
-            fields["params"] = redact(context["params"])
+            fields["params"] = context["params"]  # the formatter redacts and cuts every string
         for key in ("timings", "error", "job"):
             if key in context:
                 fields[key] = context[key]

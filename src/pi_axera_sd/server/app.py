@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 
 from pi_axera_sd import __version__
 from pi_axera_sd.config import Settings
@@ -20,6 +21,7 @@ from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.errors import PiAxeraError
 from pi_axera_sd.interrogate.api import Interrogator
 from pi_axera_sd.server import (
+    apidoc,
     routes_a1111,
     routes_a1111_meta,
     routes_generate,
@@ -29,6 +31,7 @@ from pi_axera_sd.server import (
 )
 from pi_axera_sd.server.a1111 import OptionsStore
 from pi_axera_sd.server.access import AccessMiddleware
+from pi_axera_sd.server.apidoc import allow_header, allowed_methods
 from pi_axera_sd.server.auth import AuthMiddleware, Credentials
 from pi_axera_sd.server.context import note
 from pi_axera_sd.server.lane import LaneUnavailable
@@ -52,7 +55,10 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    err = ApiError(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names the first matching route's methods only
+        headers["Allow"] = allow_header(allowed_methods(request.app, request.url.path))
+    err = ApiError(exc.status_code, str(exc.detail), headers=headers)
     return error_response(request.url.path, err)
 
 
@@ -95,6 +101,7 @@ def create_app(
         )
     middleware.append(Middleware(AuthMiddleware, credentials=credentials))
     middleware.append(Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes))
+    middleware.append(Middleware(apidoc.OptionsMiddleware))
 
     # /docs and /redoc with their assets served from the fastapi-offline package: no CDN needed
     app = FastAPIOffline(
@@ -106,7 +113,7 @@ def create_app(
     )
     app.state.service = service
     app.state.options = OptionsStore(save_images=settings.save_images)
-    for exc_class in (ApiError, PiAxeraError, LaneUnavailable, ClientGone):
+    for exc_class in (ApiError, PiAxeraError, LaneUnavailable, ClientGone, ClientDisconnect):
         app.add_exception_handler(exc_class, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -119,6 +126,7 @@ def create_app(
         routes_ops,
     ):
         app.include_router(module.router)
+    apidoc.install(app)
     return app
 
 

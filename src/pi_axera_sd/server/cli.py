@@ -32,7 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pi_axera_sd.server.service import EXIT_CONFIG
 
     settings = settings_from_args(args)
-    configure_logging("debug" if args.verbose else settings.log_level)
+    configure_logging("debug" if args.verbose else settings.log_level, settings.log_max_string)
     check_port(settings.host, settings.port)  # before any model loads: a busy port is exit 2 at once
     try:
         layout = settings.model_layout()

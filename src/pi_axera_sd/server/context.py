@@ -3,16 +3,17 @@ line should carry (parsed parameters, stage timings, the error message)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from pi_axera_sd.errors import InvalidInput
+from pi_axera_sd.server.inputs import JsonLimits, decode_json
+from pi_axera_sd.server.problems import ClientGone
 from pi_axera_sd.server.service import Service
 
 _SCOPE_KEY = "pi_axera_sd"
-# Bodies above this are parsed on a host thread: json.loads of a 20 MB image stalls the event loop.
+# Bodies above this are checked and parsed on a host thread: json.loads of a 20 MB image stalls
+# the event loop.
 _INLINE_JSON_BYTES = 256 * 1024
 
 
@@ -33,17 +34,22 @@ def request_id(request: Request) -> str:
     return str(log_context(request.scope).get("request_id", "-"))
 
 
+def json_limits(service: Service) -> JsonLimits:
+    # Room for the largest structured-interrogation request the settings allow.
+    return JsonLimits(max_items=max(JsonLimits().max_items, 2 * service.settings.max_structured_labels))
+
+
 async def read_json(request: Request) -> Any:
-    """The body as JSON, whatever Content-Type the client sent (curl -d sends form encoding)."""
-    raw = await request.body()
-    if not raw.strip():
-        raise InvalidInput("request body is empty; send a JSON object")
+    """The body as normalised JSON (see :mod:`pi_axera_sd.server.inputs`), whatever Content-Type
+    the client sent (curl -d sends form encoding)."""
     try:
-        if len(raw) <= _INLINE_JSON_BYTES:
-            parsed = json.loads(raw)
-        else:
-            parsed = await service_of(request).run_host(json.loads, raw)
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidInput("request body is not valid JSON") from None
+        raw = await request.body()
+    except ClientDisconnect:
+        raise ClientGone("client disconnected while sending the body") from None
+    service = service_of(request)
+    if len(raw) <= _INLINE_JSON_BYTES:
+        parsed = decode_json(raw, json_limits(service))
+    else:
+        parsed = await service.run_host(decode_json, raw, json_limits(service))
     note(request, params=parsed)
     return parsed

@@ -10,6 +10,8 @@ import logging
 import os
 from typing import IO, Any
 
+from pi_axera_sd.server.redact import DEFAULT_MAX_CHARS, redact
+
 # syslog priorities (sd-daemon(3)): err 3, warning 4, info 6, debug 7
 _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
 
@@ -24,11 +26,16 @@ def syslog_priority(levelno: int) -> int:
 class ConsoleFormatter(logging.Formatter):
     """``12:00:01 INFO  models loaded  model=tiny size=128x128`` for a person at a terminal."""
 
+    def __init__(self, max_string: int = DEFAULT_MAX_CHARS) -> None:
+        super().__init__()
+        self.max_string = max_string
+
     def format(self, record: logging.LogRecord) -> str:
         stamp = self.formatTime(record, "%H:%M:%S")
         line = f"{stamp} {record.levelname:<7} {record.getMessage()}"
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict) and fields:
+            fields = redact(fields, max_chars=self.max_string)  # no image bytes on a terminal either
             line += "  " + " ".join(f"{k}={_short(v)}" for k, v in fields.items())
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -67,5 +74,5 @@ def formatter_for(stream: IO[str], json_formatter: logging.Formatter) -> logging
     if stream_is_journal(stream):
         return JournalPrefix(json_formatter)
     if hasattr(stream, "isatty") and stream.isatty():
-        return ConsoleFormatter()
+        return ConsoleFormatter(getattr(json_formatter, "max_string", DEFAULT_MAX_CHARS))
     return json_formatter

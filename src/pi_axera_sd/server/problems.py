@@ -1,4 +1,6 @@
-"""Errors as HTTP responses, in the shape each family of clients expects.
+"""Errors as HTTP responses, in the shape each family of clients expects, and the one place that
+decides whose fault an error is: :func:`to_api_error` gives the status, and only a 500 (the
+runtime or the model failed) counts toward the restart limit (:func:`counts_as_runtime_failure`).
 
 ``/sdapi/...`` answers like AUTOMATIC1111: ``{"error": type, "detail": message, "body", "errors"}``.
 Everything else (the seed's ``/generate``, health...) answers ``{"status": "error", "error": message}``.
@@ -10,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 
 from pi_axera_sd.errors import Cancelled, InvalidInput, PayloadTooLarge
@@ -23,7 +26,8 @@ CLIENT_CLOSED = 499
 
 
 class ClientGone(Exception):
-    """The client disconnected while its job waited; the job was withdrawn."""
+    """The client disconnected (while sending its body, or while its job waited: the job was
+    withdrawn)."""
 
 
 class ApiError(Exception):
@@ -71,9 +75,17 @@ def to_api_error(exc: BaseException) -> ApiError:
         )
     if isinstance(exc, Cancelled):
         return ApiError(409, "interrupted before an image was finished", kind="Interrupted")
-    if isinstance(exc, ClientGone):
-        return ApiError(CLIENT_CLOSED, "client disconnected while queued", kind="ClientGone")
+    if isinstance(exc, ClientGone | ClientDisconnect):
+        return ApiError(CLIENT_CLOSED, str(exc) or "client disconnected while queued", kind="ClientGone")
+    if isinstance(exc, UnicodeError):  # text from the request that a codec refused: never the runtime
+        return ApiError(400, f"text is not valid Unicode: {exc.reason}", kind="InvalidInput")
     return ApiError(500, f"inference failed: {type(exc).__name__}: {exc}", kind=type(exc).__name__)
+
+
+def counts_as_runtime_failure(exc: BaseException) -> bool:
+    """True for failures of the runtime or the model (a 500), which count toward the restart limit;
+    the client's mistakes (4xx), interrupts and refusals (503) say nothing about the accelerator."""
+    return to_api_error(exc).status >= 500 and not isinstance(exc, LaneUnavailable)
 
 
 def error_body(path: str, err: ApiError) -> dict[str, Any]:

@@ -58,7 +58,7 @@ async def txt2img(request: Request) -> JSONResponse:
     "/img2img",
     response_model=GenerationResponse,
     responses=_ERRORS,
-    openapi_extra=openapi_body(Img2ImgRequest),
+    openapi_extra=openapi_body(Img2ImgRequest, required=("init_images",)),
     summary="img2img from the first of init_images; masks (inpainting) are ignored",
 )
 async def img2img(request: Request) -> JSONResponse:

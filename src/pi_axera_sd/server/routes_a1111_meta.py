@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pi_axera_sd.engine.imageio import read_png_parameters
 from pi_axera_sd.engine.infotext import parse_infotext
 from pi_axera_sd.errors import InvalidInput
+from pi_axera_sd.safetext import valid_text
 from pi_axera_sd.server.a1111 import SAMPLER
 from pi_axera_sd.server.context import read_json, service_of
 from pi_axera_sd.server.host import base64_bytes
@@ -183,13 +184,18 @@ async def memory() -> dict[str, Any]:
     }
 
 
-@router.post("/png-info", openapi_extra=openapi_body(PngInfoRequest))
+@router.post("/png-info", openapi_extra=openapi_body(PngInfoRequest, required=("image",)))
 async def png_info(request: Request) -> dict[str, Any]:
     service = service_of(request)
     req = PngInfoRequest.parse(await read_json(request))
     if not req.image:
         raise InvalidInput("image is required")
-    raw = await service.run_host(base64_bytes, req.image, service.settings.max_image_bytes)
-    text, chunks = read_png_parameters(raw)
-    items = {k: v for k, v in chunks.items() if k != "parameters"}
-    return {"info": text or "", "items": items, "parameters": parse_infotext(text) if text else {}}
+    return await service.run_host(_png_info, req.image, service.settings.max_image_bytes)
+
+
+def _png_info(image: str, max_bytes: int) -> dict[str, Any]:
+    """On a host thread: a PNG's text chunks can hold megabytes (compressed) to inflate and parse."""
+    text, chunks = read_png_parameters(base64_bytes(image, max_bytes))
+    items = {k: valid_text(v) if isinstance(v, str) else v for k, v in chunks.items() if k != "parameters"}
+    text = valid_text(text) if text else ""
+    return {"info": text, "items": items, "parameters": parse_infotext(text) if text else {}}

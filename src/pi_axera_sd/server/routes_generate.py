@@ -21,7 +21,7 @@ from pi_axera_sd.server.generation import (
 )
 from pi_axera_sd.server.host import EncodeOptions
 from pi_axera_sd.server.problems import ApiError
-from pi_axera_sd.server.schemas import GenerateRequest, openapi_body
+from pi_axera_sd.server.schemas import GENERATE_RULES, GenerateRequest, openapi_body
 
 router = APIRouter(tags=["generate"])
 
@@ -55,7 +55,7 @@ _ERRORS = {
     "/generate",
     response_model=GenerateResponse,
     responses=_ERRORS,
-    openapi_extra=openapi_body(GenerateRequest),
+    openapi_extra=openapi_body(GenerateRequest, extra=GENERATE_RULES),
     summary="txt2img or img2img; unsupported or extra parameters are ignored",
 )
 async def generate(request: Request) -> JSONResponse:

@@ -72,7 +72,7 @@ async def _on_lane(service: Service, request: Request, work: Callable[[], Any]) 
 
 @router.post(
     "/interrogate",
-    openapi_extra=openapi_body(InterrogateRequest),
+    openapi_extra=openapi_body(InterrogateRequest, required=("image",)),
     summary="taxonomy tags scoring >= threshold, best first (model: clip)",
 )
 async def interrogate(request: Request) -> dict[str, Any]:
@@ -98,7 +98,7 @@ async def interrogate(request: Request) -> dict[str, Any]:
 
 @router.post(
     "/interrogate/structured",
-    openapi_extra=openapi_body(StructuredInterrogateRequest),
+    openapi_extra=openapi_body(StructuredInterrogateRequest, required=("image", "categories")),
     summary="one winner per category (softmax over its labels) plus general taxonomy tags",
 )
 async def interrogate_structured(request: Request) -> dict[str, Any]:

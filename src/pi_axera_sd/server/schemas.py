@@ -14,7 +14,7 @@ import json
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from pi_axera_sd.errors import InvalidInput
@@ -165,7 +165,20 @@ Flag = Annotated[bool, BeforeValidator(_flag)]
 Mode = Annotated[Literal["txt2img", "img2img"] | None, BeforeValidator(_mode)]
 ImageList = Annotated[list[str] | None, BeforeValidator(_image_list)]
 Image = Annotated[str | None, BeforeValidator(_image)]
-Vae = Annotated[str | None, BeforeValidator(_vae)]
+# Documented as accepted: the names _vae knows (any case, surrounding spaces allowed).
+_VAE_NAMES = ["", "full", "tiny", "taesd", "automatic", "auto", "none"]
+Vae = Annotated[
+    str | None,
+    BeforeValidator(_vae),
+    WithJsonSchema({"anyOf": [{"type": "string", "enum": _VAE_NAMES}, {"type": "null"}]}),
+]
+# Structured interrogation: category name -> non-empty list of non-blank labels.
+CATEGORIES_SCHEMA = {
+    "type": "object",
+    "minProperties": 1,
+    "propertyNames": {"pattern": "\\S"},
+    "additionalProperties": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": "\\S"}},
+}
 
 
 class Lenient(BaseModel):
@@ -259,11 +272,30 @@ class InterrogateRequest(Lenient):
 
 class StructuredInterrogateRequest(Lenient):
     image: Image = None
-    categories: Any = None  # checked by the route: its rules need the service's label limit
+    # Checked by the route (its rules need the service's label limit); documented here.
+    categories: Annotated[Any, WithJsonSchema(CATEGORIES_SCHEMA)] = None
 
 
-def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
-    """A route's documented request body when the route parses the JSON itself."""
+def openapi_body(
+    model: type[BaseModel], *, required: tuple[str, ...] = (), extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A route's documented request body when the route parses the JSON itself. ``required``
+    names fields the route refuses to go without (documented as required, never null) although
+    the model lets them default, so a missing one gets the route's own message."""
     schema = model.model_json_schema()
     schema["additionalProperties"] = True
+    for name in required:
+        field = schema["properties"][name]
+        kinds = [kind for kind in field.pop("anyOf", [field.copy()]) if kind.get("type") != "null"]
+        field.pop("default", None)
+        field.update(kinds[0] if len(kinds) == 1 else {"anyOf": kinds})
+        schema.setdefault("required", []).append(name)
+    schema.update(extra or {})
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+# /generate: img2img (asked for, or implied by init_image) needs init_image.
+GENERATE_RULES = {
+    "if": {"properties": {"mode": {"const": "img2img"}}, "required": ["mode"]},
+    "then": {"required": ["init_image"], "properties": {"init_image": {"type": "string"}}},
+}

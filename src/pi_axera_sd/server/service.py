@@ -17,11 +17,12 @@ from pi_axera_sd import exitcodes
 from pi_axera_sd.config import Settings
 from pi_axera_sd.deploy.notify import notify
 from pi_axera_sd.engine.pipeline import Pipeline
-from pi_axera_sd.errors import Cancelled, InvalidInput, ModelError, RuntimeUnavailable
+from pi_axera_sd.errors import ModelError, RuntimeUnavailable
 from pi_axera_sd.interrogate.api import Interrogator
-from pi_axera_sd.server.lane import Lane, LaneUnavailable
+from pi_axera_sd.server.lane import Lane
 from pi_axera_sd.server.metrics import Metrics
 from pi_axera_sd.server.modelinfo import ModelInfo, describe
+from pi_axera_sd.server.problems import counts_as_runtime_failure
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,7 +56,7 @@ class FailureTracker:
 
 def is_runtime_failure(error: BaseException) -> bool:
     """Caller mistakes, interrupts and refusals say nothing about the accelerator's health."""
-    return not isinstance(error, InvalidInput | Cancelled | LaneUnavailable)
+    return counts_as_runtime_failure(error)
 
 
 def _host_threads() -> int:
