@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     device: str = "cpu"  # ONNX Runtime: cpu | cuda
     threads: int = Field(0, ge=0)
     ax_provider: str | None = None
+    npu_device: int | None = Field(None, ge=0)  # M.2 card index (AXCLRT provider); None = card 0
+    npu_wait_s: float = Field(120.0, ge=0)  # start-up waits this long for an NPU that is not up yet
+    reopen_sessions: bool = True  # on max_runtime_failures, reopen the models once before exiting 3
     precision: str | None = None  # OpenVINO: f32 | bf16 | f16 (default: the device's choice)
     variant: str | None = Field(
         None, pattern="^int8$"
@@ -73,6 +76,7 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None  # bearer token
     cors_origins: list[str] = Field(default_factory=list)
     max_runtime_failures: int = Field(3, ge=1)  # consecutive runtime errors before the process exits
+    listen_after_load: bool = False  # open the port only once the models are loaded (seed behaviour)
     shutdown_grace_s: float = Field(60.0, ge=0)
     log_level: str = "info"
 
@@ -101,6 +105,7 @@ class Settings(BaseSettings):
             device=self.device,
             threads=self.threads,
             ax_provider=self.ax_provider,
+            ax_device=self.npu_device,
             precision=self.precision,
         )
 
