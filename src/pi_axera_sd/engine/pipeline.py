@@ -297,6 +297,15 @@ class Pipeline:
             )
         return rows.astype(np.float32)
 
+    def release_sessions(self) -> None:
+        """Drop every session (an NPU frees its copy of the model) before :meth:`adopt`."""
+        for name in self.sessions:
+            setattr(self, name, None)
+
+    def adopt(self, other: Pipeline) -> None:
+        """Take the state of ``other``, the same model reopened, so holders of this object use it."""
+        vars(self).update(vars(other))
+
     @property
     def supports_img2img(self) -> bool:
         return self.vae_encoder is not None

@@ -12,9 +12,14 @@ from pi_axera_sd.server.context import service_of
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", summary="alive (no auth)")
-async def health() -> dict[str, str]:
-    return {"status": "ok", "version": __version__}
+@router.get("/health", summary="alive (no auth); the accelerator's state for operators")
+async def health(request: Request) -> dict[str, object]:
+    # Liveness stays "ok" while waiting for the NPU: the process is healthy, only not ready yet.
+    return {
+        "status": "ok",
+        "version": __version__,
+        "accelerator": service_of(request).accelerator.as_dict(),
+    }
 
 
 @router.get("/ready", summary="models loaded and jobs taken; 503 while loading, failed or stopping")
@@ -30,6 +35,7 @@ async def ready(request: Request) -> JSONResponse:
         "queued": status.queued,
         "running": status.running is not None,
         "interrogation": service.interrogator_error or "loaded",
+        "accelerator": service.accelerator.as_dict(),
     }
     return JSONResponse(body, status_code=200 if ok else 503)
 
