@@ -78,18 +78,28 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
+    from pi_axera_sd.cli import settings_from_args
     from pi_axera_sd.engine.layout import missing_models_hint
     from pi_axera_sd.modeltools.verify import verify_model
-    from pi_axera_sd.runtime import RuntimeOptions
 
-    folder: Path = args.dir if args.dir is not None else Path(os.environ.get("MODELS_DIR", "models"))
+    # The same Settings as 'serve' (MODELS_DIR, TEXT_MODEL_DIR, UNET_MODEL... and PI_AXERA_SD_*),
+    # so what is checked is exactly what the service would load.
+    settings = settings_from_args(args, models_dir=args.dir)
+    folder = settings.models_dir
     if not folder.is_dir():
         raise PiAxeraError(f"{folder} is not a folder. {missing_models_hint(folder)}")
-    options = RuntimeOptions(
-        runtime=args.runtime, device=args.device, threads=args.threads, ax_provider=args.ax_provider
+    layout = settings.model_layout()
+    report = verify_model(
+        layout.root, settings.runtime_options(), check_hashes=not args.no_hash, layout=layout
     )
-    report = verify_model(folder, options, check_hashes=not args.no_hash)
-    print(report.to_json() if args.json else report.render())
+    if args.json:
+        print(report.to_json())
+    else:
+        packaged = " (no tokenizer in the folder: the packaged CLIP tokenizer serves)"
+        print(f"layout: {layout.kind} in {layout.root}{packaged if layout.tokenizer_packaged else ''}")
+        for warning in layout.warnings:
+            print(f"warning: {warning}")
+        print(report.render())
     return 0 if report.ok else 1
 
 
@@ -144,17 +154,22 @@ def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAc
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verify.add_argument(
-        "dir", metavar="DIR", nargs="?", type=Path, help="model folder (default MODELS_DIR or ./models)"
+        "dir",
+        metavar="DIR",
+        nargs="?",
+        type=Path,
+        help="model folder (default MODELS_DIR or ./models; the other model variables apply as for serve)",
     )
     verify.add_argument(
         "--runtime",
         choices=["auto", "onnxruntime", "axengine", "openvino"],
-        default="auto",
-        help="auto: .axmodel with pyaxengine when it is installed, else .onnx with ONNX Runtime",
+        help="auto: .axmodel with pyaxengine when it is usable, else .onnx with ONNX Runtime "
+        "(env PI_AXERA_SD_RUNTIME, default auto)",
     )
-    verify.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime device")
-    verify.add_argument("--threads", type=int, default=0, help="CPU threads per session (0 = default)")
+    verify.add_argument("--device", choices=["cpu", "cuda"], help="ONNX Runtime device (default cpu)")
+    verify.add_argument("--threads", type=int, help="CPU threads per session (0 = default)")
     verify.add_argument("--ax-provider", choices=["AxEngineExecutionProvider", "AXCLRTExecutionProvider"])
+    verify.add_argument("--npu-device", type=int, help="M.2 card index (env PI_AXERA_SD_NPU_DEVICE)")
     verify.add_argument("--no-hash", action="store_true", help="check manifest sizes only, not sha256")
     verify.add_argument("--json", action="store_true", help="machine-readable report")
     verify.set_defaults(func=cmd_models_verify)

@@ -293,5 +293,6 @@ def load_interrogator_from(settings: Settings) -> tuple[Interrogator | None, str
         log.exception("loading the interrogation model failed")
         return None, f"loading failed: {exc}"
     if found is None:
-        return None, f"no CLIP model files under {settings.clip_dir}"
+        where = settings.text_model_dir or settings.models_dir
+        return None, f"no CLIP model files under {settings.clip_dir} or {where}"
     return found, None
