@@ -131,3 +131,21 @@ def test_stale_img2img_time_input_is_only_a_warning(tiny_model_dir, tmp_path, mo
     check_layout(layout)  # nothing reads that file: no start-up failure
     assert layout.time_input_img2img is None
     assert any("TIME_INPUT_IMG2IMG" in w and "ignored" in w for w in layout.warnings)
+
+
+def test_clip_towers_at_text_model_dir_root_are_found(clip_exports, tmp_path):
+    """The original service kept the CLIP files at TEXT_MODEL_DIR's root (default: the model folder)."""
+    from pi_axera_sd.interrogate.service import find_clip_dir, load_interrogator
+
+    text_dir = shutil.copytree(clip_exports["split"], tmp_path / "text")
+    settings = Settings(
+        models_dir=tmp_path / "models",
+        text_model_dir=text_dir,
+        clip_dir=tmp_path / "models" / "clip",  # the default place is empty
+        embedding_cache_dir=tmp_path / "cache",
+        runtime="onnxruntime",
+    )
+    assert find_clip_dir(settings) == text_dir
+    assert load_interrogator(settings, warm=False) is not None  # interrogation is on, not silently off
+    models_root = shutil.copytree(clip_exports["split"], tmp_path / "seed-models")
+    assert find_clip_dir(Settings(models_dir=models_root, clip_dir=tmp_path / "none")) == models_root
