@@ -42,7 +42,14 @@ def npu_env(models: Path, tmp: Path, **extra: str) -> dict[str, str]:
 def test_two_instances_pinned_to_cards_0_and_1(npu_models, tmp_path):
     record = tmp_path / "opened.jsonl"
     env = npu_env(npu_models, tmp_path, FAKE_AXENGINE_RECORD=str(record))
-    servers = [ServeProcess(env, [*SERVE, "--npu-device", str(card)]) for card in (0, 1)]
+    servers = []
+    for card in (0, 1):  # as the README shows it: one instance per card, each on its own port
+        port = free_port()
+        server = ServeProcess(
+            {**env, "PORT": str(port)}, [*SERVE, "--npu-device", str(card), "--port", str(port)]
+        )
+        server.url = f"http://127.0.0.1:{port}"
+        servers.append(server)
     try:
         for server in servers:
             server.wait_ready()

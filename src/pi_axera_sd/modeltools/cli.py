@@ -26,6 +26,7 @@ environment: HF_ENDPOINT (mirror), HF_TOKEN (gated/private repos), HF_HUB_OFFLIN
 examples:
   pi-axera-sd models pull axera                     # NPU model into ./models
   pi-axera-sd models pull axera --dest /opt/models --revision <commit>
+  pi-axera-sd models pull owner/variants --resolution 320x320   # one of several model folders
   HF_ENDPOINT=https://hf-mirror.com pi-axera-sd models pull AXERA-TECH/lcm-lora-sdv1-5
 """
 
@@ -52,6 +53,7 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
             revision=args.revision,
             include=args.include,
             subfolder=args.subfolder,
+            resolution=args.resolution,
             token=args.token,
             endpoint=args.endpoint,
             cache_dir=args.cache_dir,
@@ -126,6 +128,12 @@ def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAc
         help="only files matching this glob (repeatable; replaces the preset's patterns)",
     )
     pull.add_argument("--subfolder", help="repo folder holding the model (default: the one with the UNet)")
+    pull.add_argument(
+        "--resolution",
+        metavar="WxH",
+        help="in a repo with several model folders (models/, models_320x320/...), fetch only the one "
+        "of this size; a folder with no size in its name is 512x512. Without it such a repo is listed",
+    )
     pull.add_argument(
         "--token", help="hub token for gated/private repos (default HF_TOKEN or the saved login)"
     )
