@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except PiAxeraError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_code", 2))  # e.g. 75 for an NPU that is not up yet
 
 
 if __name__ == "__main__":
