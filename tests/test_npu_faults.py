@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -163,6 +164,24 @@ def test_not_ready_at_boot_is_waited_for(monkeypatch, npu_models):
         assert b'pi_axera_sd_accelerator_faults_total{fault="not_ready"} 2.0' in service.metrics.render()
     finally:
         service.stop(1)
+
+
+def test_ready_says_it_waits_for_the_npu_and_a_stop_ends_the_wait(monkeypatch, npu_models):
+    fake_axengine.install(monkeypatch, fault="no_device")
+    service = _service(npu_models, npu_wait_s=600)
+    service.start()
+    try:
+        for _ in range(300):  # bounded: 30 s (the accelerator's state does not wake lane waiters)
+            if service.accelerator.state == "waiting":
+                break
+            time.sleep(0.1)
+        ready, reason = service.ready()
+        assert not ready and reason.startswith("waiting for the NPU: the NPU is not ready")
+        assert "find total 0 device" in reason
+    finally:
+        service.stop(1)  # SIGTERM's path: the 600 s wait ends now
+    assert service.lane.status().state == "closed"
+    assert service.exit_code == exitcodes.OK and service.fatal_reason is None
 
 
 def test_not_ready_past_the_wait_exits_75(monkeypatch, npu_models):

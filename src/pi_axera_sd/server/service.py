@@ -220,6 +220,9 @@ class Service:
         # does not loop; an NPU still not up after npu_wait_s exits 75 (restartable).
         kind = fault_kind(error)
         self.accelerator.set("failed", kind, str(error))
+        if self.stopping:  # SIGTERM ended the wait for the NPU: a clean stop, exit 0
+            log.info("loading stopped", extra={"fields": {"detail": str(error)}})
+            return
         self.metrics.accelerator_faults.labels(kind).inc()
         self.fatal(exit_code_for(error), f"loading the models failed: {error}")
 
