@@ -215,8 +215,12 @@ def test_verify_resolves_what_serve_resolves_from_the_seed_variables(
     monkeypatch.setenv("TEXT_MODEL_DIR", str(text_dir))
     monkeypatch.setenv("TIME_INPUT_IMG2IMG", str(tmp_path / "old" / "time_input_img2img.npy"))
     assert main(["models", "verify", "--json"]) == 0
-    rows = {r["component"]: r for r in json.loads(capsys.readouterr().out)["components"]}
+    data = json.loads(capsys.readouterr().out)
+    rows = {r["component"]: r for r in data["components"]}
     assert rows["text_encoder"]["file"].startswith(str(text_dir))
+    assert (
+        data["layout"]["kind"].startswith("AXERA") and "TIME_INPUT_IMG2IMG" in data["layout"]["warnings"][0]
+    )
     assert main(["models", "verify"]) == 0
     out = capsys.readouterr().out
     assert "warning: TIME_INPUT_IMG2IMG names" in out and "layout: AXERA" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -95,7 +96,13 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
         layout.root, settings.runtime_options(), check_hashes=not args.no_hash, layout=layout
     )
     if args.json:
-        print(report.to_json())
+        data = report.as_dict()
+        data["layout"] = {
+            "kind": layout.kind,
+            "tokenizer_packaged": layout.tokenizer_packaged,
+            "warnings": list(layout.warnings),
+        }
+        print(json.dumps(data, indent=2))
     else:
         packaged = " (no tokenizer in the folder: the packaged CLIP tokenizer serves)"
         print(f"layout: {layout.kind} in {layout.root}{packaged if layout.tokenizer_packaged else ''}")
