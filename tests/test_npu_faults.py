@@ -105,6 +105,14 @@ def test_device_id_reaches_the_runtime_only_as_provider_options(monkeypatch, two
     assert opened[-1]["device_id"] == 0
 
 
+def test_board_provider_has_no_device_choice(monkeypatch, two_outputs, caplog):
+    axengine = fake_axengine.install(monkeypatch, providers=(fake_axengine.BOARD,))
+    session = open_session(two_outputs, RuntimeOptions(runtime="axengine", ax_device=1))
+    assert session.provider == fake_axengine.BOARD
+    assert axengine.InferenceSession.opened[-1]["device_id"] == 0
+    assert "no device choice; npu_device=1 ignored" in caplog.text
+
+
 # ---- failure modes: class, message, exit code ------------------------------------------------------
 
 

@@ -84,9 +84,9 @@ def axengine_available() -> bool:
 def choose_provider(requested: str | None, available: list[str]) -> str:
     usable = [p for p in available if p in AX_PROVIDERS]
     if requested is not None:
-        if requested not in available:
-            raise RuntimeUnavailable(
-                f"pyaxengine provider {requested} is not available (available: {available}). {INSTALL_HINT}"
+        if requested not in available:  # that provider's driver library is not on this host
+            raise DriverMissing(
+                f"pyaxengine provider {requested} is not available (available: {available}). {DRIVER_HINT}"
             )
         return requested
     if not usable:
