@@ -21,7 +21,9 @@ from __future__ import annotations
 from pi_axera_sd import exitcodes
 from pi_axera_sd.errors import ModelError, PiAxeraError, RuntimeUnavailable
 
-# Substrings of the wheel's RuntimeError messages that mean "the device is not up (yet)".
+# Substrings of the wheel's RuntimeError messages that mean "the device is not up (yet)". They are
+# the strings in pyaxengine 0.1.3's source, not observed on hardware: another driver version may
+# word them differently, and an unrecognised session error counts as a refused model (exit 2).
 _NOT_READY_MARKERS = (
     "failed to initialize axcl runtime",
     "get axcl device failed",
