@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -106,3 +107,15 @@ def test_listen_after_load_opens_the_port_only_when_ready(npu_models, tmp_path):
         assert first.json()["accelerator"]["load_attempts"] == 4
     finally:
         server.stop()
+
+
+def test_serve_with_a_model_missing_one_file_names_it_without_other_advice(tiny_model_dir, tmp_path):
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "mine")
+    (folder / "vae_decoder.onnx").unlink()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(free_port()), "MODELS_DIR": str(folder)}
+    done = subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert (
+        f"VAE decoder {folder / 'vae_decoder.onnx'}" in done.stderr and "layout tried: AXERA" in done.stderr
+    )
+    assert "models random" not in done.stderr and "models pull" not in done.stderr

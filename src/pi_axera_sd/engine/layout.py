@@ -223,7 +223,7 @@ def missing_models_hint(models_dir: str | Path) -> str:
     )
 
 
-def _holds_model_files(root: Path) -> bool:
+def holds_model_files(root: Path) -> bool:
     """Whether the user clearly has a model here (then a 'pull' hint would mislead)."""
     if not root.is_dir():
         return False
@@ -258,7 +258,7 @@ def check_layout(layout: ModelLayout) -> None:
     if folders and not layout.unet.is_file():
         names = ", ".join(str(p) for p in folders)
         raise ModelError(f"{message}. {layout.root} holds model folders ({names}): point MODELS_DIR at one")
-    if _holds_model_files(layout.root):
+    if holds_model_files(layout.root):
         raise ModelError(
             f"{message}. Expected names: README 'Model layouts' (text encoder as "
             f"{TEXT_ENCODER_STEM}.* or {FLAT_TEXT_ENCODER_STEM}.* at the root)."

@@ -21,7 +21,7 @@ A quick smoke test with random weights: pi-axera-sd models random {models_dir}
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from pi_axera_sd.cli import settings_from_args
-    from pi_axera_sd.engine.layout import check_layout
+    from pi_axera_sd.engine.layout import check_layout, holds_model_files
     from pi_axera_sd.errors import ModelError
     from pi_axera_sd.server.app import create_app
     from pi_axera_sd.server.logs import configure_logging
@@ -37,7 +37,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.error(
             "models missing", extra={"fields": {"detail": str(exc), "models_dir": str(settings.models_dir)}}
         )
-        print(MISSING_MODELS_HELP.format(error=exc, models_dir=settings.models_dir), file=sys.stderr)
+        # With a model already there, only the exact problem: a random-weights export would overwrite it.
+        has_model = holds_model_files(settings.model_layout().root)
+        help_text = "error: cannot serve: {error}\n" if has_model else MISSING_MODELS_HELP
+        print(help_text.format(error=exc, models_dir=settings.models_dir), file=sys.stderr)
         return EXIT_CONFIG
     try:
         app = create_app(settings)
