@@ -157,6 +157,33 @@ def test_npu_preset_fetches_only_npu_files(hub, env, tiny_model_dir, tmp_path):
     assert "unet.axmodel" in unet and unet.endswith("needs pyaxengine (install hint below)")
 
 
+def test_resolution_variants_are_listed_then_one_is_fetched_by_flag(hub, env, tiny_model_dir, tmp_path):
+    """A sibling repo holds several sizes (models/, models_320x320/): pull names them and fetches
+    only the chosen folder's board files, never the other variants."""
+    files = {}
+    for folder in ("models", "models_320x320"):
+        for p in tiny_model_dir.rglob("*"):
+            if p.is_file() and p.name != "manifest.json":
+                rel = p.relative_to(tiny_model_dir).as_posix()
+                files[
+                    f"{folder}/{rel.removesuffix('.onnx') + '.axmodel' if rel.endswith('.onnx') else rel}"
+                ] = p.read_bytes()
+    hub.add_repo("tests/lcm-variants", files)
+    dest = tmp_path / "models"
+    listed = pull(env, "tests/lcm-variants", "--dest", dest)
+    line = assert_one_line_error(listed)
+    assert "models (512x512), models_320x320 (320x320)" in line
+    assert "--resolution 512x512 or --resolution 320x320" in line
+    assert not hub.requests("HEAD", "/resolve/")  # nothing was downloaded to find that out
+
+    run = pull(env, "tests/lcm-variants", "--dest", dest, "--resolution", "320x320", "-q")
+    assert run.returncode == 0, run.stderr
+    fetched = {r.path.split("/resolve/", 1)[1].split("/", 1)[1] for r in hub.requests("HEAD", "/resolve/")}
+    assert fetched and all(f.startswith("models_320x320/") for f in fetched), fetched
+    assert "(folder 'models_320x320' of the repo)" in run.stdout
+    assert (dest / "unet.axmodel").is_file()
+
+
 # ---- resume and integrity -------------------------------------------------------------------------
 
 

@@ -83,7 +83,7 @@ def test_npu_path_runs_the_same_pipeline_code(tiny_model_dir, tiny_engine, tmp_p
     assert np.array_equal(ours.pixels, reference.pixels)
     # the stand-in saw int32 ids, exactly what the compiled text encoder takes
     assert {"input_ids": np.dtype(np.int32)} in fake_axengine.InferenceSession.feeds
-    opened = {p.rsplit("/", 1)[-1]: prov for p, prov in fake_axengine.InferenceSession.opened}
+    opened = {e["path"].rsplit("/", 1)[-1]: e["providers"] for e in fake_axengine.InferenceSession.opened}
     assert opened["vae_decoder.axmodel"] == ["AXCLRTExecutionProvider"]
 
 

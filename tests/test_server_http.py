@@ -83,7 +83,20 @@ def test_the_seeds_curl_examples_work_as_written(server, command):
     assert image.size == (128, 128)  # the model's size, whatever was asked
     info = parse_infotext(image.text["parameters"])
     assert info["Seed"] == answer["seed"]
-    assert info["Steps"] == (4 if "txt2img" in command else 3)  # img2img at the default strength 0.75
+    # img2img at the original service's default strength 0.5: timesteps [499, 259]
+    assert info["Steps"] == (4 if "txt2img" in command else 2)
+    if "img2img" in command:
+        assert info["Denoising strength"] == 0.5
+
+
+def test_generate_takes_the_original_services_strength_alias(http):
+    body = {"mode": "img2img", "prompt": "a sketch", "init_image": SEED_PNG_1X1, "seed": 3}
+    answer = http.post("/generate", json={**body, "strength": 0.3})
+    info = parse_infotext(png_of(answer.json()["base64"]).text["parameters"])
+    assert (info["Steps"], info["Denoising strength"]) == (1, 0.3)  # <= 0.35: one step
+    both = http.post("/generate", json={**body, "strength": 0.3, "denoising_strength": 0.9})
+    info = parse_infotext(png_of(both.json()["base64"]).text["parameters"])
+    assert info["Denoising strength"] == 0.9  # the A1111 name wins when both are sent
 
 
 def test_generate_is_reproducible_and_ignores_what_it_cannot_honour(http):

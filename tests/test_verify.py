@@ -200,5 +200,27 @@ def test_empty_folder_reports_missing_files(tmp_path):
     report = verify_model(tmp_path)
     rows = _rows(report)
     assert not report.ok
-    assert rows["tokenizer"].state == "missing" and rows["unet"].state == "missing"
+    assert rows["unet"].state == "missing"
+    assert rows["tokenizer"].state == "OK"  # no tokenizer/ in the folder: the packaged one serves
     assert rows["vae_encoder"].status() == "absent (optional; img2img disabled)"
+
+
+def test_verify_resolves_what_serve_resolves_from_the_seed_variables(
+    tiny_model_dir, tmp_path, monkeypatch, capsys
+):
+    """MODELS_DIR, TEXT_MODEL_DIR and a stale TIME_INPUT_IMG2IMG, as the original unit sets them."""
+    text_dir = tmp_path / "text"
+    shutil.copytree(tiny_model_dir / "text_encoder", text_dir / "text_encoder")
+    monkeypatch.setenv("MODELS_DIR", str(tiny_model_dir))
+    monkeypatch.setenv("TEXT_MODEL_DIR", str(text_dir))
+    monkeypatch.setenv("TIME_INPUT_IMG2IMG", str(tmp_path / "old" / "time_input_img2img.npy"))
+    assert main(["models", "verify", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = {r["component"]: r for r in data["components"]}
+    assert rows["text_encoder"]["file"].startswith(str(text_dir))
+    assert (
+        data["layout"]["kind"].startswith("AXERA") and "TIME_INPUT_IMG2IMG" in data["layout"]["warnings"][0]
+    )
+    assert main(["models", "verify"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: TIME_INPUT_IMG2IMG names" in out and "layout: AXERA" in out

@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exitcodes.CONFIG
     except PiAxeraError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exitcodes.CONFIG
+        return int(getattr(exc, "exit_code", exitcodes.CONFIG))  # e.g. 75 for an NPU that is not up yet
 
 
 if __name__ == "__main__":

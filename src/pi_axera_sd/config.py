@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     ax_provider: Literal["AxEngineExecutionProvider", "AXCLRTExecutionProvider"] | None = None
     precision: Literal["f32", "bf16", "f16"] | None = None  # OpenVINO (default: the device's choice)
     variant: Literal["int8"] | None = None  # int8: use <component>.int8.xml (OpenVINO) if present
+    npu_device: int | None = Field(None, ge=0)  # M.2 card index (AXCLRT provider); None = card 0
+    npu_wait_s: float = Field(120.0, ge=0)  # start-up waits this long for an NPU that is not up yet
+    reopen_sessions: bool = True  # on max_runtime_failures, reopen the models once before exiting 3
     require_variant: bool = False  # a missing variant file is an error (exit 2), not a warning
     text_cache_size: int = Field(128, ge=1)
     vae: Literal["full", "tiny"] = "full"  # default VAE decoder; requests may override
@@ -92,6 +95,7 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None  # bearer token
     cors_origins: StrList = Field(default_factory=list)
     max_runtime_failures: int = Field(3, ge=1)  # consecutive runtime errors before the process exits
+    listen_after_load: bool = False  # open the port only once the models are loaded (seed behaviour)
     shutdown_grace_s: float = Field(60.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_max_string: int = Field(300, ge=32)  # characters of any one string in a log line
@@ -123,6 +127,7 @@ class Settings(BaseSettings):
             device=self.device,
             threads=self.threads,
             ax_provider=self.ax_provider,
+            ax_device=self.npu_device,
             precision=self.precision,
         )
 

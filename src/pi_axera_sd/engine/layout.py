@@ -13,6 +13,16 @@ The layout (see AXERA-TECH/lcm-lora-sdv1-5) is::
       manifest.json                  (written by our export tool; optional)
 
 Each path can be overridden by the seed's environment variables (see :mod:`pi_axera_sd.config`).
+
+The variants people actually have (see the README's "Model layouts") also resolve here:
+
+* ``root/models/...``: a clone of the Hugging Face repo, pointed at its root;
+* "flat": ``sd15_text_encoder_sim.*`` at the root beside ``unet.*`` (the export scripts' output,
+  hand-made folders, published fine-tunes), often without ``tokenizer/``;
+* no ``tokenizer/`` anywhere: the packaged OpenAI CLIP BPE files serve (every SD1.5 uses them).
+
+This resolver is the AXERA layout's entry point (:func:`resolve_layout`); other layouts (e.g. a
+diffusers folder) get their own module beside it.
 """
 
 from __future__ import annotations
@@ -26,6 +36,10 @@ from typing import Any
 from pi_axera_sd.errors import ModelError
 
 TEXT_ENCODER_STEM = "text_encoder/sd15_text_encoder_sim"
+FLAT_TEXT_ENCODER_STEM = "sd15_text_encoder_sim"
+REPO_SUBFOLDER = "models"  # the Hugging Face repo keeps the model folder under models/
+LAYOUT_AXERA = "AXERA (text_encoder/ subfolder)"
+LAYOUT_FLAT = "flat (sd15_text_encoder_sim at the folder root)"
 MANIFEST = "manifest.json"
 DEFAULT_VAE_SCALING = 0.18215
 DEFAULT_TIMESTEPS = (999, 759, 499, 259)
@@ -45,6 +59,9 @@ class ModelLayout:
     time_input_txt2img: Path | None
     time_input_img2img: Path | None
     manifest: dict[str, Any] = field(default_factory=dict)
+    kind: str = LAYOUT_AXERA  # which variant of the layout was found (named in error messages)
+    tokenizer_packaged: bool = False  # the folder has no tokenizer; the packaged CLIP BPE serves
+    warnings: tuple[str, ...] = ()  # problems that do not stop loading (e.g. a stale unused path)
 
     @property
     def name(self) -> str:
@@ -91,11 +108,49 @@ def _pick(stem: Path, prefer_axmodel: bool, variant: str | None = None) -> Path:
     return stem.with_suffix(order[0])
 
 
-def _tokenizer_dir(text_dir: Path) -> Path:
-    for candidate in (text_dir / "tokenizer", text_dir):
-        if (candidate / "vocab.json").is_file() and (candidate / "merges.txt").is_file():
-            return candidate
-    return text_dir / "tokenizer"
+def _has_tokenizer(folder: Path) -> bool:
+    return (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
+
+
+def _tokenizer_dir(*folders: Path) -> tuple[Path, bool]:
+    """The folder's own CLIP BPE files, else the packaged ones (True: packaged)."""
+    for folder in folders:
+        for candidate in (folder / "tokenizer", folder):
+            if _has_tokenizer(candidate):
+                return candidate, False
+    from pi_axera_sd.modeltools.tiny import packaged_tokenizer_dir
+
+    return packaged_tokenizer_dir(), True
+
+
+def _has_unet(folder: Path) -> bool:
+    return any((folder / f"unet{suffix}").is_file() for suffix in (".axmodel", ".onnx"))
+
+
+def model_root(root: Path) -> Path:
+    """``root``, or its ``models/`` subfolder when only that holds the UNet (a clone of the repo)."""
+    nested = root / REPO_SUBFOLDER
+    if not _has_unet(root) and _has_unet(nested):
+        return nested
+    return root
+
+
+def model_folders(root: Path) -> list[Path]:
+    """Subfolders of ``root`` that hold a UNet (e.g. ``models/``, ``models_320x320/``)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and _has_unet(p))
+
+
+def _text_encoder(text_root: Path, prefer_axmodel: bool) -> tuple[Path, str]:
+    """AXERA's ``text_encoder/`` subfolder, else the flat file at the root; which layout that is."""
+    nested = _pick(text_root / TEXT_ENCODER_STEM, prefer_axmodel)
+    if nested.is_file():
+        return nested, LAYOUT_AXERA
+    flat = _pick(text_root / FLAT_TEXT_ENCODER_STEM, prefer_axmodel)
+    if flat.is_file():
+        return flat, LAYOUT_FLAT
+    return nested, LAYOUT_AXERA
 
 
 def _read_manifest(root: Path) -> dict[str, Any]:
@@ -123,24 +178,37 @@ def resolve_layout(
     ``variant`` (``int8``) picks the quantised OpenVINO IR written by ``models quantize`` where present.
     Missing required files are reported by :func:`check_layout`, not here.
     """
-    root = Path(root)
+    root = model_root(Path(root))
     text_root = Path(text_dir) if text_dir is not None else root
     given = {k: Path(v) for k, v in (overrides or {}).items() if v}
+    warnings = []
     vae_encoder = given.get("vae_encoder") or _pick(root / "vae_encoder", prefer_axmodel)
     tiny = given.get("vae_decoder_tiny") or _pick(root / "vae_decoder_tiny", prefer_axmodel)
     t2i = given.get("time_input_txt2img") or root / "time_input_txt2img.npy"
     i2i = given.get("time_input_img2img") or root / "time_input_img2img.npy"
+    if "time_input_img2img" in given and not i2i.is_file():
+        # Nothing reads it (img2img takes rows of the txt2img file); the seed's default env file
+        # often names it, so a stale path must not stop the service.
+        warnings.append(f"TIME_INPUT_IMG2IMG names {i2i}, which does not exist; not used, ignored")
+    text_encoder, kind = _text_encoder(text_root, prefer_axmodel)
+    if "tokenizer" in given:
+        tokenizer, packaged = given["tokenizer"], False
+    else:
+        tokenizer, packaged = _tokenizer_dir(*dict.fromkeys((text_root, root, text_encoder.parent)))
     return ModelLayout(
         root=root,
-        tokenizer_dir=given.get("tokenizer") or _tokenizer_dir(text_root),
-        text_encoder=given.get("text_encoder") or _pick(text_root / TEXT_ENCODER_STEM, prefer_axmodel),
+        tokenizer_dir=tokenizer,
+        text_encoder=given.get("text_encoder") or text_encoder,
         unet=given.get("unet") or _pick(root / "unet", prefer_axmodel, variant),
         vae_decoder=given.get("vae_decoder") or _pick(root / "vae_decoder", prefer_axmodel, variant),
         vae_encoder=vae_encoder if vae_encoder.is_file() or "vae_encoder" in given else None,
         vae_decoder_tiny=tiny if tiny.is_file() or "vae_decoder_tiny" in given else None,
         time_input_txt2img=t2i if t2i.is_file() or "time_input_txt2img" in given else None,
-        time_input_img2img=i2i if i2i.is_file() or "time_input_img2img" in given else None,
+        time_input_img2img=i2i if i2i.is_file() else None,
         manifest=_read_manifest(root),
+        kind=kind,
+        tokenizer_packaged=packaged,
+        warnings=tuple(warnings),
     )
 
 
@@ -160,8 +228,15 @@ def missing_models_hint(models_dir: str | Path) -> str:
     )
 
 
+def holds_model_files(root: Path) -> bool:
+    """Whether the user clearly has a model here (then a 'pull' hint would mislead)."""
+    if not root.is_dir():
+        return False
+    return any(p.suffix in (".axmodel", ".onnx") for p in root.iterdir()) or bool(model_folders(root))
+
+
 def check_layout(layout: ModelLayout) -> None:
-    """Raise :class:`ModelError` naming every required file that is missing."""
+    """Raise :class:`ModelError` naming every required file that is missing and the layout tried."""
     problems = []
     tok = layout.tokenizer_dir
     for name in ("vocab.json", "merges.txt"):
@@ -178,11 +253,30 @@ def check_layout(layout: ModelLayout) -> None:
         ("VAE encoder", layout.vae_encoder),
         ("tiny VAE decoder", layout.vae_decoder_tiny),
         ("txt2img time input", layout.time_input_txt2img),
-        ("img2img time input", layout.time_input_img2img),
     ):
         if opt_path is not None and not opt_path.is_file():
             problems.append(f"{label} {opt_path}")
-    if problems:
+    if not problems:
+        return
+    message = f"model files missing in {layout.root} (layout tried: {layout.kind}): " + "; ".join(problems)
+    folders = model_folders(layout.root)
+    if folders and not layout.unet.is_file():
+        names = ", ".join(str(p) for p in folders)
+        raise ModelError(f"{message}. {layout.root} holds model folders ({names}): point MODELS_DIR at one")
+    if holds_model_files(layout.root):
         raise ModelError(
-            "model files missing: " + "; ".join(problems) + ". " + missing_models_hint(layout.root)
+            f"{message}. Expected names: README 'Model layouts' (text encoder as "
+            f"{TEXT_ENCODER_STEM}.* or {FLAT_TEXT_ENCODER_STEM}.* at the root)."
         )
+    raise ModelError(f"{message}. {missing_models_hint(layout.root)}")
+
+
+def missing_time_input_message(layout: ModelLayout, unet: Path, input_name: str) -> str:
+    """What to say when AXERA's cut UNet has no ``time_input_txt2img.npy`` to feed it."""
+    expected = layout.root / "time_input_txt2img.npy"
+    return (
+        f"{expected} is missing (layout tried: {layout.kind}): the UNet {unet.name} takes AXERA's "
+        f"precomputed time embedding ({input_name}), one float32 row per timestep, from that file. "
+        "Copy time_input_txt2img.npy from the model's source (AXERA-TECH/lcm-lora-sdv1-5, models/) "
+        "into the folder, or point TIME_INPUT_TXT2IMG at it."
+    )

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pi_axera_sd.engine.imageio import from_model_output
-from pi_axera_sd.engine.layout import ModelLayout, check_layout
+from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_input_message
 from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS, LcmScheduler, img2img_timesteps
 from pi_axera_sd.engine.tokenizer import ClipTokenizer
 from pi_axera_sd.errors import InvalidInput, ModelError
@@ -43,6 +43,14 @@ def resolve_seed(seed: int | None) -> int:
 def seeded_noise(seed: int) -> NoiseFn:
     rng = np.random.default_rng(seed)
     return lambda shape: rng.standard_normal(shape, dtype=np.float32)
+
+
+class TimeInputMissing(ModelError):
+    """AXERA's cut UNet needs ``time_input_txt2img.npy``; :meth:`Pipeline.load` names the file."""
+
+    def __init__(self, message: str, input_name: str) -> None:
+        super().__init__(message)
+        self.input_name = input_name
 
 
 @dataclass
@@ -241,6 +249,15 @@ class Pipeline:
         time_embeddings = None
         if layout.time_input_txt2img is not None:
             time_embeddings = _load_npy(layout.time_input_txt2img)
+        try:
+            return cls._open(layout, options, time_embeddings, **kwargs)
+        except TimeInputMissing as exc:
+            raise ModelError(missing_time_input_message(layout, layout.unet, exc.input_name)) from exc
+
+    @classmethod
+    def _open(
+        cls, layout: ModelLayout, options: RuntimeOptions, time_embeddings: np.ndarray | None, **kwargs
+    ) -> Pipeline:
         return cls(
             tokenizer=ClipTokenizer(layout.tokenizer_dir),
             text_encoder=open_session(layout.text_encoder, options),
@@ -263,9 +280,10 @@ class Pipeline:
         if not sig.takes_embedding:
             return None
         if rows is None:
-            raise ModelError(
+            raise TimeInputMissing(
                 f"{self.unet.path}: this UNet takes the time embedding ({sig.time.name}); "
-                "time_input_txt2img.npy is required"
+                "time_input_txt2img.npy is required",
+                sig.time.name,
             )
         width = sig.time.shape[-1]
         if (
@@ -278,6 +296,15 @@ class Pipeline:
                 f"[{len(self.timesteps)}, {width}] (one row per timestep {list(self.timesteps)})"
             )
         return rows.astype(np.float32)
+
+    def release_sessions(self) -> None:
+        """Drop every session (an NPU frees its copy of the model) before :meth:`adopt`."""
+        for name in self.sessions:
+            setattr(self, name, None)
+
+    def adopt(self, other: Pipeline) -> None:
+        """Take the state of ``other``, the same model reopened, so holders of this object use it."""
+        vars(self).update(vars(other))
 
     @property
     def supports_img2img(self) -> bool:

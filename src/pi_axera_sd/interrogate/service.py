@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 HASH_STORE = "file_hashes.json"
 
 
+def find_clip_dir(settings: Settings) -> Path | None:
+    """The folder holding the CLIP towers: ``clip_dir``, else where the original Pi service kept
+    them, at the root of ``TEXT_MODEL_DIR`` (its default: the model folder)."""
+    candidates = [settings.clip_dir, settings.text_model_dir or settings.models_dir]
+    return next((folder for folder in candidates if has_clip_files(folder)), None)
+
+
 def cache_dir_for(settings: Settings) -> Path:
     return settings.embedding_cache_dir or settings.clip_dir / "cache"
 
@@ -107,9 +114,14 @@ def load_interrogator(
     service finishes the build through :meth:`ClipInterrogator.warmup_step`.
     """
     explicit = settings.clip_vision_model is not None or settings.clip_text_model is not None
-    if not explicit and not has_clip_files(settings.clip_dir):
-        log.info("no CLIP model in %s: interrogation is disabled", settings.clip_dir)
-        return None
+    if not explicit:
+        found = find_clip_dir(settings)
+        if found is None:
+            log.info("no CLIP model in %s: interrogation is disabled", settings.clip_dir)
+            return None
+        if found != settings.clip_dir:
+            log.info("CLIP model found in %s (the original service's place)", found)
+            settings = settings.model_copy(update={"clip_dir": found})
     layout = resolve_clip_layout(
         settings.clip_dir,
         vision=settings.clip_vision_model,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -26,6 +27,7 @@ environment: HF_ENDPOINT (mirror), HF_TOKEN (gated/private repos), HF_HUB_OFFLIN
 examples:
   pi-axera-sd models pull axera                     # NPU model into ./models
   pi-axera-sd models pull axera --dest /opt/models --revision <commit>
+  pi-axera-sd models pull owner/variants --resolution 320x320   # one of several model folders
   HF_ENDPOINT=https://hf-mirror.com pi-axera-sd models pull AXERA-TECH/lcm-lora-sdv1-5
 """
 
@@ -52,6 +54,7 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
             revision=args.revision,
             include=args.include,
             subfolder=args.subfolder,
+            resolution=args.resolution,
             token=args.token,
             endpoint=args.endpoint,
             cache_dir=args.cache_dir,
@@ -78,23 +81,34 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
+    from pi_axera_sd.cli import settings_from_args
     from pi_axera_sd.engine.layout import missing_models_hint
     from pi_axera_sd.modeltools.verify import verify_model
-    from pi_axera_sd.runtime import RuntimeOptions
 
-    folder: Path = args.dir if args.dir is not None else Path(os.environ.get("MODELS_DIR", "models"))
+    # The same Settings as 'serve' (MODELS_DIR, TEXT_MODEL_DIR, UNET_MODEL... and PI_AXERA_SD_*),
+    # so what is checked is exactly what the service would load.
+    settings = settings_from_args(args, models_dir=args.dir)
+    folder = settings.models_dir
     if not folder.is_dir():
         raise PiAxeraError(f"{folder} is not a folder. {missing_models_hint(folder)}")
-    from pi_axera_sd.runtime.choice import effective_runtime
-
-    options = RuntimeOptions(  # auto: the runtime serve would pick (OpenVINO when installed)
-        runtime=effective_runtime(args.runtime, args.device),
-        device=args.device,
-        threads=args.threads,
-        ax_provider=args.ax_provider,
+    layout = settings.model_layout()
+    report = verify_model(
+        layout.root, settings.runtime_options(), check_hashes=not args.no_hash, layout=layout
     )
-    report = verify_model(folder, options, check_hashes=not args.no_hash)
-    print(report.to_json() if args.json else report.render())
+    if args.json:
+        data = report.as_dict()
+        data["layout"] = {
+            "kind": layout.kind,
+            "tokenizer_packaged": layout.tokenizer_packaged,
+            "warnings": list(layout.warnings),
+        }
+        print(json.dumps(data, indent=2))
+    else:
+        packaged = " (no tokenizer in the folder: the packaged CLIP tokenizer serves)"
+        print(f"layout: {layout.kind} in {layout.root}{packaged if layout.tokenizer_packaged else ''}")
+        for warning in layout.warnings:
+            print(f"warning: {warning}")
+        print(report.render())
     return 0 if report.ok else 1
 
 
@@ -121,6 +135,12 @@ def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAc
         help="only files matching this glob (repeatable; replaces the preset's patterns)",
     )
     pull.add_argument("--subfolder", help="repo folder holding the model (default: the one with the UNet)")
+    pull.add_argument(
+        "--resolution",
+        metavar="WxH",
+        help="in a repo with several model folders (models/, models_320x320/...), fetch only the one "
+        "of this size; a folder with no size in its name is 512x512. Without it such a repo is listed",
+    )
     pull.add_argument(
         "--token", help="hub token for gated/private repos (default HF_TOKEN or the saved login)"
     )
@@ -149,18 +169,22 @@ def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAc
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verify.add_argument(
-        "dir", metavar="DIR", nargs="?", type=Path, help="model folder (default MODELS_DIR or ./models)"
+        "dir",
+        metavar="DIR",
+        nargs="?",
+        type=Path,
+        help="model folder (default MODELS_DIR or ./models; the other model variables apply as for serve)",
     )
     verify.add_argument(
         "--runtime",
         choices=["auto", "onnxruntime", "axengine", "openvino"],
-        default=os.environ.get("PI_AXERA_SD_RUNTIME", "auto"),
-        help="env PI_AXERA_SD_RUNTIME (default auto: .axmodel with pyaxengine when it is installed, "
-        "else .onnx with OpenVINO when installed, else ONNX Runtime)",
+        help="auto: .axmodel with pyaxengine when it is usable, else .onnx with ONNX Runtime "
+        "(env PI_AXERA_SD_RUNTIME, default auto)",
     )
-    verify.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="ONNX Runtime device")
-    verify.add_argument("--threads", type=int, default=0, help="CPU threads per session (0 = default)")
+    verify.add_argument("--device", choices=["cpu", "cuda"], help="ONNX Runtime device (default cpu)")
+    verify.add_argument("--threads", type=int, help="CPU threads per session (0 = default)")
     verify.add_argument("--ax-provider", choices=["AxEngineExecutionProvider", "AXCLRTExecutionProvider"])
+    verify.add_argument("--npu-device", type=int, help="M.2 card index (env PI_AXERA_SD_NPU_DEVICE)")
     verify.add_argument("--no-hash", action="store_true", help="check manifest sizes only, not sha256")
     verify.add_argument("--json", action="store_true", help="machine-readable report")
     verify.set_defaults(func=cmd_models_verify)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -236,7 +237,41 @@ def find_model_dirs(root: Path) -> list[str]:
     return sorted(set(found), key=lambda p: (p.count("/") + bool(p), p))
 
 
-def _choose_subfolder(snapshot: Path, wanted: str | None, repo_id: str) -> str:
+_SIZE = re.compile(r"(\d+)x(\d+)")
+DEFAULT_RESOLUTION = "512x512"  # a model folder with no size in its name (AXERA's models/) is SD1.5's
+
+
+def folder_resolution(folder: str) -> str:
+    """``models_320x320`` -> ``320x320``; a folder with no size in its name is 512x512."""
+    found = _SIZE.findall(folder.rsplit("/", 1)[-1])
+    return f"{found[-1][0]}x{found[-1][1]}" if found else DEFAULT_RESOLUTION
+
+
+def model_dirs_in(paths: Sequence[str]) -> list[str]:
+    """Folders (relative, '' = root) of a repo's file list that hold a UNet, shallowest first."""
+    found = {p.rpartition("/")[0] for p in paths if p.rpartition("/")[2] in MODEL_MARKERS}
+    return sorted(found, key=lambda p: (p.count("/") + bool(p), p))
+
+
+def choose_model_dir(found: Sequence[str], resolution: str | None, repo_id: str) -> str:
+    """The one model folder to fetch: by ``resolution`` when given; a repo with several folders and
+    no choice stops with the list (the variants are large: fetching all would waste gigabytes)."""
+    listing = ", ".join(f"{f or '.'} ({folder_resolution(f)})" for f in found)
+    if resolution is not None:
+        wanted = resolution.strip().lower()
+        matches = [f for f in found if folder_resolution(f) == wanted]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise PullError(f"{repo_id} has no {wanted} model folder (model folders: {listing or 'none'})")
+        raise PullError(f"{repo_id} has several {wanted} model folders ({listing}): choose with --subfolder")
+    if len(found) > 1:
+        sizes = " or ".join(f"--resolution {folder_resolution(f)}" for f in found)
+        raise PullError(f"{repo_id} holds several model folders: {listing}; choose one with {sizes}")
+    return found[0]
+
+
+def _choose_subfolder(snapshot: Path, wanted: str | None, repo_id: str, resolution: str | None = None) -> str:
     found = find_model_dirs(snapshot)
     if wanted is not None:
         wanted = wanted.strip("/")
@@ -253,11 +288,25 @@ def _choose_subfolder(snapshot: Path, wanted: str | None, repo_id: str) -> str:
             f"{repo_id} has no {' or '.join(MODEL_MARKERS)} in the downloaded files ({shown or 'none'}); "
             "use --include to fetch other files, or --subfolder"
         )
-    if len(found) > 1:
-        log.warning(
-            "several model folders in %s: %s; using %r (--subfolder to choose)", repo_id, found, found[0]
-        )
-    return found[0]
+    return choose_model_dir(found, resolution, repo_id)
+
+
+def _plan_folder(
+    api: Any, repo_id: str, revision: str, subfolder: str | None, resolution: str | None
+) -> str | None:
+    """Before downloading: the model folder to fetch, from the repo's file list (one request), so
+    only that folder's files come down. None: no choice needed (or the listing names no UNet)."""
+    found = model_dirs_in(api.list_repo_files(repo_id, revision=revision))
+    if subfolder is not None or not found:
+        return None
+    if len(found) == 1 and resolution is None:
+        return None
+    return choose_model_dir(found, resolution, repo_id)
+
+
+def _within(folder: str, patterns: list[str] | None) -> list[str]:
+    """Restrict download patterns to one repo folder (fnmatch: '*' also matches '/')."""
+    return [f"{folder}/{p}" for p in patterns] if patterns else [f"{folder}/*"]
 
 
 # ---- placing files at dest ----------------------------------------------------------------------
@@ -421,6 +470,7 @@ def pull(
     revision: str | None = None,
     include: Sequence[str] | None = None,
     subfolder: str | None = None,
+    resolution: str | None = None,
     token: str | None = None,
     endpoint: str | None = None,
     cache_dir: str | Path | None = None,
@@ -449,6 +499,18 @@ def pull(
     dest = Path(dest)
     if not progress:
         disable_progress_bars()
+    planned = None
+    if not offline and (resolution is not None or (subfolder or preset.subfolder) is None):
+        try:
+            planned = _plan_folder(
+                HfApi(endpoint=endpoint, token=token), preset.repo_id, revision, subfolder, resolution
+            )
+        except PiAxeraError:
+            raise
+        except Exception as exc:  # the download below meets the same fault and explains it
+            log.debug("listing %s failed: %s", preset.repo_id, exc)
+        if planned:  # "" (the repo root) cannot be told apart from its subfolders by a pattern
+            patterns = _within(planned, patterns)
 
     say(
         f"pulling {preset.repo_id} ({revision}) "
@@ -497,7 +559,7 @@ def pull(
             )
             raise PullError(_redact(f"checksum listing failed: {line}", secrets)) from exc
 
-    folder = _choose_subfolder(snapshot, subfolder or preset.subfolder, preset.repo_id)
+    folder = _choose_subfolder(snapshot, subfolder or preset.subfolder or planned, preset.repo_id, resolution)
     source = snapshot / folder if folder else snapshot
     manifest = check_manifest(source, hashes=check_hashes)
     if manifest is not None and not manifest.ok:

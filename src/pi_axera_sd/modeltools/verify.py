@@ -298,9 +298,10 @@ def _open(row: Row, path: Path | None, options: RuntimeOptions) -> Session | Non
     try:
         session = open_session(path, options)
     except RuntimeUnavailable as exc:
-        from pi_axera_sd.runtime.axengine import INSTALL_HINT, axengine_available
+        from pi_axera_sd.runtime.axengine import INSTALL_HINT
+        from pi_axera_sd.runtime.faults import AxengineMissing
 
-        if row.runtime == "axengine" and not axengine_available():
+        if isinstance(exc, AxengineMissing):  # a missing driver or device gets its own message
             row.fail(f".axmodel files run on the AX650N NPU. {INSTALL_HINT}", NEEDS_AXENGINE)
         else:
             row.fail(str(exc), UNAVAILABLE)

@@ -22,7 +22,7 @@ A quick smoke test with random weights (needs the 'export' extra): {random}
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from pi_axera_sd.cli import settings_from_args
-    from pi_axera_sd.engine.layout import check_layout
+    from pi_axera_sd.engine.layout import check_layout, holds_model_files
     from pi_axera_sd.errors import ModelError
     from pi_axera_sd.hints import command
     from pi_axera_sd.server.app import create_app
@@ -42,8 +42,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.error(
             "models missing", extra={"fields": {"detail": str(exc), "models_dir": str(settings.models_dir)}}
         )
+        # With a model already there, only the exact problem: a random-weights export would overwrite it.
+        has_model = holds_model_files(settings.model_layout().root)
         random = command("models", "random", settings.models_dir)
-        print(MISSING_MODELS_HELP.format(error=exc, random=random), file=sys.stderr)
+        help_text = "error: cannot serve: {error}\n" if has_model else MISSING_MODELS_HELP
+        print(help_text.format(error=exc, random=random), file=sys.stderr)
         return EXIT_CONFIG
     check_runtimes(layout, settings)
     check_variant(layout, settings)

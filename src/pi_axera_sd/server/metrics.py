@@ -47,6 +47,18 @@ class Metrics:
         self.queue_depth = Gauge("pi_axera_sd_queue_depth", "Jobs waiting for the inference lane", registry=r)
         self.running = Gauge("pi_axera_sd_jobs_running", "Jobs on the inference lane (0 or 1)", registry=r)
         self.ready = Gauge("pi_axera_sd_ready", "1 when models are loaded and jobs are taken", registry=r)
+        self.accelerator_faults = Counter(
+            "pi_axera_sd_accelerator_faults",
+            "NPU/runtime faults by kind: not_ready (each wait while the driver comes up), "
+            "wheel_missing, driver_missing, model_incompatible, model, runtime",
+            ["fault"],
+            registry=r,
+        )
+        self.session_reopens = Counter(
+            "pi_axera_sd_session_reopens",
+            "Times the model sessions were reopened in-process after repeated runtime failures",
+            registry=r,
+        )
 
     def bind(
         self, queued: Callable[[], float], running: Callable[[], float], ready: Callable[[], float]

@@ -12,7 +12,6 @@ from pi_axera_sd.engine.pipeline import resolve_seed
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.server.context import note, read_json, request_id, service_of
 from pi_axera_sd.server.generation import (
-    DEFAULT_STRENGTH,
     BatchSpec,
     choose_vae,
     prepare_init_image,
@@ -24,6 +23,8 @@ from pi_axera_sd.server.problems import ApiError
 from pi_axera_sd.server.schemas import GENERATE_RULES, GenerateRequest, openapi_body
 
 router = APIRouter(tags=["generate"])
+# The original Pi service's img2img default (the A1111 routes keep A1111's 0.75).
+GENERATE_DEFAULT_STRENGTH = 0.5
 
 
 class GenerateResponse(BaseModel):
@@ -73,7 +74,7 @@ async def generate(request: Request) -> JSONResponse:
     settings = service.settings
     strength = None
     if init is not None:
-        strength = req.denoising_strength if req.denoising_strength is not None else DEFAULT_STRENGTH
+        strength = req.denoising_strength if req.denoising_strength is not None else GENERATE_DEFAULT_STRENGTH
     spec = BatchSpec(
         mode=mode,
         prompt=req.prompt,

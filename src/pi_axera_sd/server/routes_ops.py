@@ -14,14 +14,19 @@ from pi_axera_sd.server.context import service_of
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", summary="alive (no auth); the runtime in use once models are loaded")
+@router.get("/health", summary="alive (no auth); the accelerator's state and the runtime in use")
 async def health(request: Request) -> dict[str, Any]:
     from pi_axera_sd.server.runtimeinfo import runtime_info
 
-    pipeline = service_of(request).pipeline
-    body: dict[str, Any] = {"status": "ok", "version": __version__}
-    if pipeline is not None:
-        body.update(runtime_info(pipeline))
+    service = service_of(request)
+    # Liveness stays "ok" while waiting for the NPU: the process is healthy, only not ready yet.
+    body: dict[str, Any] = {
+        "status": "ok",
+        "version": __version__,
+        "accelerator": service.accelerator.as_dict(),
+    }
+    if service.pipeline is not None:
+        body.update(runtime_info(service.pipeline))
     return body
 
 
@@ -38,6 +43,7 @@ async def ready(request: Request) -> JSONResponse:
         "queued": status.queued,
         "running": status.running is not None,
         "interrogation": service.interrogator_error or "loaded",
+        "accelerator": service.accelerator.as_dict(),
     }
     return JSONResponse(body, status_code=200 if ok else 503)
 

@@ -83,7 +83,33 @@ def build_server(app: FastAPI, settings: Settings, *, port: int | None = None) -
 
 
 def run(app: FastAPI, settings: Settings) -> int:
-    """Serve until stopped; the process exit code (0 after a clean stop)."""
+    """Serve until stopped; the process exit code (0 after a clean stop).
+
+    With ``listen_after_load`` the models load first and the port opens only once they are ready
+    (the original service's behaviour, for clients that take "the port answers" as ready); a load
+    that fails exits without ever listening. SIGTERM during that load ends it at once.
+    """
     server = build_server(app, settings)
+    if settings.listen_after_load and not _load_before_listening(server.service):
+        server.service.stop(settings.shutdown_grace_s)
+        return server.service.exit_code
     server.run()
     return server.service.exit_code
+
+
+def _load_before_listening(service: Service) -> bool:
+    """Load the models with no port open; False when loading failed or a signal asked to stop."""
+    stop = threading.Event()
+    on_main = threading.current_thread() is threading.main_thread()
+    # Flags only in the handler; the wait below acts on them.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _SIGNALS} if on_main else {}
+    try:
+        service.start()
+        while not service.lane.wait_until(lambda st: st.state != "starting", 0.2):
+            if stop.is_set():
+                service.begin_stop()  # also ends a wait for the NPU
+                return False
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return not stop.is_set() and service.fatal_reason is None and service.pipeline is not None

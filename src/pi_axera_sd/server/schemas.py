@@ -14,7 +14,15 @@ import json
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 from pi_axera_sd.errors import InvalidInput
@@ -217,7 +225,11 @@ class GenerateRequest(Lenient):
     seed: Seed = Field(None, description="-1 or absent: random; the seed used is returned")
     init_image: Image = Field(None, description="img2img: base64 PNG/JPEG/WebP, data URI allowed")
     denoising_strength: Strength = Field(
-        None, description="img2img: 0-1 (default 0.75), 1-4 of the 4 LCM steps; clamped"
+        None,
+        # "strength" is the original Pi service's name for it
+        validation_alias=AliasChoices("denoising_strength", "strength"),
+        description="img2img: 0-1 (default 0.5, as the original service), 1-4 of the 4 LCM steps; "
+        "clamped. Also accepted as 'strength'",
     )
     resize_mode: ResizeMode = Field(0, description="A1111 resize mode: 0 stretch, 1 crop, 2 fill")
     vae: Vae = Field(None, description="VAE decoder: full, or tiny (TAESD, ~3x faster image) if installed")

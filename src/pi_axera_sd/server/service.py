@@ -17,8 +17,9 @@ from pi_axera_sd import exitcodes
 from pi_axera_sd.config import Settings
 from pi_axera_sd.deploy.notify import notify
 from pi_axera_sd.engine.pipeline import Pipeline
-from pi_axera_sd.errors import ModelError, RuntimeUnavailable
 from pi_axera_sd.interrogate.api import Interrogator
+from pi_axera_sd.runtime.faults import NpuNotReady, exit_code_for, fault_kind
+from pi_axera_sd.server.accelerator import AcceleratorStatus, load_with_retry
 from pi_axera_sd.server.lane import Lane
 from pi_axera_sd.server.metrics import Metrics
 from pi_axera_sd.server.modelinfo import ModelInfo, describe
@@ -85,6 +86,10 @@ class Service:
         self.stopping = False
         self._stop_started = 0.0
         self.started_at = time.time()
+        self.accelerator = AcceleratorStatus(device=settings.npu_device)
+        self._stop_event = threading.Event()  # ends a wait for the NPU on SIGTERM
+        self._started = False
+        self._reopened_since_success = False
         self._given_pipeline = pipeline
         self._given_interrogator = interrogator
         self._exit_hook: Callable[[], None] | None = None
@@ -101,6 +106,9 @@ class Service:
         self._exit_hook = hook
 
     def start(self) -> None:
+        if self._started:  # listen_after_load starts the service before uvicorn's lifespan does
+            return
+        self._started = True
         self.lane.start(init=self._load, on_init_error=self._load_failed)
 
     def begin_stop(self) -> None:
@@ -109,6 +117,7 @@ class Service:
             return
         self.stopping = True
         notify("STOPPING=1")
+        self._stop_event.set()
         self._stop_started = time.monotonic()
         dropped = self.lane.close("the service is stopping")
         if dropped:
@@ -140,6 +149,10 @@ class Service:
         if self.stopping:
             return False, "the service is stopping"
         status = self.lane.status()
+        if self.accelerator.state == "waiting":
+            return False, f"waiting for the NPU: {self.accelerator.detail}"
+        if self.accelerator.state == "reopening":
+            return False, "reopening the model sessions after runtime failures"
         if self.pipeline is None or status.state != "open":
             return False, status.reason or "models are loading"
         return True, "ready"
@@ -157,7 +170,8 @@ class Service:
         start = time.perf_counter()
         pipeline = self._given_pipeline
         if pipeline is None:
-            pipeline = Pipeline.load(self.settings.model_layout(), self.settings.runtime_options())
+            pipeline = self._open_pipeline()
+        self.accelerator.set("ready")
         self.model = describe(pipeline)
         self.pipeline = pipeline
         fields: dict[str, Any] = {
@@ -172,6 +186,29 @@ class Service:
         log.info("models loaded", extra={"fields": fields})
         notify("READY=1")  # Type=notify: systemd counts the service started from here
 
+    def _open_pipeline(self) -> Pipeline:
+        """Resolve the layout and open every session, waiting for an NPU that is not up yet."""
+        layout = self.settings.model_layout()
+        for warning in layout.warnings:
+            log.warning(warning)
+        if layout.tokenizer_packaged:
+            log.info("no tokenizer in the model folder; using the packaged CLIP tokenizer")
+        options = self.settings.runtime_options()
+
+        def attempt() -> Pipeline:
+            self.accelerator.load_attempts += 1
+            return Pipeline.load(layout, options)
+
+        return load_with_retry(attempt, self.settings.npu_wait_s, self._on_not_ready, self._stop_event)
+
+    def _on_not_ready(self, error: NpuNotReady, attempt: int, pause_s: float) -> None:
+        self.accelerator.set("waiting", "not_ready", str(error))
+        self.metrics.accelerator_faults.labels("not_ready").inc()
+        log.warning(
+            "the NPU is not ready; waiting",
+            extra={"fields": {"attempt": attempt, "retry_in_s": round(pause_s, 2), "detail": str(error)}},
+        )
+
     def _load_interrogator(self) -> None:
         found = self._given_interrogator
         error = None
@@ -182,10 +219,15 @@ class Service:
             self.lane.set_background(found.warmup_step)
 
     def _load_failed(self, _kind: str, error: BaseException | None) -> None:
-        # Unusable model files will not fix themselves: exit 2 so systemd does not loop; a runtime
-        # that is not up yet (NPU driver) may be after a restart.
-        config_error = isinstance(error, ModelError) and not isinstance(error, RuntimeUnavailable)
-        self.fatal(EXIT_CONFIG if config_error else EXIT_RUNTIME, f"loading the models failed: {error}")
+        # Unusable model files or a missing install will not fix themselves: exit 2 so systemd
+        # does not loop; an NPU still not up after npu_wait_s exits 75 (restartable).
+        kind = fault_kind(error)
+        self.accelerator.set("failed", kind, str(error))
+        if self.stopping:  # SIGTERM ended the wait for the NPU: a clean stop, exit 0
+            log.info("loading stopped", extra={"fields": {"detail": str(error)}})
+            return
+        self.metrics.accelerator_faults.labels(kind).inc()
+        self.fatal(exit_code_for(error), f"loading the models failed: {error}")
 
     def _on_result(self, kind: str, error: BaseException | None) -> None:
         if error is not None and not is_runtime_failure(error):
@@ -197,11 +239,52 @@ class Service:
                 exc_info=error,
                 extra={"fields": {"kind": kind, "consecutive": self.failures.consecutive + 1}},
             )
+        if error is None:
+            self._reopened_since_success = False
         if self.failures.record(error):
+            if self._can_reopen():
+                self._reopen()
+                return
             self.fatal(
                 EXIT_RUNTIME,
                 f"{self.failures.consecutive} consecutive runtime failures, last: {self.failures.last_error}",
             )
+
+    def _can_reopen(self) -> bool:
+        return (
+            self.settings.reopen_sessions
+            and self._given_pipeline is None
+            and self.pipeline is not None
+            and not self._reopened_since_success
+        )
+
+    def _reopen(self) -> None:
+        """Close and reopen every model session in this process (a driver hiccup should not need
+        a restart). Runs on the lane thread, so no job runs meanwhile; queued jobs hold the same
+        :class:`Pipeline` object, which takes the new sessions. A second run of failures without
+        a success in between ends the process (exit 3)."""
+        assert self.pipeline is not None
+        reason = self.failures.last_error
+        self._reopened_since_success = True
+        self.accelerator.reopens += 1
+        self.accelerator.set("reopening", "runtime", reason)
+        self.metrics.session_reopens.inc()
+        log.warning(
+            "reopening the model sessions",
+            extra={"fields": {"consecutive_failures": self.failures.consecutive, "last": reason}},
+        )
+        self.pipeline.release_sessions()  # free the device's copies before loading new ones
+        try:
+            self.pipeline.adopt(self._open_pipeline())
+        except Exception as exc:
+            kind = fault_kind(exc)
+            self.accelerator.set("failed", kind, str(exc))
+            code = exitcodes.NOT_READY if isinstance(exc, NpuNotReady) else EXIT_RUNTIME
+            self.fatal(code, f"reopening the model sessions failed: {exc}")
+            return
+        self.failures.record(None)
+        self.accelerator.set("ready")
+        log.info("model sessions reopened")
 
 
 def load_interrogator_from(settings: Settings) -> tuple[Interrogator | None, str | None]:
@@ -216,5 +299,6 @@ def load_interrogator_from(settings: Settings) -> tuple[Interrogator | None, str
         log.exception("loading the interrogation model failed")
         return None, f"loading failed: {exc}"
     if found is None:
-        return None, f"no CLIP model files under {settings.clip_dir}"
+        where = settings.text_model_dir or settings.models_dir
+        return None, f"no CLIP model files under {settings.clip_dir} or {where}"
     return found, None
