@@ -124,6 +124,10 @@ def resolve_layout(
     Missing required files are reported by :func:`check_layout`, not here.
     """
     root = Path(root)
+    from pi_axera_sd.engine.layout_diffusers import is_diffusers_layout, resolve_diffusers_layout
+
+    if is_diffusers_layout(root):  # the per-component folders of diffusers/optimum exports
+        return resolve_diffusers_layout(root, text_dir=text_dir, overrides=overrides)
     text_root = Path(text_dir) if text_dir is not None else root
     given = {k: Path(v) for k, v in (overrides or {}).items() if v}
     vae_encoder = given.get("vae_encoder") or _pick(root / "vae_encoder", prefer_axmodel)
@@ -149,7 +153,8 @@ def missing_models_hint(models_dir: str | Path) -> str:
     d = str(models_dir)
     return (
         f"Get a model into {d}: 'pi-axera-sd models pull axera --dest {d}' (AX650N NPU .axmodel files, "
-        f"needs pyaxengine), or for CPU/GPU 'pi-axera-sd models export stable-diffusion-v1-5/"
+        f"needs pyaxengine), 'pi-axera-sd models pull openvino --dest {d}' (CPU, OpenVINO INT8 LCM), "
+        f"or for CPU/GPU 'pi-axera-sd models export stable-diffusion-v1-5/"
         f"stable-diffusion-v1-5 {d} --lora latent-consistency/lcm-lora-sdv1-5' (needs the [export] extra); "
         f"then check it with 'pi-axera-sd models verify {d}'."
     )
