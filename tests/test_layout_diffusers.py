@@ -87,3 +87,23 @@ def test_guidance_scale_from_the_config_and_from_a_setting(tiny_lcm_pipe, tiny_o
     a = from_config.generate(GenerationParams(prompt="a fox", seed=1)).pixels
     b = setting.generate(GenerationParams(prompt="a fox", seed=1)).pixels
     assert _max_diff(a, b) > 0, "the guidance embedding must reach the UNet"
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_models_verify_understands_the_layout(fmt, tiny_optimum_onnx_dir, tiny_optimum_ov_dir):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = tiny_optimum_onnx_dir if fmt == "onnx" else tiny_optimum_ov_dir
+    cli = Path(sys.executable).with_name("pi-axera-sd")
+    run = subprocess.run(
+        [str(cli), "models", "verify", str(root), "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(run.stdout)
+    assert report["ok"]
+    assert "timestep_cond" in report["model"]["unet_time_input"]
+    rows = {c["component"]: c for c in report["components"]}
+    assert rows["unet"]["state"] == "OK" and rows["vae_encoder"]["state"] == "OK"
+    assert rows["time_input_txt2img"]["state"] == "absent"
