@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     )  # int8: use <component>.int8.xml (OpenVINO) if present
     text_cache_size: int = Field(128, ge=1)
     vae: str = Field("full", pattern="^(full|tiny)$")  # default VAE decoder; requests may override
+    # LCM models with a guidance embedding (timestep_cond): default from the model's config, else 8.5
+    guidance_scale: float | None = Field(None, gt=0)
+    auto_download: bool = True  # serve: fetch the platform's default model into an empty models_dir
+    default_model: str | None = None  # what that fetches (preset or repo id); default: axera or openvino
 
     # ---- HTTP service ------------------------------------------------------------------------
     host: str = Field("127.0.0.1", validation_alias=_env("HOST", field="host"))

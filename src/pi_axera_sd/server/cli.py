@@ -24,15 +24,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pi_axera_sd.engine.layout import check_layout
     from pi_axera_sd.errors import ModelError
     from pi_axera_sd.server.app import create_app
+    from pi_axera_sd.server.firstrun import FirstRunDownload, default_spec, offline_line, wants_first_run
     from pi_axera_sd.server.logs import configure_logging
     from pi_axera_sd.server.runner import run
     from pi_axera_sd.server.service import EXIT_CONFIG
 
     settings = settings_from_args(args)
     configure_logging("debug" if args.verbose else settings.log_level)
+    first_run = None
     try:
         check_layout(settings.model_layout())
     except ModelError as exc:
+        if wants_first_run(settings):  # an empty model folder: the lane downloads the default model
+            offline = offline_line(settings, default_spec(settings))
+            if offline is not None:
+                print(offline, file=sys.stderr)
+                return EXIT_CONFIG
+            first_run = FirstRunDownload(settings)
+            return run(create_app(settings, first_run=first_run), settings)
         # Exit 2: the unit's RestartPreventExitStatus=2 stops systemd from restarting in a loop.
         log.error(
             "models missing", extra={"fields": {"detail": str(exc), "models_dir": str(settings.models_dir)}}

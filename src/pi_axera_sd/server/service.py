@@ -18,6 +18,7 @@ from pi_axera_sd.config import Settings
 from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.errors import Cancelled, InvalidInput, ModelError, RuntimeUnavailable
 from pi_axera_sd.interrogate.api import Interrogator
+from pi_axera_sd.server.firstrun import FirstRunDownload
 from pi_axera_sd.server.lane import Lane, LaneUnavailable
 from pi_axera_sd.server.metrics import Metrics
 from pi_axera_sd.server.modelinfo import ModelInfo, describe
@@ -68,8 +69,10 @@ class Service:
         *,
         pipeline: Pipeline | None = None,
         interrogator: Interrogator | None = None,
+        first_run: FirstRunDownload | None = None,
     ) -> None:
         self.settings = settings
+        self.first_run = first_run
         self.metrics = Metrics()
         self.lane = Lane(settings.queue_size, on_result=self._on_result, name="inference-lane")
         self.host_pool = ThreadPoolExecutor(_host_threads(), thread_name_prefix="host")
@@ -137,6 +140,8 @@ class Service:
         if self.stopping:
             return False, "the service is stopping"
         status = self.lane.status()
+        if self.pipeline is None and self.first_run is not None and self.first_run.active:
+            return False, self.first_run.status()
         if self.pipeline is None or status.state != "open":
             return False, status.reason or "models are loading"
         return True, "ready"
@@ -153,8 +158,12 @@ class Service:
     def _load(self) -> None:
         start = time.perf_counter()
         pipeline = self._given_pipeline
+        if pipeline is None and self.first_run is not None:
+            self.first_run.run()  # an empty model folder on the first start: fetch the default model
         if pipeline is None:
-            pipeline = Pipeline.load(self.settings.model_layout(), self.settings.runtime_options())
+            scale = self.settings.guidance_scale
+            extra = {} if scale is None else {"guidance_scale": scale}
+            pipeline = Pipeline.load(self.settings.model_layout(), self.settings.runtime_options(), **extra)
         self.model = describe(pipeline)
         self.pipeline = pipeline
         fields: dict[str, Any] = {
