@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -41,7 +42,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 print(offline, file=sys.stderr)
                 return EXIT_CONFIG
             first_run = FirstRunDownload(settings)
-            return run(create_app(settings, first_run=first_run), settings)
+            code = run(create_app(settings, first_run=first_run), settings)
+            if first_run.active:  # stopped mid-download: the hub client's threads would hold the exit
+                print(
+                    "first run: download stopped; the finished files stay in the cache and the next "
+                    "start fetches the rest",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                sys.stdout.flush()
+                os._exit(code)
+            return code
         # Exit 2: the unit's RestartPreventExitStatus=2 stops systemd from restarting in a loop.
         log.error(
             "models missing", extra={"fields": {"detail": str(exc), "models_dir": str(settings.models_dir)}}

@@ -9,8 +9,9 @@ it off (the systemd unit does).
 
 Progress is read from the Hugging Face cache rather than from huggingface_hub's own bars: the
 expected files' sizes come from the hub's listing, and each file's bytes so far are those of its
-blob (``blobs/<etag>``, ``.incomplete`` while it downloads), so a resumed download counts what
-it already had.
+blob (``blobs/<etag>``, or ``blobs/<etag>.<id>.incomplete`` while it downloads; huggingface_hub
+2.x writes whole 10 MiB chunks). A dropped connection resumes within the run (a Range request);
+a stopped run keeps the finished files in the cache, and the next start fetches only the rest.
 """
 
 from __future__ import annotations
@@ -91,7 +92,17 @@ def offline_line(settings: Settings, spec: str) -> str | None:
 @dataclass
 class _Blob:
     size: int
-    paths: tuple[Path, Path]  # blobs/<etag> and its .incomplete
+    path: Path  # blobs/<etag>; while downloading, blobs/<etag>.<id>.incomplete
+
+
+def _partial_bytes(blob: Path) -> int:
+    sizes = [0]
+    for part in blob.parent.glob(f"{blob.name}*.incomplete"):
+        try:
+            sizes.append(part.stat().st_size)
+        except OSError:  # finished (renamed) between the listing and the stat
+            continue
+    return max(sizes)
 
 
 @dataclass
@@ -107,13 +118,18 @@ class CacheProgress:
     def done(self) -> int:
         got = 0
         for blob in self.blobs:
-            for path in blob.paths:
-                try:
-                    got += min(blob.size, path.stat().st_size)
-                    break
-                except OSError:
-                    continue
+            try:
+                got += min(blob.size, blob.path.stat().st_size)
+            except OSError:
+                got += min(blob.size, _partial_bytes(blob.path))
         return got
+
+    def drop_stale_parts(self) -> None:
+        """Remove partial files a stopped run left: huggingface_hub 2.x names them per process
+        (``<etag>.<id>.incomplete``) and never reuses them."""
+        for blob in self.blobs:
+            for part in blob.path.parent.glob(f"{blob.path.name}.*.incomplete"):
+                part.unlink(missing_ok=True)
 
     @classmethod
     def for_repo(cls, repo_id: str, patterns: list[str] | None, revision: str | None) -> CacheProgress:
@@ -130,8 +146,7 @@ class CacheProgress:
         blobs = []
         for entry in wanted:
             etag = entry.lfs.sha256 if entry.lfs is not None else entry.blob_id
-            blob = folder / etag
-            blobs.append(_Blob(int(entry.size), (blob, blob.with_name(etag + ".incomplete"))))
+            blobs.append(_Blob(int(entry.size), folder / etag))
         return cls(blobs)
 
 
@@ -162,7 +177,12 @@ class FirstRunDownload:
             "PI_AXERA_SD_AUTO_DOWNLOAD=0 turns this off."
         )
         log.info("first-run download", extra={"fields": {"repo": preset.repo_id, "models_dir": str(d)}})
-        watcher = threading.Thread(target=self._watch, args=(preset,), name="first-run-progress", daemon=True)
+        progress = self._listing(preset)
+        watcher = threading.Thread(
+            target=self._watch, args=(progress,), name="first-run-progress", daemon=True
+        )
+        for name in ("httpx", "httpx2", "httpcore"):  # one INFO line per file request otherwise
+            logging.getLogger(name).setLevel(logging.WARNING)
         self.active = True
         watcher.start()
         try:
@@ -185,14 +205,22 @@ class FirstRunDownload:
         )
         return result
 
-    def _watch(self, preset: Any) -> None:
-        """Poll the cache and draw one progress bar on stderr until the pull ends."""
-        from tqdm import tqdm
-
+    @staticmethod
+    def _listing(preset: Any) -> CacheProgress | None:
+        """What will be downloaded, before the pull starts (so stale parts can go); None if unknown."""
         try:
             progress = CacheProgress.for_repo(preset.repo_id, list(preset.allow_patterns or []) or None, None)
         except Exception as exc:  # the pull itself reports hub errors; the bar is only a nicety
             log.debug("no progress listing: %s", exc)
+            return None
+        progress.drop_stale_parts()
+        return progress
+
+    def _watch(self, progress: CacheProgress | None) -> None:
+        """Poll the cache and draw one progress bar on stderr until the pull ends."""
+        from tqdm import tqdm
+
+        if progress is None:
             return
         total = max(1, progress.total)
         with tqdm(
