@@ -124,7 +124,7 @@ def resolve_spec(spec: str) -> Preset:
     parts = spec.strip().split("/")
     if len(parts) == 2 and all(parts):
         return Preset(spec.strip(), spec.strip(), "hub repository")
-    names = ", ".join([*PRESETS, *ALIASES])
+    names = ", ".join(n for p in PRESETS for n in (p, *(a for a, t in ALIASES.items() if t == p)))
     raise PullError(f"{spec!r} is neither a preset ({names}) nor a hub repo id like owner/name")
 
 
