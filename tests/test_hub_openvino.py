@@ -18,6 +18,7 @@ from pi_axera_sd.modeltools.hub import PRESETS, resolve_spec
 from test_hub import assert_one_line_error, pull
 
 INT8_REPO = "OpenVINO/LCM_Dreamshaper_v7-int8-ov"
+FP16_REPO = "OpenVINO/LCM_Dreamshaper_v7-fp16-ov"
 # files such repos also hold that the engine never reads
 DECOYS = {
     "README.md": b"# LCM Dreamshaper v7 (test stand-in)\n",
@@ -54,15 +55,16 @@ def openvino_repo_files(folder: Path, pad_unet_to: int = 0) -> dict[str, bytes]:
 def test_cpu_presets_name_the_openvino_repos():
     assert resolve_spec("openvino").repo_id == INT8_REPO
     assert resolve_spec("cpu") is PRESETS["openvino"] and resolve_spec(INT8_REPO) is PRESETS["openvino"]
-    assert resolve_spec("openvino-fp16").repo_id == "OpenVINO/LCM_Dreamshaper_v7-fp16-ov"
+    assert resolve_spec("openvino-fp16").repo_id == FP16_REPO
 
 
+@pytest.mark.parametrize(("preset", "repo_id"), [("openvino", INT8_REPO), ("openvino-fp16", FP16_REPO)])
 def test_pull_openvino_fetches_only_what_the_engine_reads_and_it_generates(
-    hub, env, tiny_optimum_ov_dir, tmp_path
+    hub, env, tiny_optimum_ov_dir, tmp_path, preset, repo_id
 ):
-    hub.add_repo(INT8_REPO, openvino_repo_files(tiny_optimum_ov_dir))
+    hub.add_repo(repo_id, openvino_repo_files(tiny_optimum_ov_dir))
     dest = tmp_path / "models"
-    run = pull(env, "openvino", "--dest", dest)
+    run = pull(env, preset, "--dest", dest)
     assert run.returncode == 0, run.stderr
     fetched = {r.path.split("/resolve/", 1)[1].split("/", 1)[1] for r in hub.requests("HEAD", "/resolve/")}
     assert fetched and not fetched & set(DECOYS), fetched
