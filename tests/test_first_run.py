@@ -164,6 +164,20 @@ def test_first_run_offline_says_what_to_do_in_one_line(env):
     assert f"'pi-axera-sd models pull openvino --dest {env['MODELS_DIR']}'" in lines[0]
 
 
+def test_first_run_with_an_unknown_default_model_is_a_config_error(env):
+    run = subprocess.run(
+        [CLI, "serve"],
+        env={**env, "PI_AXERA_SD_DEFAULT_MODEL": "no-such-preset"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip().startswith(
+        "error: PI_AXERA_SD_DEFAULT_MODEL: 'no-such-preset' is neither a preset"
+    )
+
+
 def test_first_run_can_be_turned_off(env):
     run = subprocess.run(
         [CLI, "serve"],

@@ -25,7 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pi_axera_sd.engine.layout import check_layout
     from pi_axera_sd.errors import ModelError
     from pi_axera_sd.server.app import create_app
-    from pi_axera_sd.server.firstrun import FirstRunDownload, default_spec, offline_line, wants_first_run
+    from pi_axera_sd.server.firstrun import FirstRunDownload, default_spec, startup_problem, wants_first_run
     from pi_axera_sd.server.logs import configure_logging
     from pi_axera_sd.server.runner import run
     from pi_axera_sd.server.service import EXIT_CONFIG
@@ -37,9 +37,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         check_layout(settings.model_layout())
     except ModelError as exc:
         if wants_first_run(settings):  # an empty model folder: the lane downloads the default model
-            offline = offline_line(settings, default_spec(settings))
-            if offline is not None:
-                print(offline, file=sys.stderr)
+            problem = startup_problem(settings, default_spec(settings))
+            if problem is not None:
+                print(problem, file=sys.stderr)
                 return EXIT_CONFIG
             first_run = FirstRunDownload(settings)
             code = run(create_app(settings, first_run=first_run), settings)

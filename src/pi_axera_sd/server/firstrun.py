@@ -75,10 +75,17 @@ def wants_first_run(settings: Settings) -> bool:
     )
 
 
-def offline_line(settings: Settings, spec: str) -> str | None:
-    """The one line to print when the hub cannot be used at all (offline mode); else None."""
+def startup_problem(settings: Settings, spec: str) -> str | None:
+    """The one line to print when the first run cannot even start (an unknown
+    ``PI_AXERA_SD_DEFAULT_MODEL``, offline mode); else None."""
     from huggingface_hub import constants
 
+    from pi_axera_sd.modeltools.hub import PullError, resolve_spec
+
+    try:
+        resolve_spec(spec)
+    except PullError as exc:
+        return f"error: PI_AXERA_SD_DEFAULT_MODEL: {exc}"
     if not constants.is_offline_mode():
         return None
     d = settings.models_dir
@@ -172,22 +179,23 @@ class FirstRunDownload:
 
         preset = resolve_spec(self.spec)
         d = self.settings.models_dir
+        self.active = True
         self.say(
             f"first run: {d} holds no model; downloading {preset.repo_id} ({preset.description}). "
             "PI_AXERA_SD_AUTO_DOWNLOAD=0 turns this off."
         )
         log.info("first-run download", extra={"fields": {"repo": preset.repo_id, "models_dir": str(d)}})
+        for name in ("httpx", "httpx2", "httpcore"):  # one INFO line per file request otherwise
+            logging.getLogger(name).setLevel(logging.WARNING)
         progress = self._listing(preset)
         watcher = threading.Thread(
             target=self._watch, args=(progress,), name="first-run-progress", daemon=True
         )
-        for name in ("httpx", "httpx2", "httpcore"):  # one INFO line per file request otherwise
-            logging.getLogger(name).setLevel(logging.WARNING)
-        self.active = True
         watcher.start()
         try:
             result = pull(self.spec, d, progress=False, say=self.say)
         except PullError as exc:
+            self._end(watcher)  # close the bar first: the error gets a line of its own
             line = (
                 f"first-run download of {preset.repo_id} failed: {exc} "
                 f"(or fetch it yourself: pi-axera-sd models pull {self.spec} --dest {d})"
@@ -195,15 +203,18 @@ class FirstRunDownload:
             self.say(f"error: {line}")
             raise PullError(line) from exc
         finally:
-            self._stop.set()
-            watcher.join(timeout=5)
-            self.active = False
+            self._end(watcher)
         self.fraction = 1.0
         self.say(
             f"first run: {preset.repo_id} is in {d} ({len(result.files)} files; hub checksums: "
             f"{result.hub_check}); loading it"
         )
         return result
+
+    def _end(self, watcher: threading.Thread) -> None:
+        self._stop.set()
+        watcher.join(timeout=5)
+        self.active = False
 
     @staticmethod
     def _listing(preset: Any) -> CacheProgress | None:
