@@ -57,6 +57,11 @@ def _until(check, what: str, proc: subprocess.Popen | None = None, timeout: floa
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _serve_once(env: dict[str, str], **extra: str) -> subprocess.CompletedProcess:
+    """``pi-axera-sd serve`` where it is expected to stop before serving."""
+    return subprocess.run([CLI, "serve"], env={**env, **extra}, capture_output=True, text=True, timeout=60)
+
+
 def _ready_reason(url: str) -> str | None:
     try:
         answer = httpx.get(f"{url}/ready", timeout=2.0)
@@ -154,9 +159,7 @@ def test_first_run_checksum_mismatch_exits_with_one_line(hub, env, tiny_optimum_
 
 
 def test_first_run_offline_says_what_to_do_in_one_line(env):
-    run = subprocess.run(
-        [CLI, "serve"], env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=60
-    )
+    run = _serve_once(env, HF_HUB_OFFLINE="1")
     assert run.returncode == 2
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, run.stderr
@@ -165,13 +168,7 @@ def test_first_run_offline_says_what_to_do_in_one_line(env):
 
 
 def test_first_run_with_an_unknown_default_model_is_a_config_error(env):
-    run = subprocess.run(
-        [CLI, "serve"],
-        env={**env, "PI_AXERA_SD_DEFAULT_MODEL": "no-such-preset"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = _serve_once(env, PI_AXERA_SD_DEFAULT_MODEL="no-such-preset")
     assert run.returncode == 2
     assert run.stderr.strip().startswith(
         "error: PI_AXERA_SD_DEFAULT_MODEL: 'no-such-preset' is neither a preset"
@@ -179,13 +176,7 @@ def test_first_run_with_an_unknown_default_model_is_a_config_error(env):
 
 
 def test_first_run_can_be_turned_off(env):
-    run = subprocess.run(
-        [CLI, "serve"],
-        env={**env, "PI_AXERA_SD_AUTO_DOWNLOAD": "0"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = _serve_once(env, PI_AXERA_SD_AUTO_DOWNLOAD="0")
     assert run.returncode == 2
     assert "model files missing" in run.stderr and "pi-axera-sd models pull openvino --dest" in run.stderr
 
