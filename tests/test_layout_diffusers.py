@@ -107,3 +107,42 @@ def test_models_verify_understands_the_layout(fmt, tiny_optimum_onnx_dir, tiny_o
     rows = {c["component"]: c for c in report["components"]}
     assert rows["unet"]["state"] == "OK" and rows["vae_encoder"]["state"] == "OK"
     assert rows["time_input_txt2img"]["state"] == "absent"
+
+
+def test_a_vae_encoder_that_returns_a_latent_sample_works_for_img2img(
+    tiny_lcm_pipe, tiny_optimum_onnx_dir, tmp_path
+):
+    """Older optimum exports' encoders output ``latent_sample`` (4 channels), not mean || logvar."""
+    import shutil
+
+    from pi_axera_sd.modeltools.onnx_io import export_module
+
+    root = shutil.copytree(tiny_optimum_onnx_dir, tmp_path / "model")
+    vae = tiny_lcm_pipe.vae
+
+    class SampleEncoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.vae = vae
+
+        def forward(self, sample):
+            return self.vae.encode(sample).latent_dist.mean  # deterministic stand-in for a drawn sample
+
+    export_module(
+        SampleEncoder(),
+        (torch.randn(1, 3, 128, 128),),
+        root / "vae_encoder" / "model.onnx",
+        ["sample"],
+        ["latent_sample"],
+    )
+    from pi_axera_sd.modeltools.verify import verify_model
+
+    assert verify_model(root).ok, verify_model(root).render()
+    engine = Pipeline.load(resolve_layout(root))
+    assert engine.vae_encoder.outputs[0].shape[1] == 4 and engine.supports_img2img
+    image = np.random.default_rng(0).uniform(-1, 1, (1, 3, 128, 128)).astype(np.float32)
+    with torch.no_grad():
+        expected = vae.encode(torch.from_numpy(image)).latent_dist.mean.numpy() * vae.config.scaling_factor
+    np.testing.assert_allclose(engine.encode_image(image, lambda shape: None), expected, atol=1e-4)
+    out = engine.generate(GenerationParams(prompt="a boat", seed=2, init_image=image, strength=0.5))
+    assert out.pixels.shape == (128, 128, 3)

@@ -158,7 +158,8 @@ def _check_signatures(text: Session, unet: Session, decoder: Session, encoder: S
             or len(enc_in[0].shape) != 4
             or enc_in[0].shape[1] != 3
             or len(enc_out) != 4
-            or (moments is not None and enc_out[1] != moments)
+            # moments, or (older optimum exports' latent_sample) a latent the graph sampled itself
+            or (moments is not None and enc_out[1] not in (moments, latent_channels))
         ):
             raise _mismatch(
                 encoder, f"a VAE encoder: image_sample [1,3,H,W] -> mean||logvar [1,{moments},H/8,W/8]"
@@ -363,6 +364,8 @@ class Pipeline:
         if self.vae_encoder is None:
             raise InvalidInput("img2img needs vae_encoder.onnx/.axmodel in the model folder")
         (moments,) = self.vae_encoder.run({self.vae_encoder.inputs[0].name: image})
+        if moments.shape[1] == self.latent_shape[1]:  # the graph returns a sampled latent already
+            return (moments.astype(np.float32) * self.vae_scaling_factor).astype(np.float32)
         mean, logvar = np.split(moments.astype(np.float32), 2, axis=1)
         std = np.exp(0.5 * np.clip(logvar, -30.0, 20.0))
         return ((mean + std * noise(mean.shape)) * self.vae_scaling_factor).astype(np.float32)

@@ -9,8 +9,9 @@ huggingface_hub does the transfer: the shared cache, resume of dropped connectio
   (``HfApi.verify_repo_checksums``: sha256 for LFS files, the git blob id for the rest; plain HTTP
   downloads are otherwise only size-checked) and against our ``manifest.json`` when the model has one;
 - finding the model inside the repo (the folder holding ``unet.axmodel``/``unet.onnx``, or the
-  ``model_index.json`` of a diffusers/optimum export, wherever the publisher put it) and placing its files at ``--dest`` as hard links into the cache (a copy
-  across filesystems, or symlinks/copies on request), so ``models/`` holds exactly one model;
+  ``model_index.json`` of a diffusers/optimum export, wherever the publisher put it) and placing
+  its files at ``--dest`` as hard links into the cache (a copy across filesystems, or
+  symlinks/copies on request), so ``models/`` holds exactly one model;
 - one-line errors for the usual failures (unknown repo, gated repo, no network, offline cache miss).
 """
 
