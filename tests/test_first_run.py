@@ -205,3 +205,20 @@ def test_what_counts_as_an_empty_model_folder(tmp_path, monkeypatch):
     monkeypatch.delitem(os.environ, "PI_AXERA_SD_DEFAULT_MODEL", raising=False)
     assert default_spec(Settings()) == "openvino"  # no pyaxengine here: the CPU model
     assert default_spec(Settings(default_model="someone/model")) == "someone/model"
+
+
+def test_first_run_without_a_network_exits_3_with_one_line(env):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    proc = ServeProcess({**env, "HF_ENDPOINT": dead})
+    try:
+        assert proc.proc.wait(timeout=WAIT_S) == 3  # may work on the next start: systemd may retry
+    finally:
+        proc.stop()
+    errors = [line for line in proc.log.text().splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, proc.log.text()
+    assert f"first-run download of {INT8_REPO} failed: cannot reach {dead}" in errors[0]
+    assert "point HF_ENDPOINT at a mirror" in errors[0]
