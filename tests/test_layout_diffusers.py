@@ -146,3 +146,42 @@ def test_a_vae_encoder_that_returns_a_latent_sample_works_for_img2img(
     np.testing.assert_allclose(engine.encode_image(image, lambda shape: None), expected, atol=1e-4)
     out = engine.generate(GenerationParams(prompt="a boat", seed=2, init_image=image, strength=0.5))
     assert out.pixels.shape == (128, 128, 3)
+
+
+@pytest.mark.parametrize("strength", [0.5, 1.0])
+def test_img2img_matches_diffusers_lcm_img2img_pipeline(tiny_lcm_pipe, tiny_optimum_onnx_dir, strength):
+    from unittest import mock
+
+    from diffusers import LatentConsistencyModelImg2ImgPipeline
+    from PIL import Image
+
+    from pi_axera_sd.engine.imageio import to_model_input
+
+    engine = Pipeline.load(resolve_layout(tiny_optimum_onnx_dir))
+    pipe = LatentConsistencyModelImg2ImgPipeline(**tiny_lcm_pipe.components)
+    pipe.set_progress_bar_config(disable=True)
+    rng = np.random.default_rng(11)
+    init = Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8))
+    noise = RecordingNoise(seed=5)
+    ours = engine.generate(
+        GenerationParams(prompt="a castle", seed=5, init_image=to_model_input(init), strength=strength),
+        noise=noise,
+    )
+    module = "diffusers.pipelines.latent_consistency_models.pipeline_latent_consistency_img2img.randn_tensor"
+    with (
+        replay_noise(noise.draws) as queue,
+        mock.patch(module, lambda *a, **k: torch.from_numpy(queue.pop(0))),
+    ):
+        ref = pipe(
+            prompt="a castle",
+            image=init,
+            num_inference_steps=len(ours.timesteps),
+            timesteps=list(ours.timesteps),  # the engine's tail of the 4-step schedule
+            strength=1.0,
+            guidance_scale=DEFAULT_GUIDANCE_SCALE,
+            output_type="pil",
+        ).images[0]
+    assert ours.pixels.std() > 5, "degenerate image: the comparison would prove nothing"
+    diff = _max_diff(ours.pixels, np.asarray(ref))
+    print(f"diffusers-layout img2img strength={strength}: max pixel diff vs LCM img2img pipeline {diff}/255")
+    assert diff <= MAX_PIXEL_DIFF
