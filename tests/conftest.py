@@ -88,3 +88,27 @@ def tiny_engine(tiny_model_dir):
     from pi_axera_sd.engine.pipeline import Pipeline
 
     return Pipeline.load(resolve_layout(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def tiny_lcm_pipe():
+    """A diffusers LatentConsistencyModelPipeline, tiny, whose UNet takes a guidance embedding."""
+    from pi_axera_sd.modeltools.tiny import build_lcm_pipeline
+
+    return build_lcm_pipeline(seed=0, guidance_dim=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_optimum_onnx_dir(tiny_lcm_pipe, tmp_path_factory) -> Path:
+    """The tiny LCM model in the diffusers/optimum layout, ONNX per component folder."""
+    from pi_axera_sd.modeltools.export_optimum import export_optimum_layout
+
+    return export_optimum_layout(tiny_lcm_pipe, tmp_path_factory.mktemp("tiny-optimum-onnx"), fmt="onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_optimum_ov_dir(tiny_lcm_pipe, tmp_path_factory) -> Path:
+    """The same model as OpenVINO IR (openvino_model.xml + .bin per component folder)."""
+    from pi_axera_sd.modeltools.export_optimum import export_optimum_layout
+
+    return export_optimum_layout(tiny_lcm_pipe, tmp_path_factory.mktemp("tiny-optimum-ov"), fmt="openvino")

@@ -13,7 +13,8 @@ source and by the request log below):
 
 Unknown repos get 404 ``X-Error-Code: RepoNotFound``; a gated repo's files 401/403 ``GatedRepo``.
 Faults a test can switch on per file: ``corrupt`` (same length, other bytes), ``drop_once`` (the
-first full GET is cut halfway), ``fail`` (500).
+first full GET is cut halfway), ``fail`` (500), ``slow`` (the body is sent in pieces over
+``slow_s`` seconds, so a test can watch a download in progress or interrupt it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -50,6 +52,8 @@ class FakeRepo:
     corrupt: set[str] = field(default_factory=set)
     drop_once: set[str] = field(default_factory=set)
     fail: set[str] = field(default_factory=set)
+    slow: set[str] = field(default_factory=set)
+    slow_s: float = 2.0
     drop_fraction: float = 0.5  # how much of a drop_once body is sent before hanging up
 
     def is_lfs(self, path: str) -> bool:
@@ -314,6 +318,38 @@ def _handler(hub: FakeHub, server_name: str) -> type[BaseHTTPRequestHandler]:
                 self.wfile.flush()
                 self.close_connection = True
                 return None
+            if self.command == "GET" and path in repo.slow:
+                return self._send_slowly(status, body, headers, repo.slow_s)
             return self._send(status, body, headers)
 
+        def _send_slowly(self, status: int, body: bytes, headers: dict[str, str], seconds: float) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            pieces = 20
+            step = max(1, -(-len(body) // pieces))
+            try:
+                for start in range(0, len(body), step):
+                    self.wfile.write(body[start : start + step])
+                    self.wfile.flush()
+                    time.sleep(seconds / pieces)
+            except (BrokenPipeError, ConnectionResetError):  # the client went away mid-download
+                self.close_connection = True
+
     return Handler
+
+
+def hub_env(endpoint: str, home: Path) -> dict[str, str]:
+    """The environment of a user whose HF_ENDPOINT is ``endpoint``, with a fresh cache under ``home``."""
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    return {
+        **clean,
+        "HF_ENDPOINT": endpoint,
+        "HF_HOME": str(home / "hf-home"),
+        "HF_HUB_CACHE": str(home / "hf-cache"),
+        "HF_HUB_OFFLINE": "0",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     require_variant: bool = False  # a missing variant file is an error (exit 2), not a warning
     text_cache_size: int = Field(128, ge=1)
     vae: Literal["full", "tiny"] = "full"  # default VAE decoder; requests may override
+    # LCM models with a guidance embedding (timestep_cond): default from the model's config, else 8.5
+    guidance_scale: float | None = Field(None, gt=0)
+    auto_download: bool = True  # serve: fetch the platform's default model into an empty models_dir
+    default_model: str | None = None  # what that fetches (preset or repo id); default: axera or openvino
 
     # ---- HTTP service ------------------------------------------------------------------------
     host: str = Field("127.0.0.1", validation_alias=_env("HOST", field="host"))

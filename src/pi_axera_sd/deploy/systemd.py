@@ -131,6 +131,8 @@ def unit_for_install(
         if not sep or not _ENV_KEY.fullmatch(key):
             raise ValueError(f"--env wants KEY=VALUE, got {item!r}")
         env[key] = value
+    # No first-run model download under systemd (air-gapped boards): unless asked for, it is off.
+    env.setdefault("PI_AXERA_SD_AUTO_DOWNLOAD", "0")
     # The CLIP embedding cache must be writable under ProtectSystem=strict: keep it in the state dir.
     state_env = (
         {} if "PI_AXERA_SD_EMBEDDING_CACHE_DIR" in env else {"PI_AXERA_SD_EMBEDDING_CACHE_DIR": "clip-cache"}

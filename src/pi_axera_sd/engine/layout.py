@@ -178,6 +178,10 @@ def resolve_layout(
     ``variant`` (``int8``) picks the quantised OpenVINO IR written by ``models quantize`` where present.
     Missing required files are reported by :func:`check_layout`, not here.
     """
+    from pi_axera_sd.engine.layout_diffusers import is_diffusers_layout, resolve_diffusers_layout
+
+    if is_diffusers_layout(Path(root)):  # the per-component folders of diffusers/optimum exports
+        return resolve_diffusers_layout(Path(root), text_dir=text_dir, overrides=overrides)
     root = model_root(Path(root))
     text_root = Path(text_dir) if text_dir is not None else root
     given = {k: Path(v) for k, v in (overrides or {}).items() if v}
@@ -223,7 +227,8 @@ def missing_models_hint(models_dir: str | Path) -> str:
     )  # fmt: skip
     return (
         f"Get a model into {d}: '{command('models', 'pull', 'axera', '--dest', d)}' (AX650N NPU .axmodel "
-        f"files, needs pyaxengine), or for CPU/GPU '{export}' (needs the [export] extra); "
+        f"files, needs pyaxengine), '{command('models', 'pull', 'openvino', '--dest', d)}' (CPU, OpenVINO "
+        f"INT8 LCM), or for CPU/GPU '{export}' (needs the [export] extra); "
         f"then check it with '{command('models', 'verify', d)}'."
     )
 

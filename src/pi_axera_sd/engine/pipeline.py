@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pi_axera_sd.engine.guidance import DEFAULT_GUIDANCE_SCALE, guidance_embedding
 from pi_axera_sd.engine.imageio import from_model_output
 from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_input_message
 from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS, LcmScheduler, img2img_timesteps
@@ -28,6 +29,8 @@ MAX_SEED = 2**32 - 1
 # The AXERA export cuts the UNet after silu(time_embedding(time_proj(t))) and names that tensor so.
 AXERA_TIME_INPUT = "/down_blocks.0/resnets.0/act_1/Mul_output_0"
 _TIMESTEP_INPUTS = ("timestep", "timesteps", "t")
+# LCM UNets distilled with a guidance input (diffusers' time_cond_proj_dim) take its embedding here
+GUIDANCE_INPUT = "timestep_cond"
 
 NoiseFn = Callable[[tuple[int, ...]], np.ndarray]
 StepCallback = Callable[[int, int], None]
@@ -100,6 +103,7 @@ class _UnetSignature:
     hidden: TensorSpec
     time: TensorSpec
     takes_embedding: bool  # True: cut graph fed from time_input_*.npy; False: plain timestep input
+    guidance: TensorSpec | None = None  # timestep_cond of LCM UNets with a guidance embedding
 
 
 def _unet_signature(session: Session) -> _UnetSignature:
@@ -115,6 +119,7 @@ def _unet_signature(session: Session) -> _UnetSignature:
 
     sample = take(lambda s: s.name == "sample") or take(lambda s: len(s.shape) == 4)
     hidden = take(lambda s: s.name == "encoder_hidden_states") or take(lambda s: len(s.shape) == 3)
+    guidance = take(lambda s: s.name == GUIDANCE_INPUT)
     time_spec = take(lambda s: s.name in (AXERA_TIME_INPUT, *_TIMESTEP_INPUTS)) or (
         rest.pop() if len(rest) == 1 else None
     )
@@ -128,7 +133,7 @@ def _unet_signature(session: Session) -> _UnetSignature:
     takes_embedding = time_spec.name == AXERA_TIME_INPUT or (
         time_spec.name not in _TIMESTEP_INPUTS and isinstance(last, int) and last > 1
     )
-    return _UnetSignature(sample, hidden, time_spec, takes_embedding)
+    return _UnetSignature(sample, hidden, time_spec, takes_embedding, guidance)
 
 
 def _mismatch(session: Session, expected: str) -> ModelError:
@@ -161,7 +166,8 @@ def _check_signatures(text: Session, unet: Session, decoder: Session, encoder: S
             or len(enc_in[0].shape) != 4
             or enc_in[0].shape[1] != 3
             or len(enc_out) != 4
-            or (moments is not None and enc_out[1] != moments)
+            # moments, or (older optimum exports' latent_sample) a latent the graph sampled itself
+            or (moments is not None and enc_out[1] not in (moments, latent_channels))
         ):
             raise _mismatch(
                 encoder, f"a VAE encoder: image_sample [1,3,H,W] -> mean||logvar [1,{moments},H/8,W/8]"
@@ -207,6 +213,9 @@ class Pipeline:
         vae_scaling_factor: float = 0.18215,
         model_name: str = "sd15-lcm",
         text_cache_size: int = 128,
+        latent_size: int = 64,
+        guidance_scale: float | None = None,
+        guidance_dim: int | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.text_encoder = text_encoder
@@ -228,12 +237,19 @@ class Pipeline:
         self._unet_output = unet.output_names[0]
         self._vae_input = vae_decoder.inputs[0].name
         self._time_rows = self._check_time_embeddings(time_embeddings)
+        self.guidance_scale = DEFAULT_GUIDANCE_SCALE if guidance_scale is None else float(guidance_scale)
+        self._guidance = self._guidance_feed(guidance_dim)
         self._text_cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache_size
         self._cache_lock = threading.Lock()
 
-        latent = self._unet_sig.sample.fixed_shape()
-        self.latent_shape = (1, _static(latent[1], 4), _static(latent[2], 64), _static(latent[3], 64))
+        latent = self._unet_sig.sample.shape  # dynamic axes (optimum exports) take latent_size
+        self.latent_shape = (
+            1,
+            _static(latent[1], 4),
+            _static(latent[2], latent_size),
+            _static(latent[3], latent_size),
+        )
         out = vae_decoder.outputs[0].shape
         factor = 8
         self.height = _static(out[2] if len(out) == 4 else None, self.latent_shape[2] * factor)
@@ -272,7 +288,7 @@ class Pipeline:
             timesteps=layout.timesteps,
             vae_scaling_factor=layout.vae_scaling_factor,
             model_name=layout.name,
-            **kwargs,
+            **{**_layout_extras(layout), **kwargs},
         )
 
     def _check_time_embeddings(self, rows: np.ndarray | None) -> np.ndarray | None:
@@ -305,6 +321,19 @@ class Pipeline:
     def adopt(self, other: Pipeline) -> None:
         """Take the state of ``other``, the same model reopened, so holders of this object use it."""
         vars(self).update(vars(other))
+
+    def _guidance_feed(self, dim: int | None) -> np.ndarray | None:
+        spec = self._unet_sig.guidance
+        if spec is None:
+            return None
+        width = spec.shape[-1] if spec.shape else None
+        width = width if isinstance(width, int) and width > 0 else dim
+        if not width:
+            raise ModelError(
+                f"{self.unet.path}: the width of {GUIDANCE_INPUT} is dynamic and no time_cond_proj_dim "
+                "is known (unet/config.json)"
+            )
+        return guidance_embedding(self.guidance_scale, width).reshape((*spec.fixed_shape()[:-1], width))
 
     @property
     def supports_img2img(self) -> bool:
@@ -352,6 +381,8 @@ class Pipeline:
     def predict_noise(self, latent: np.ndarray, t: int, hidden: np.ndarray) -> np.ndarray:
         sig = self._unet_sig
         feeds = {sig.sample.name: latent, sig.hidden.name: hidden, sig.time.name: self._time_feed(t)}
+        if sig.guidance is not None:
+            feeds[sig.guidance.name] = self._guidance
         (eps,) = self.unet.run(feeds, [self._unet_output])
         return eps.astype(np.float32)
 
@@ -360,6 +391,8 @@ class Pipeline:
         if self.vae_encoder is None:
             raise InvalidInput("img2img needs vae_encoder.onnx/.axmodel in the model folder")
         (moments,) = self.vae_encoder.run({self.vae_encoder.inputs[0].name: image})
+        if moments.shape[1] == self.latent_shape[1]:  # the graph returns a sampled latent already
+            return (moments.astype(np.float32) * self.vae_scaling_factor).astype(np.float32)
         mean, logvar = np.split(moments.astype(np.float32), 2, axis=1)
         std = np.exp(0.5 * np.clip(logvar, -30.0, 20.0))
         return ((mean + std * noise(mean.shape)) * self.vae_scaling_factor).astype(np.float32)
@@ -432,6 +465,19 @@ class Pipeline:
         timings.vae_decode_ms = _ms_since(t0)
         timings.total_ms = _ms_since(start)
         return GenerationResult(pixels=pixels, seed=params.seed, timesteps=tuple(timesteps), timings=timings)
+
+
+def _layout_extras(layout: ModelLayout) -> dict[str, object]:
+    """Pipeline settings a diffusers-layout model's configs carry (see engine.layout_diffusers)."""
+    facts = layout.manifest
+    extras: dict[str, object] = {}
+    if isinstance(facts.get("sample_size"), int):
+        extras["latent_size"] = facts["sample_size"]
+    if facts.get("guidance_scale") is not None:
+        extras["guidance_scale"] = float(facts["guidance_scale"])
+    if isinstance(facts.get("time_cond_proj_dim"), int):
+        extras["guidance_dim"] = facts["time_cond_proj_dim"]
+    return extras
 
 
 def _load_npy(path: Path) -> np.ndarray:

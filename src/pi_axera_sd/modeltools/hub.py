@@ -3,13 +3,15 @@
 huggingface_hub does the transfer: the shared cache, resume of dropped connections, size checks,
 ``HF_ENDPOINT``, ``HF_TOKEN`` and ``HF_HUB_OFFLINE``. What this module adds:
 
-- presets (``axera``/``npu`` -> ``AXERA-TECH/lcm-lora-sdv1-5``, NPU files only);
+- presets (``axera``/``npu`` -> ``AXERA-TECH/lcm-lora-sdv1-5``, NPU files only; ``openvino``/``cpu``
+  -> ``OpenVINO/LCM_Dreamshaper_v7-int8-ov`` and ``openvino-fp16``, the OpenVINO IR files only);
 - an integrity pass after the download: every file is hashed against the hub's listing
   (``HfApi.verify_repo_checksums``: sha256 for LFS files, the git blob id for the rest; plain HTTP
   downloads are otherwise only size-checked) and against our ``manifest.json`` when the model has one;
-- finding the model inside the repo (the folder holding ``unet.axmodel``/``unet.onnx``, wherever
-  the publisher put it) and placing its files at ``--dest`` as hard links into the cache (a copy
-  across filesystems, or symlinks/copies on request), so ``models/`` holds exactly one model;
+- finding the model inside the repo (the folder holding ``unet.axmodel``/``unet.onnx``, or the
+  ``model_index.json`` of a diffusers/optimum export, wherever the publisher put it) and placing
+  its files at ``--dest`` as hard links into the cache (a copy across filesystems, or
+  symlinks/copies on request), so ``models/`` holds exactly one model;
 - one-line errors for the usual failures (unknown repo, gated repo, no network, offline cache miss).
 """
 
@@ -33,7 +35,8 @@ from pi_axera_sd.modeltools.verify import ManifestCheck, check_manifest
 log = logging.getLogger(__name__)
 
 STATE_FILE = ".pi-axera-sd-pull.json"  # which files in dest a pull placed (safe to replace later)
-MODEL_MARKERS = ("unet.axmodel", "unet.onnx")
+# AXERA layout: the UNet file; diffusers/optimum layout: model_index.json beside the component folders
+MODEL_MARKERS = ("unet.axmodel", "unet.onnx", "model_index.json")
 LINK_MODES = ("hardlink", "symlink", "copy")
 # files of a component the engine loads: a pull refuses to mix these with another model's
 _COMPONENT_NAMES = (
@@ -48,6 +51,23 @@ _COMPONENT_NAMES = (
     "text_encoder/sd15_text_encoder_sim.axmodel",
     "time_input_txt2img.npy",
     "time_input_img2img.npy",
+    "model_index.json",
+    "unet/model.onnx",
+    "unet/openvino_model.xml",
+    "vae_decoder/model.onnx",
+    "vae_decoder/openvino_model.xml",
+)
+# what the engine reads of a diffusers/optimum OpenVINO export (no ONNX/PyTorch copies, no extras)
+OPENVINO_LAYOUT_FILES = (
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "tokenizer/*",
+    "text_encoder/openvino_model.*",
+    "unet/openvino_model.*",
+    "unet/config.json",
+    "vae_decoder/openvino_model.*",
+    "vae_decoder/config.json",
+    "vae_encoder/openvino_model.*",
 )
 
 
@@ -72,8 +92,27 @@ PRESETS: dict[str, Preset] = {
         # the compiled graphs, time embeddings and tokenizer; no demo images, no ONNX duplicates
         allow_patterns=("*.axmodel", "*.npy", "*.json", "*.txt"),
     ),
+    "openvino": Preset(
+        "openvino",
+        "OpenVINO/LCM_Dreamshaper_v7-int8-ov",
+        "LCM Dreamshaper v7 as OpenVINO IR, INT8 UNet (~860 MB), for CPUs; no torch needed",
+        allow_patterns=OPENVINO_LAYOUT_FILES,
+    ),
+    "openvino-fp16": Preset(
+        "openvino-fp16",
+        "OpenVINO/LCM_Dreamshaper_v7-fp16-ov",
+        "the same model with FP16 weights (larger; a little closer to the original)",
+        allow_patterns=OPENVINO_LAYOUT_FILES,
+    ),
 }
-ALIASES = {"npu": "axera", "ax650": "axera", "ax650n": "axera", "lcm-lora-sdv1-5": "axera"}
+ALIASES = {
+    "npu": "axera",
+    "ax650": "axera",
+    "ax650n": "axera",
+    "lcm-lora-sdv1-5": "axera",
+    "cpu": "openvino",
+    "openvino-int8": "openvino",
+}
 
 
 def resolve_spec(spec: str) -> Preset:
@@ -87,14 +126,14 @@ def resolve_spec(spec: str) -> Preset:
     parts = spec.strip().split("/")
     if len(parts) == 2 and all(parts):
         return Preset(spec.strip(), spec.strip(), "hub repository")
-    names = ", ".join([*PRESETS, *ALIASES])
+    names = ", ".join(n for p in PRESETS for n in (p, *(a for a, t in ALIASES.items() if t == p)))
     raise PullError(f"{spec!r} is neither a preset ({names}) nor a hub repo id like owner/name")
 
 
 def preset_help() -> str:
-    lines = [f"  {p.name:<8} {p.repo_id}: {p.description}" for p in PRESETS.values()]
+    lines = [f"  {p.name:<13} {p.repo_id}: {p.description}" for p in PRESETS.values()]
     for alias, target in ALIASES.items():
-        lines.append(f"  {alias:<8} = {target}")
+        lines.append(f"  {alias:<13} = {target}")
     return "\n".join(lines)
 
 

@@ -160,3 +160,26 @@ def add_random_lora(pipe, out_dir: Path, rank: int = 4, seed: int = 1) -> Path:
     StableDiffusionPipeline.save_lora_weights(str(out_dir), unet_lora_layers=layers, safe_serialization=True)
     unet.delete_adapters(unet.active_adapters())
     return out_dir
+
+
+def build_lcm_pipeline(seed: int = 0, guidance_dim: int = 32, latent_size: int | None = None):
+    """A tiny LatentConsistencyModelPipeline whose UNet takes a guidance embedding
+    (``time_cond_proj_dim``), like LCM_Dreamshaper_v7's, with random weights."""
+    import torch
+    from diffusers import LatentConsistencyModelPipeline, UNet2DConditionModel
+
+    base = build_sd_pipeline("tiny", seed=seed, latent_size=latent_size)
+    torch.manual_seed(seed + 1)
+    unet = UNet2DConditionModel.from_config(base.unet.config, time_cond_proj_dim=guidance_dim).eval()
+    pipe = LatentConsistencyModelPipeline(
+        vae=base.vae,
+        text_encoder=base.text_encoder,
+        tokenizer=base.tokenizer,
+        unet=unet,
+        scheduler=base.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from pi_axera_sd.engine.layout import MANIFEST, ModelLayout, resolve_layout
-from pi_axera_sd.engine.pipeline import AXERA_TIME_INPUT
+from pi_axera_sd.engine.pipeline import AXERA_TIME_INPUT, GUIDANCE_INPUT
 from pi_axera_sd.errors import PiAxeraError, RuntimeUnavailable
 from pi_axera_sd.runtime import RuntimeOptions, Session, TensorSpec, open_session, runtime_for
 
@@ -354,6 +354,7 @@ def _find_unet_inputs(s: Session) -> tuple[TensorSpec | None, TensorSpec | None,
 
     sample = take(lambda x: x.name == "sample", lambda x: len(x.shape) == 4)
     hidden = take(lambda x: x.name == "encoder_hidden_states", lambda x: len(x.shape) == 3)
+    take(lambda x: x.name == GUIDANCE_INPUT)  # LCM guidance embedding: checked by _check_guidance
     time = take(lambda x: x.name in (AXERA_TIME_INPUT, *TIMESTEP_INPUTS), lambda x: len(rest) == 1)
     if rest:
         return sample, hidden, None
@@ -395,10 +396,25 @@ def _check_unet(row: Row, s: Session, facts: Facts) -> None:
         if len(time.shape) > 1 or time.dtype.kind not in "iuf":
             row.fail(f"timestep input {time.describe()}: expected a number, shape [1] or []")
         facts.time_input = f"timestep {time.name} {shape_text(time.shape)}"
+    _check_guidance(row, s, facts)
     out = s.outputs[0] if s.outputs else None
     if out is None or not _dims_match(out.shape, (1, *(facts.latent or (None, None, None)))):
         want = _want((1, *(facts.latent or (None, None, None))), "chw")
         row.fail(f"noise prediction output {want} (same as sample); {_got(s)}")
+
+
+def _check_guidance(row: Row, s: Session, facts: Facts) -> None:
+    """An LCM UNet's ``timestep_cond`` (guidance embedding) must be [1,W], W >= 2."""
+    spec = next((x for x in s.inputs if x.name == GUIDANCE_INPUT), None)
+    if spec is None:
+        return
+    width = spec.shape[-1] if spec.shape else None
+    if len(spec.shape) != 2 or (_known(width) and width < 2) or spec.dtype.kind != "f":  # type: ignore[operator]
+        row.fail(f"guidance embedding input {spec.describe()}: expected [1,W] float")
+        return
+    facts.time_input = (
+        f"{facts.time_input} + LCM guidance embedding {GUIDANCE_INPUT} {shape_text(spec.shape)}"
+    )
 
 
 def _check_vae_decoder(row: Row, s: Session, facts: Facts) -> None:
@@ -428,7 +444,11 @@ def _check_vae_encoder(row: Row, s: Session, facts: Facts) -> None:
     if len(s.inputs) != 1 or not s.outputs:
         row.fail(f"expected {expected}; {_got(s)}")
         return
-    if not _dims_match(s.inputs[0].shape, (1, 3, *size)) or not _dims_match(s.outputs[0].shape, moments):
+    sampled = (1, c, h, w)  # older optimum exports return latent_sample, drawn inside the graph
+    out = s.outputs[0].shape
+    if not _dims_match(s.inputs[0].shape, (1, 3, *size)) or not (
+        _dims_match(out, moments) or (c is not None and _dims_match(out, sampled))
+    ):
         row.fail(f"expected {expected}; {_got(s)}")
 
 

@@ -34,6 +34,7 @@ from pi_axera_sd.server.access import AccessMiddleware
 from pi_axera_sd.server.apidoc import allow_header, allowed_methods
 from pi_axera_sd.server.auth import AuthMiddleware, Credentials
 from pi_axera_sd.server.context import note
+from pi_axera_sd.server.firstrun import FirstRunDownload
 from pi_axera_sd.server.lane import LaneUnavailable
 from pi_axera_sd.server.limits import BodyLimitMiddleware
 from pi_axera_sd.server.problems import ApiError, ClientGone, error_response, to_api_error
@@ -73,13 +74,14 @@ def create_app(
     settings: Settings | None = None,
     pipeline: Pipeline | None = None,
     interrogator: Interrogator | None = None,
+    first_run: FirstRunDownload | None = None,
 ) -> FastAPI:
     """The service as an ASGI app. Models load on the inference lane when the app starts (the
     lifespan), unless ``pipeline`` is given; ``interrogator`` defaults to the CLIP files found
     through ``settings`` (none: the interrogation routes answer 503)."""
     settings = settings or Settings()
     credentials = Credentials.from_settings(settings)  # a malformed API_AUTH fails here, at startup
-    service = Service(settings, pipeline=pipeline, interrogator=interrogator)
+    service = Service(settings, pipeline=pipeline, interrogator=interrogator, first_run=first_run)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pi_axera_sd.errors import ModelError
     from pi_axera_sd.hints import command
     from pi_axera_sd.server.app import create_app
+    from pi_axera_sd.server.firstrun import FirstRunDownload, default_spec, startup_problem, wants_first_run
     from pi_axera_sd.server.logs import configure_logging
     from pi_axera_sd.server.preflight import check_port, check_runtimes, check_variant
     from pi_axera_sd.server.runner import run
@@ -34,10 +36,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging("debug" if args.verbose else settings.log_level, settings.log_max_string)
     check_port(settings.host, settings.port)  # before any model loads: a busy port is exit 2 at once
+    first_run = None
     try:
         layout = settings.model_layout()
         check_layout(layout)
     except ModelError as exc:
+        if wants_first_run(settings):  # an empty model folder: the lane downloads the default model
+            problem = startup_problem(settings, default_spec(settings))
+            if problem is not None:
+                print(problem, file=sys.stderr)
+                return EXIT_CONFIG
+            first_run = FirstRunDownload(settings)
+            code = run(create_app(settings, first_run=first_run), settings)
+            if first_run.active:  # stopped mid-download: the hub client's threads would hold the exit
+                print(
+                    "first run: download stopped; the finished files stay in the cache and the next "
+                    "start fetches the rest",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                sys.stdout.flush()
+                os._exit(code)
+            return code
         # Exit 2: the unit's RestartPreventExitStatus=2 stops systemd from restarting in a loop.
         log.error(
             "models missing", extra={"fields": {"detail": str(exc), "models_dir": str(settings.models_dir)}}

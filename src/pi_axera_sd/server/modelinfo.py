@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
+from pi_axera_sd.engine.layout_diffusers import is_diffusers_layout
 from pi_axera_sd.engine.pipeline import Pipeline
 
 
@@ -29,6 +31,13 @@ class ModelInfo:
         return f"{self.name} [{self.hash}]"
 
 
+def _model_folder(unet: Path) -> Path:
+    """The model folder: the UNet's own folder, or its parent in the per-component layout."""
+    if unet.parent.name == "unet" and is_diffusers_layout(unet.parent.parent):
+        return unet.parent.parent
+    return unet.parent
+
+
 def describe(pipeline: Pipeline) -> ModelInfo:
     """Identify the model without reading gigabytes at startup: the fingerprint hashes the model
     name and the names and sizes of its session files (there is no single checkpoint file whose
@@ -41,7 +50,7 @@ def describe(pipeline: Pipeline) -> ModelInfo:
     return ModelInfo(
         name=pipeline.model_name,
         sha256=digest.hexdigest(),
-        filename=str(pipeline.unet.path.parent),
+        filename=str(_model_folder(pipeline.unet.path)),
         width=pipeline.width,
         height=pipeline.height,
         img2img=pipeline.supports_img2img,

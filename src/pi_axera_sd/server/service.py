@@ -20,6 +20,7 @@ from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.interrogate.api import Interrogator
 from pi_axera_sd.runtime.faults import NpuNotReady, exit_code_for, fault_kind
 from pi_axera_sd.server.accelerator import AcceleratorStatus, load_with_retry
+from pi_axera_sd.server.firstrun import FirstRunDownload
 from pi_axera_sd.server.lane import Lane
 from pi_axera_sd.server.metrics import Metrics
 from pi_axera_sd.server.modelinfo import ModelInfo, describe
@@ -71,8 +72,10 @@ class Service:
         *,
         pipeline: Pipeline | None = None,
         interrogator: Interrogator | None = None,
+        first_run: FirstRunDownload | None = None,
     ) -> None:
         self.settings = settings
+        self.first_run = first_run
         self.metrics = Metrics()
         self.lane = Lane(settings.queue_size, on_result=self._on_result, name="inference-lane")
         self.host_pool = ThreadPoolExecutor(_host_threads(), thread_name_prefix="host")
@@ -149,6 +152,8 @@ class Service:
         if self.stopping:
             return False, "the service is stopping"
         status = self.lane.status()
+        if self.pipeline is None and self.first_run is not None and self.first_run.active:
+            return False, self.first_run.status()
         if self.accelerator.state == "waiting":
             return False, f"waiting for the NPU: {self.accelerator.detail}"
         if self.accelerator.state == "reopening":
@@ -169,6 +174,8 @@ class Service:
     def _load(self) -> None:
         start = time.perf_counter()
         pipeline = self._given_pipeline
+        if pipeline is None and self.first_run is not None:
+            self.first_run.run()  # an empty model folder on the first start: fetch the default model
         if pipeline is None:
             pipeline = self._open_pipeline()
         self.accelerator.set("ready")
@@ -195,9 +202,12 @@ class Service:
             log.info("no tokenizer in the model folder; using the packaged CLIP tokenizer")
         options = self.settings.runtime_options()
 
+        scale = self.settings.guidance_scale
+        extra = {} if scale is None else {"guidance_scale": scale}
+
         def attempt() -> Pipeline:
             self.accelerator.load_attempts += 1
-            return Pipeline.load(layout, options)
+            return Pipeline.load(layout, options, **extra)
 
         return load_with_retry(attempt, self.settings.npu_wait_s, self._on_not_ready, self._stop_event)
 
