@@ -23,6 +23,7 @@ from pi_axera_sd.server import (
     routes_a1111_meta,
     routes_generate,
     routes_interrogate,
+    routes_openai,
     routes_ops,
     routes_progress,
 )
@@ -39,6 +40,7 @@ DESCRIPTION = """Stable Diffusion 1.5 + LCM-LoRA on one inference lane (Axera AX
 
 * `POST /generate`: the seed's txt2img/img2img endpoint.
 * `/sdapi/v1/...`: the AUTOMATIC1111 WebUI API subset its clients use.
+* `/v1/models`, `/v1/images/...`: the OpenAI Images API (openai SDK, Open WebUI, LibreChat).
 * `/health`, `/ready`, `/metrics`: operations.
 """
 
@@ -103,7 +105,7 @@ def create_app(
         middleware=middleware,
     )
     app.state.service = service
-    app.state.options = OptionsStore(save_images=settings.save_images)
+    app.state.options = OptionsStore(save_images=settings.save_images, randn_source=settings.randn_source)
     for exc_class in (ApiError, PiAxeraError, LaneUnavailable, ClientGone):
         app.add_exception_handler(exc_class, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -114,6 +116,7 @@ def create_app(
         routes_a1111_meta,
         routes_progress,
         routes_interrogate,
+        routes_openai,
         routes_ops,
     ):
         app.include_router(module.router)
