@@ -7,7 +7,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -247,3 +250,42 @@ def test_a1111_batch_image_i_is_seed_s_plus_i(http):
     assert json.loads(answer["info"])["all_seeds"] == [100, 101]
     single = http.post("/sdapi/v1/txt2img", json={"prompt": "a fox", "seed": 101}).json()
     assert np.array_equal(pixels(answer["images"][1]), pixels(single["images"][0]))
+
+
+# ---- the README's commands, as a user types them -----------------------------------------------
+
+README_OPENAI = """curl -s http://localhost:5000/v1/images/generations -H "Content-Type: application/json" \\
+  -d '{"prompt": "a red fox in the snow", "size": "1024x1024", "seed": 42}' | python3 -c \\
+  'import json,sys; r=json.load(sys.stdin); print(r["size"], r["data"][0]["seed"])'"""
+README_AXERA = """curl -s http://localhost:5000/generate -H "Content-Type: application/json" \\
+  -d '{"prompt": "a red fox in the snow", "return_base64": true, "seed": 42}' | python3 -c \\
+  'import json,sys; r=json.load(sys.stdin); print(r["width"], r["height"], r["seed"])'"""
+
+
+@pytest.fixture(scope="module")
+def open_server(tiny_model_dir, tmp_path_factory):
+    """Without credentials, as the README's commands are typed."""
+    env = {
+        "MODELS_DIR": str(tiny_model_dir),
+        "PI_AXERA_SD_CLIP_DIR": str(tmp_path_factory.mktemp("no-clip")),
+        "PI_AXERA_SD_API_AUTH": "",
+        "PI_AXERA_SD_API_TOKEN": "",
+    }
+    proc = ServeProcess(env).wait_ready()
+    yield proc
+    proc.stop()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [(README_OPENAI, "128x128 42"), (README_AXERA, "128 128 42")],
+    ids=["openai", "axera"],
+)
+def test_readme_commands(open_server, command, expected):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert command in readme
+    script = command.replace("localhost:5000", f"localhost:{open_server.port}")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
