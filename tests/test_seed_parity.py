@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,3 +172,37 @@ def test_posterior_noise_is_seed_zero_for_cpu_only():
     )
     pcg = seeded_noise(9, "PCG64")
     assert posterior_noise("PCG64", pcg) is pcg
+
+
+def _cli_generate(model_dir, out, **env):
+    script = Path(sys.executable).with_name("pi-axera-sd")
+    args = [
+        str(script),
+        "generate",
+        "--prompt",
+        "a fox",
+        "--seed",
+        "42",
+        "--models",
+        str(model_dir),
+        "-o",
+        str(out),
+    ]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+
+
+def test_cli_generate_honours_randn_source(tiny_model_dir, tiny_engine, tmp_path):
+    from pi_axera_sd.engine.imageio import read_png_parameters
+    from pi_axera_sd.engine.infotext import parse_infotext
+
+    expected = tiny_engine.generate(GenerationParams(prompt="a fox", seed=42)).pixels
+    for source, env in (("CPU", {}), ("PCG64", {"PI_AXERA_SD_RANDN_SOURCE": "pcg64"})):
+        out = tmp_path / f"{source}.png"
+        run = _cli_generate(tiny_model_dir, out, **env)
+        assert run.returncode == 0, run.stderr
+        assert parse_infotext(read_png_parameters(out.read_bytes())[0])["RNG"] == source
+        same = np.array_equal(np.asarray(Image.open(out).convert("RGB")), expected)
+        assert same == (source == "CPU")
+    bad = _cli_generate(tiny_model_dir, tmp_path / "x.png", PI_AXERA_SD_RANDN_SOURCE="NV")
+    assert bad.returncode == 2
+    assert "randn_source" in bad.stderr

@@ -31,6 +31,7 @@ from pi_axera_sd.server.a1111 import OptionsStore
 from pi_axera_sd.server.access import AccessMiddleware
 from pi_axera_sd.server.auth import AuthMiddleware, Credentials
 from pi_axera_sd.server.context import note
+from pi_axera_sd.server.image_links import ImageLinks
 from pi_axera_sd.server.lane import LaneUnavailable
 from pi_axera_sd.server.limits import BodyLimitMiddleware
 from pi_axera_sd.server.problems import ApiError, ClientGone, error_response, to_api_error
@@ -105,6 +106,7 @@ def create_app(
         middleware=middleware,
     )
     app.state.service = service
+    app.state.image_links = ImageLinks(settings.image_link_ttl_s)  # OpenAI "url" answers
     app.state.options = OptionsStore(save_images=settings.save_images, randn_source=settings.randn_source)
     for exc_class in (ApiError, PiAxeraError, LaneUnavailable, ClientGone):
         app.add_exception_handler(exc_class, _api_error)

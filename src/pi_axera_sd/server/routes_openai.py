@@ -92,10 +92,7 @@ def model_id(model: ModelInfo) -> str:
 
 
 def _links(request: Request) -> ImageLinks:
-    state = request.app.state
-    if getattr(state, "image_links", None) is None:
-        state.image_links = ImageLinks(service_of(request).settings.image_link_ttl_s)
-    return state.image_links
+    return request.app.state.image_links
 
 
 @router.get("/models")
