@@ -289,3 +289,10 @@ def test_readme_commands(open_server, command, expected):
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == expected
+
+
+def test_openapi_documents_the_openai_routes(http):
+    paths = http.get("/openapi.json").json()["paths"]
+    assert {"/v1/models", "/v1/images/generations", "/v1/images/edits"} <= set(paths)
+    edit_body = paths["/v1/images/edits"]["post"]["requestBody"]["content"]
+    assert set(edit_body) == {"multipart/form-data", "application/json"}

@@ -111,7 +111,22 @@ async def generations(request: Request) -> JSONResponse:
     return await _generate(request, req, init=None, strength=None)
 
 
-@router.post("/images/edits")
+def _edits_body() -> dict[str, Any]:
+    """Documented bodies: the multipart form OpenAI clients send, and the JSON form."""
+    json_body = openapi_body(EditRequest)["requestBody"]["content"]["application/json"]
+    form = {
+        "type": "object",
+        "required": ["image", "prompt"],
+        "properties": {
+            "image": {"type": "string", "format": "binary"},
+            **{k: {"type": "string"} for k in ("prompt", "model", "n", "size", "seed", "response_format")},
+        },
+    }
+    content = {"multipart/form-data": {"schema": form}, "application/json": json_body}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+@router.post("/images/edits", openapi_extra=_edits_body())
 async def edits(request: Request) -> JSONResponse:
     service = service_of(request)
     content_type = request.headers.get("content-type", "")
