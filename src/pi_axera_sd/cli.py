@@ -39,12 +39,18 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace, **extra):
     """Environment settings with every flag the user gave taking precedence."""
+    from pydantic import ValidationError
+
     from pi_axera_sd.config import Settings
 
     fields = Settings.model_fields
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     given.update({k: v for k, v in extra.items() if v is not None})
-    return Settings(**given)
+    try:
+        return Settings(**given)
+    except ValidationError as exc:  # a configuration fault: one line, exit 2 (main)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise PiAxeraError(f"invalid setting: {problems}") from None
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -60,7 +66,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         init = prepare_init_image(image, pipeline, args.resize_mode)
     seed = resolve_seed(args.seed)
     vae = args.vae or settings.vae
-    result = pipeline.generate(GenerationParams(args.prompt, seed, init, args.strength, vae=vae))
+    params = GenerationParams(
+        args.prompt, seed, init, args.strength, vae=vae, randn_source=settings.randn_source
+    )
+    result = pipeline.generate(params)
     strength = args.strength if init is not None else None
     png = result_png(pipeline, result, args.prompt, denoising_strength=strength)
     Path(args.output).write_bytes(png)

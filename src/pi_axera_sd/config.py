@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pi_axera_sd.engine.imageio import ImageLimits
 from pi_axera_sd.engine.layout import ModelLayout, resolve_layout
+from pi_axera_sd.engine.noise import DEFAULT_RANDN_SOURCE, randn_source
+from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.runtime import RuntimeOptions
 
 PREFIX = "PI_AXERA_SD_"
@@ -81,6 +83,7 @@ class Settings(BaseSettings):
     guidance_scale: float | None = Field(None, gt=0)
     auto_download: bool = True  # serve: fetch the platform's default model into an empty models_dir
     default_model: str | None = None  # what that fetches (preset or repo id); default: axera or openvino
+    randn_source: str = DEFAULT_RANDN_SOURCE  # CPU (torch's generator) | PCG64; A1111's option name
 
     # ---- HTTP service ------------------------------------------------------------------------
     host: str = Field("127.0.0.1", validation_alias=_env("HOST", field="host"))
@@ -89,6 +92,7 @@ class Settings(BaseSettings):
         Path("txt2img_server_output"), validation_alias=_env("OUTPUT_DIR", field="output_dir")
     )
     save_images: bool = False  # opt-in copy of every image to output_dir
+    image_link_ttl_s: float = Field(600.0, gt=0)  # OpenAI response_format "url": how long links live
     queue_size: int = Field(8, ge=1)  # jobs waiting for the inference lane; more -> 503
     max_images_per_request: int = Field(8, ge=1)  # cap on A1111 batch_size * n_iter
     max_body_bytes: int = Field(48 * 1024 * 1024, ge=1024)
@@ -120,6 +124,14 @@ class Settings(BaseSettings):
     # prompt templates for label embeddings ("{}" = the label); several are averaged (JSON list in env)
     interrogate_templates: StrList = Field(default_factory=lambda: ["a photo of a {}"], min_length=1)
     clip_text_batch: int = Field(64, ge=1)  # labels per text-tower run while building the cache
+
+    @field_validator("randn_source", mode="before")
+    @classmethod
+    def _known_randn_source(cls, value: object) -> str:
+        try:
+            return randn_source(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
 
     # ---- derived -------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import numpy as np
 from pi_axera_sd.engine.guidance import DEFAULT_GUIDANCE_SCALE, guidance_embedding
 from pi_axera_sd.engine.imageio import from_model_output
 from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_input_message
+from pi_axera_sd.engine.noise import DEFAULT_RANDN_SOURCE, NoiseFn, posterior_noise, seeded_noise
 from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS, LcmScheduler, img2img_timesteps
 from pi_axera_sd.engine.tokenizer import ClipTokenizer
 from pi_axera_sd.errors import InvalidInput, ModelError
@@ -32,7 +33,6 @@ _TIMESTEP_INPUTS = ("timestep", "timesteps", "t")
 # LCM UNets distilled with a guidance input (diffusers' time_cond_proj_dim) take its embedding here
 GUIDANCE_INPUT = "timestep_cond"
 
-NoiseFn = Callable[[tuple[int, ...]], np.ndarray]
 StepCallback = Callable[[int, int], None]
 
 
@@ -41,11 +41,6 @@ def resolve_seed(seed: int | None) -> int:
     if seed is None or seed == -1:
         return secrets.randbelow(MAX_SEED + 1)
     return int(seed) % (MAX_SEED + 1)
-
-
-def seeded_noise(seed: int) -> NoiseFn:
-    rng = np.random.default_rng(seed)
-    return lambda shape: rng.standard_normal(shape, dtype=np.float32)
 
 
 class TimeInputMissing(ModelError):
@@ -83,6 +78,7 @@ class GenerationParams:
     init_image: np.ndarray | None = None
     strength: float = 0.75
     vae: str = "full"  # "full" VAE decoder or "tiny" (TAESD), when the model folder has one
+    randn_source: str = DEFAULT_RANDN_SOURCE  # which generator draws the noise (engine.noise)
 
 
 @dataclass
@@ -91,6 +87,7 @@ class GenerationResult:
     seed: int
     timesteps: tuple[int, ...]
     timings: StageTimings
+    randn_source: str = DEFAULT_RANDN_SOURCE
 
 
 def _ms_since(start: float) -> float:
@@ -418,10 +415,16 @@ class Pipeline:
         self, params: GenerationParams, *, noise: NoiseFn | None = None, on_step: StepCallback | None = None
     ) -> GenerationResult:
         """Run txt2img (no init image) or img2img. ``on_step(done, total)`` is called before each
-        UNet step and after the last; raising from it (e.g. :class:`Cancelled`) stops the job there."""
+        UNet step and after the last; raising from it (e.g. :class:`Cancelled`) stops the job there.
+        Noise is drawn in diffusers' order: initial latent (img2img: posterior sample, then the
+        added noise), then one draw per intermediate step. A given ``noise`` supplies every draw."""
         start = time.perf_counter()
         timings = StageTimings()
-        noise = noise or seeded_noise(params.seed)
+        if noise is None:
+            noise = seeded_noise(params.seed, params.randn_source)
+            posterior = posterior_noise(params.randn_source, noise)
+        else:
+            posterior = noise
         self._decoder_for(params.vae)  # reject an unavailable decoder before any work
         if params.init_image is None:
             timesteps = self.timesteps
@@ -441,7 +444,7 @@ class Pipeline:
             latent = noise(self.latent_shape)
         else:
             t0 = time.perf_counter()
-            clean = self.encode_image(params.init_image.astype(np.float32), noise)
+            clean = self.encode_image(params.init_image.astype(np.float32), posterior)
             timings.vae_encode_ms = _ms_since(t0)
             latent = self.scheduler.add_noise(clean, noise(clean.shape), timesteps[0])
 
@@ -464,7 +467,13 @@ class Pipeline:
         pixels = self.decode_latent(latent, params.vae)
         timings.vae_decode_ms = _ms_since(t0)
         timings.total_ms = _ms_since(start)
-        return GenerationResult(pixels=pixels, seed=params.seed, timesteps=tuple(timesteps), timings=timings)
+        return GenerationResult(
+            pixels=pixels,
+            seed=params.seed,
+            timesteps=tuple(timesteps),
+            timings=timings,
+            randn_source=params.randn_source,
+        )
 
 
 def _layout_extras(layout: ModelLayout) -> dict[str, object]:

@@ -36,6 +36,7 @@ def infotext_for(
         height=pipeline.height,
         model=pipeline.model_name,
         denoising_strength=denoising_strength,
+        extra={"RNG": result.randn_source},  # A1111 writes "RNG: CPU" when not using the GPU's
     )
 
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from pi_axera_sd.engine.infotext import VERSION
+from pi_axera_sd.engine.noise import DEFAULT_RANDN_SOURCE, randn_source
 from pi_axera_sd.server.lane import LaneStatus
 from pi_axera_sd.server.modelinfo import ModelInfo
 
@@ -171,8 +172,9 @@ class OptionsStore:
     or with ``sd_model_checkpoint`` changed; there is one model, so the checkpoint keys always
     describe it. Other known keys are remembered so a client reads back what it wrote."""
 
-    def __init__(self, save_images: bool) -> None:
+    def __init__(self, save_images: bool, randn_source: str = DEFAULT_RANDN_SOURCE) -> None:
         self._values: dict[str, Any] = {
+            "randn_source": randn_source,  # the service's default generator; requests may override
             "samples_save": save_images,
             "samples_format": "png",
             "save_images_add_number": True,
@@ -190,6 +192,10 @@ class OptionsStore:
             "sd_lora": "None",
         }
 
+    @property
+    def randn_source(self) -> str:
+        return str(self._values["randn_source"])
+
     def read(self, model: ModelInfo | None) -> dict[str, Any]:
         values = dict(self._values)
         values["sd_model_checkpoint"] = model.title if model else ""
@@ -198,7 +204,10 @@ class OptionsStore:
 
     def update(self, posted: Mapping[str, Any]) -> list[str]:
         """Apply known keys with plain, short values (the body is already normalised JSON, so each
-        is serialisable); returns the keys that were not applied."""
+        is serialisable); returns the keys that were not applied. An unknown ``randn_source`` is
+        refused (InvalidInput) before anything is applied: it would change images."""
+        if "randn_source" in posted:
+            posted = {**posted, "randn_source": randn_source(posted["randn_source"])}
         ignored = []
         for key, value in posted.items():
             plain = value is None or isinstance(value, int | float | bool)

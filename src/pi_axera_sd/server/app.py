@@ -26,6 +26,7 @@ from pi_axera_sd.server import (
     routes_a1111_meta,
     routes_generate,
     routes_interrogate,
+    routes_openai,
     routes_ops,
     routes_progress,
 )
@@ -35,6 +36,7 @@ from pi_axera_sd.server.apidoc import allow_header, allowed_methods
 from pi_axera_sd.server.auth import AuthMiddleware, Credentials
 from pi_axera_sd.server.context import note
 from pi_axera_sd.server.firstrun import FirstRunDownload
+from pi_axera_sd.server.image_links import ImageLinks
 from pi_axera_sd.server.lane import LaneUnavailable
 from pi_axera_sd.server.limits import BodyLimitMiddleware
 from pi_axera_sd.server.problems import ApiError, ClientGone, error_response, to_api_error
@@ -44,6 +46,7 @@ DESCRIPTION = """Stable Diffusion 1.5 + LCM-LoRA on one inference lane (Axera AX
 
 * `POST /generate`: the seed's txt2img/img2img endpoint.
 * `/sdapi/v1/...`: the AUTOMATIC1111 WebUI API subset its clients use.
+* `/v1/models`, `/v1/images/...`: the OpenAI Images API (openai SDK, Open WebUI, LibreChat).
 * `/health`, `/ready`, `/metrics`: operations.
 """
 
@@ -114,7 +117,8 @@ def create_app(
         middleware=middleware,
     )
     app.state.service = service
-    app.state.options = OptionsStore(save_images=settings.save_images)
+    app.state.image_links = ImageLinks(settings.image_link_ttl_s)  # OpenAI "url" answers
+    app.state.options = OptionsStore(save_images=settings.save_images, randn_source=settings.randn_source)
     for exc_class in (ApiError, PiAxeraError, LaneUnavailable, ClientGone, ClientDisconnect):
         app.add_exception_handler(exc_class, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -125,6 +129,7 @@ def create_app(
         routes_a1111_meta,
         routes_progress,
         routes_interrogate,
+        routes_openai,
         routes_ops,
     ):
         app.include_router(module.router)

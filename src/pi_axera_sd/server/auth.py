@@ -13,9 +13,12 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pi_axera_sd.config import Settings
+from pi_axera_sd.server.image_links import LINK_PREFIX
 from pi_axera_sd.server.problems import ApiError, error_response
 
 OPEN_PATHS = frozenset({"/health"})
+# Image links for OpenAI clients: fetched by browsers without credentials; the random name is the key.
+OPEN_PREFIXES = (LINK_PREFIX,)
 REALM = "pi-axera-sd"
 
 
@@ -74,7 +77,13 @@ class AuthMiddleware:
         self.credentials = credentials
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.credentials.enabled or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not self.credentials.enabled
+            or path in OPEN_PATHS
+            or path.startswith(OPEN_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         if self.credentials.accepts(Headers(scope=scope).get("authorization", "")):

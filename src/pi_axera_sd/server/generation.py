@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from starlette.requests import Request
 
+from pi_axera_sd.engine.noise import DEFAULT_RANDN_SOURCE
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, StageTimings
 from pi_axera_sd.engine.scheduler import img2img_timesteps
 from pi_axera_sd.errors import Cancelled, InvalidInput
@@ -35,6 +36,7 @@ class BatchSpec:
     init_image: np.ndarray | None = None
     strength: float | None = None
     vae: str = "full"
+    randn_source: str = DEFAULT_RANDN_SOURCE
 
     @property
     def used_strength(self) -> float:
@@ -79,6 +81,11 @@ async def prepare_init_image(
     return init, decode_ms
 
 
+def service_randn_source(request: Request) -> str:
+    """The generator set in ``/sdapi/v1/options`` (initially the ``randn_source`` setting)."""
+    return request.app.state.options.randn_source
+
+
 def choose_vae(pipeline: Pipeline, vae: str) -> str:
     """Validate the decoder choice before queueing, so a bad one costs no lane time."""
     if vae not in pipeline.vae_choices:
@@ -100,7 +107,14 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec):
         made: Made = []
         for index, seed in enumerate(spec.seeds):
             ctx.begin_image(index, len(spec.seeds))
-            params = GenerationParams(spec.prompt, seed, spec.init_image, spec.used_strength, vae=spec.vae)
+            params = GenerationParams(
+                spec.prompt,
+                seed,
+                spec.init_image,
+                spec.used_strength,
+                vae=spec.vae,
+                randn_source=spec.randn_source,
+            )
             try:
                 result = pipeline.generate(params, on_step=ctx.on_step)
             except Cancelled:

@@ -3,6 +3,7 @@ decides whose fault an error is: :func:`to_api_error` gives the status, and only
 runtime or the model failed) counts toward the restart limit (:func:`counts_as_runtime_failure`).
 
 ``/sdapi/...`` answers like AUTOMATIC1111: ``{"error": type, "detail": message, "body", "errors"}``.
+``/v1/...`` answers like OpenAI (:mod:`openai_errors`).
 Everything else (the seed's ``/generate``, health...) answers ``{"status": "error", "error": message}``.
 """
 
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse
 
 from pi_axera_sd.errors import Cancelled, InvalidInput, PayloadTooLarge
 from pi_axera_sd.server.lane import LaneUnavailable, QueueFull
+from pi_axera_sd.server.openai_errors import OPENAI_PREFIX, openai_error_body
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,8 @@ def counts_as_runtime_failure(exc: BaseException) -> bool:
 
 
 def error_body(path: str, err: ApiError) -> dict[str, Any]:
+    if path.startswith(OPENAI_PREFIX):
+        return openai_error_body(err.status, err.message, err.kind, err.errors)
     if path.startswith(A1111_PREFIX):
         return {"error": err.kind, "detail": err.message, "body": "", "errors": err.errors or err.message}
     return {"status": "error", "error": err.message}

@@ -20,6 +20,7 @@ from pi_axera_sd.server.generation import (
     prepare_init_image,
     require_pipeline,
     run_batch,
+    service_randn_source,
 )
 from pi_axera_sd.server.host import EncodeOptions
 from pi_axera_sd.server.schemas import Img2ImgRequest, Txt2ImgRequest, openapi_body
@@ -95,6 +96,7 @@ async def _generate(
         init_image=init,
         strength=strength,
         vae=choose_vae(pipeline, req.requested_vae() or settings.vae),
+        randn_source=req.requested_randn_source() or service_randn_source(request),
         encode=EncodeOptions(
             prompt=req.prompt,
             negative_prompt=req.negative_prompt,

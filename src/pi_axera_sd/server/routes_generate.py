@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from pi_axera_sd.engine.pipeline import resolve_seed
 from pi_axera_sd.errors import InvalidInput
+from pi_axera_sd.server import axera_sample
 from pi_axera_sd.server.context import note, read_json, request_id, service_of
 from pi_axera_sd.server.generation import (
     BatchSpec,
@@ -17,6 +18,7 @@ from pi_axera_sd.server.generation import (
     prepare_init_image,
     require_pipeline,
     run_batch,
+    service_randn_source,
 )
 from pi_axera_sd.server.host import EncodeOptions
 from pi_axera_sd.server.problems import ApiError
@@ -62,7 +64,10 @@ _ERRORS = {
 async def generate(request: Request) -> JSONResponse:
     start = time.perf_counter()
     service = service_of(request)
-    req = GenerateRequest.parse(await read_json(request))
+    body = await read_json(request)
+    axera = axera_sample.is_axera_sample(body)  # AXERA's sample-server dialect (see axera_sample)
+    axera_base64 = axera_sample.wants_base64(body) if axera else True
+    req = GenerateRequest.parse(axera_sample.to_seed_request(body) if axera else body)
     pipeline = require_pipeline(service)
     mode = req.resolved_mode()
     init = None
@@ -82,13 +87,14 @@ async def generate(request: Request) -> JSONResponse:
         init_image=init,
         strength=strength,
         vae=choose_vae(pipeline, req.vae or settings.vae),
+        randn_source=service_randn_source(request),
         encode=EncodeOptions(
             prompt=req.prompt,
             negative_prompt="",
             strength=strength,
             compress_level=settings.png_compress_level,
             want_base64=True,
-            save_dir=settings.output_dir if settings.save_images else None,
+            save_dir=settings.output_dir if settings.save_images or not axera_base64 else None,
             name_prefix=request_id(request),
         ),
     )
@@ -108,12 +114,19 @@ async def generate(request: Request) -> JSONResponse:
             "request_ms": round(total_ms, 2),
         },
     )
-    return JSONResponse(
-        {
-            "status": "ok",
-            "base64": image.base64,
-            "text_time_ms": round(outcome.text_ms, 2),
-            "total_time_ms": round(total_ms, 2),
-            "seed": image.seed,
-        }
-    )
+    answer = {
+        "status": "ok",
+        "base64": image.base64,
+        "text_time_ms": round(outcome.text_ms, 2),
+        "total_time_ms": round(total_ms, 2),
+        "seed": image.seed,
+    }
+    if axera:
+        answer = axera_sample.axera_answer(
+            answer,
+            width=pipeline.width,
+            height=pipeline.height,
+            saved_to=image.saved_to,
+            with_image=axera_base64,
+        )
+    return JSONResponse(answer)

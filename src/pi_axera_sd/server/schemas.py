@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from pi_axera_sd.engine.noise import randn_source
 from pi_axera_sd.errors import InvalidInput
 
 _SHOWN = 40  # characters of a bad value quoted back in an error (it may be a whole image)
@@ -260,6 +261,11 @@ class Txt2ImgRequest(Lenient):
             return _vae(name)
         except PydanticCustomError:
             return None  # an A1111 VAE name we do not have: ignored like other unsupported settings
+
+    def requested_randn_source(self) -> str | None:
+        """``override_settings.randn_source``: it changes the image, so a bad one is a 400."""
+        name = (self.override_settings or {}).get("randn_source")
+        return None if name is None else randn_source(name)
 
 
 class Img2ImgRequest(Txt2ImgRequest):

@@ -1,0 +1,63 @@
+"""AXERA's sample LCM server dialect on ``POST /generate`` (chat assistants on the M.2 card call it).
+
+Which behaviour a request gets is decided by its fields alone:
+
+* a body with ``init_image_base64`` or ``return_base64`` is the AXERA sample dialect. Its
+  ``init_image_base64`` (img2img when present) becomes the seed's ``init_image``; the answer adds
+  ``image_base64`` (when ``return_base64`` is true, the default), ``width``, ``height`` and
+  ``save_path`` (the saved PNG, or null). With ``return_base64: false`` the image is saved to
+  ``OUTPUT_DIR`` even when ``SAVE_IMAGES`` is off, since ``save_path`` is then the only way to it.
+  Errors keep the seed's shape, whose ``error`` string is what these clients read.
+* any other body is the seed's request and gets exactly the seed's answer
+  (``status``, ``base64``, ``text_time_ms``, ``total_time_ms``, ``seed``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pi_axera_sd.server.schemas import Flag, Lenient
+
+AXERA_FIELDS = ("init_image_base64", "return_base64")
+# AXERA's img2img sample runs the last two LCM steps ([499, 259]), i.e. strength 0.5.
+AXERA_STRENGTH = 0.5
+
+
+def is_axera_sample(body: Any) -> bool:
+    return isinstance(body, dict) and any(key in body for key in AXERA_FIELDS)
+
+
+class AxeraSampleFields(Lenient):
+    return_base64: Flag = True
+
+
+def wants_base64(body: dict[str, Any]) -> bool:
+    if body.get("return_base64") is None:
+        return True
+    return AxeraSampleFields.parse(body).return_base64
+
+
+def to_seed_request(body: dict[str, Any]) -> dict[str, Any]:
+    """The same request in the seed's words (its own ``init_image``/``mode`` keys are not read)."""
+    seed_body = {k: v for k, v in body.items() if k not in (*AXERA_FIELDS, "init_image", "mode")}
+    image = body.get("init_image_base64")
+    if image is not None and image != "":
+        seed_body["init_image"] = image
+        seed_body["mode"] = "img2img"
+        seed_body.setdefault("denoising_strength", AXERA_STRENGTH)
+    else:
+        seed_body["mode"] = "txt2img"
+    return seed_body
+
+
+def axera_answer(
+    seed_answer: dict[str, Any], *, width: int, height: int, saved_to: Path | None, with_image: bool
+) -> dict[str, Any]:
+    """The seed's answer plus the fields AXERA's clients read."""
+    image = seed_answer.pop("base64")
+    answer = {**seed_answer, "width": width, "height": height}
+    answer["save_path"] = str(saved_to) if saved_to is not None else None
+    if with_image:
+        answer["image_base64"] = image
+    return answer

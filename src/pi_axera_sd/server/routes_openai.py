@@ -1,0 +1,245 @@
+"""The OpenAI Images API, as AXERA's ``axllm serve``, stable-diffusion.cpp's server, Open WebUI,
+LibreChat and the ``openai`` SDK speak it: ``GET /v1/models``, ``POST /v1/images/generations``,
+``POST /v1/images/edits`` (multipart with an ``image`` file, or JSON with a base64 image), and the
+links that ``response_format: "url"`` answers point at.
+
+Values the model cannot honour are brought into range rather than refused: any ``size`` gives the
+model's own size (reported in the answer's ``size``), ``n`` is capped at the per-request image
+limit, and any ``model`` id is served by the one loaded model.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BeforeValidator, ValidationError
+from starlette.datastructures import UploadFile
+
+from pi_axera_sd.engine.pipeline import MAX_SEED, resolve_seed
+from pi_axera_sd.errors import InvalidInput, PayloadTooLarge
+from pi_axera_sd.server.context import note, read_json, request_id, service_of
+from pi_axera_sd.server.generation import (
+    DEFAULT_STRENGTH,
+    BatchSpec,
+    choose_vae,
+    prepare_init_image,
+    require_pipeline,
+    run_batch,
+    service_randn_source,
+)
+from pi_axera_sd.server.host import EncodeOptions
+from pi_axera_sd.server.image_links import LINK_PREFIX, ImageLinks
+from pi_axera_sd.server.modelinfo import ModelInfo
+from pi_axera_sd.server.problems import ApiError
+from pi_axera_sd.server.schemas import Count, Lenient, Seed, Strength, Text, describe_errors, openapi_body
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+OWNER = "pi-axera-sd"
+
+
+def _response_format(value: Any) -> str:
+    if value is None or value == "":
+        return "b64_json"
+    if value in ("b64_json", "url"):
+        return value
+    raise ValueError(f"must be 'b64_json' or 'url', got {str(value)[:40]!r}")
+
+
+class ImagesRequest(Lenient):
+    """``/v1/images/generations``. ``seed`` is an extension (AXERA's and sd.cpp's servers take it);
+    ``quality``, ``style``, ``background``, ``output_format``, ``user`` are accepted and ignored."""
+
+    prompt: Text = ""
+    model: Text = ""
+    n: Count = 1
+    size: Text = ""
+    seed: Seed = None
+    response_format: Annotated[str, BeforeValidator(_response_format)] = "b64_json"
+
+
+class EditRequest(ImagesRequest):
+    """``/v1/images/edits``: the image comes as a multipart file, or (JSON) as base64 in ``image``
+    or OpenAI's ``images: [{"image_url": "data:..."}]``. ``strength`` (0-1) is an extension."""
+
+    image: Any = None
+    images: Any = None
+    strength: Strength = None
+
+
+def _parse(model: type[Lenient], body: Any) -> Any:
+    """Validate, with the failing field named in OpenAI's ``param``."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object", kind="InvalidInput")
+    try:
+        req = model.model_validate(body)
+    except ValidationError as exc:
+        loc = exc.errors()[0]["loc"]
+        raise ApiError(
+            400, describe_errors(exc), kind="InvalidInput", errors=str(loc[0]) if loc else None
+        ) from None
+    if not req.prompt.strip():
+        raise ApiError(400, "prompt is required", kind="InvalidInput", errors="prompt")
+    return req
+
+
+def model_id(model: ModelInfo) -> str:
+    """Says what the model is, as AXERA's ids do (``lcm-lora-sdv1-5-256x256``)."""
+    return f"{model.name}-{model.width}x{model.height}"
+
+
+def _links(request: Request) -> ImageLinks:
+    return request.app.state.image_links
+
+
+@router.get("/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    service = service_of(request)
+    model = service.model
+    if model is None:
+        raise ApiError(503, service.ready()[1], headers={"Retry-After": "5"})
+    entry = {"id": model_id(model), "object": "model", "created": int(service.started_at), "owned_by": OWNER}
+    return {"object": "list", "data": [entry]}
+
+
+@router.post("/images/generations", openapi_extra=openapi_body(ImagesRequest))
+async def generations(request: Request) -> JSONResponse:
+    req = _parse(ImagesRequest, await read_json(request))
+    return await _generate(request, req, init=None, strength=None)
+
+
+def _edits_body() -> dict[str, Any]:
+    """Documented bodies: the multipart form OpenAI clients send, and the JSON form."""
+    json_body = openapi_body(EditRequest)["requestBody"]["content"]["application/json"]
+    form = {
+        "type": "object",
+        "required": ["image", "prompt"],
+        "properties": {
+            "image": {"type": "string", "format": "binary"},
+            **{k: {"type": "string"} for k in ("prompt", "model", "n", "size", "seed", "response_format")},
+        },
+    }
+    content = {"multipart/form-data": {"schema": form}, "application/json": json_body}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+@router.post("/images/edits", openapi_extra=_edits_body())
+async def edits(request: Request) -> JSONResponse:
+    service = service_of(request)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        body, image_b64 = await _read_form(request)
+    else:
+        body = await read_json(request)
+        image_b64 = _json_image(body)
+    req = _parse(EditRequest, body)
+    if image_b64 is None:
+        raise ApiError(
+            400, "image is required: a PNG, JPEG or WebP file", kind="InvalidInput", errors="image"
+        )
+    pipeline = require_pipeline(service)
+    try:
+        init, _ = await prepare_init_image(service, pipeline, image_b64, 0)
+    except InvalidInput as exc:
+        status = 413 if isinstance(exc, PayloadTooLarge) else 400
+        raise ApiError(status, f"image: {exc}", kind=type(exc).__name__, errors="image") from None
+    strength = req.strength if req.strength is not None else DEFAULT_STRENGTH
+    return await _generate(request, req, init=init, strength=strength)
+
+
+async def _read_form(request: Request) -> tuple[dict[str, Any], str | None]:
+    """Text fields as a dict; the first ``image`` (or ``image[]``) file as base64."""
+    form = await request.form()
+    fields: dict[str, Any] = {}
+    image: bytes | None = None
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if key in ("image", "image[]") and image is None:
+                image = await value.read()
+        else:
+            fields[key] = value
+    note(request, params={k: v for k, v in fields.items()})
+    if image is None:
+        return fields, None
+    encoded = await service_of(request).run_host(base64.b64encode, image)
+    return fields, encoded.decode("ascii")
+
+
+def _json_image(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return None
+    image = body.get("image")
+    if isinstance(image, str):
+        return image
+    images = body.get("images")
+    if isinstance(images, list) and images:
+        first = images[0]
+        if isinstance(first, dict):
+            first = first.get("image_url") or first.get("b64_json")
+        if isinstance(first, str):
+            return first
+    if image is not None or images is not None:
+        raise ApiError(400, "image must be a base64 string or data URI", kind="InvalidInput", errors="image")
+    return None
+
+
+async def _generate(
+    request: Request, req: ImagesRequest, *, init: Any, strength: float | None
+) -> JSONResponse:
+    service = service_of(request)
+    settings = service.settings
+    pipeline = require_pipeline(service)
+    count = min(req.n, settings.max_images_per_request)
+    base = resolve_seed(req.seed)
+    spec = BatchSpec(
+        mode="img2img" if init is not None else "txt2img",
+        prompt=req.prompt,
+        seeds=tuple((base + i) % (MAX_SEED + 1) for i in range(count)),
+        init_image=init,
+        strength=strength,
+        vae=choose_vae(pipeline, settings.vae),
+        randn_source=service_randn_source(request),
+        encode=EncodeOptions(
+            prompt=req.prompt,
+            negative_prompt="",
+            strength=strength,
+            compress_level=settings.png_compress_level,
+            want_base64=True,
+            save_dir=settings.output_dir if settings.save_images else None,
+            name_prefix=request_id(request),
+        ),
+    )
+    outcome = await run_batch(service, spec, request)
+    if not outcome.images:
+        raise ApiError(409, "interrupted before an image was finished", kind="Interrupted")
+    data = []
+    for image in outcome.images:
+        item: dict[str, Any] = {"revised_prompt": req.prompt, "seed": image.seed}
+        if req.response_format == "url" and image.png is not None:
+            item["url"] = str(request.base_url).rstrip("/") + LINK_PREFIX + _links(request).add(image.png)
+        else:
+            item["b64_json"] = image.base64
+        data.append(item)
+    note(request, job={"mode": spec.mode, "seeds": [i.seed for i in outcome.images], "steps": outcome.steps})
+    return JSONResponse(
+        {
+            "created": int(time.time()),
+            "data": data,
+            "size": f"{pipeline.width}x{pipeline.height}",
+            "output_format": "png",
+        }
+    )
+
+
+@router.get("/images/files/{name}", response_class=Response, responses={404: {"description": "expired"}})
+async def image_file(request: Request, name: str) -> Response:
+    png = _links(request).get(name)
+    if png is None:
+        raise ApiError(404, "this image link has expired or never existed", kind="NotFound")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+
+
+__all__ = ["model_id", "router"]

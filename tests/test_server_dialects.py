@@ -1,0 +1,298 @@
+"""The other dialects clients of this hardware speak, against the real ``pi-axera-sd serve``:
+the OpenAI Images API through the official ``openai`` client, AXERA's sample-server ``/generate``,
+and the ``randn_source`` option (settings, options, override_settings, infotext)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openai
+import pytest
+from PIL import Image
+
+from pi_axera_sd.engine.infotext import parse_infotext
+from test_server_support import SEED_PNG_1X1, ServeProcess
+
+TOKEN = "sk-test-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+LINK_TTL_S = 3.0
+MAX_IMAGES = 3
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("saved")
+    env = {
+        "MODELS_DIR": str(tiny_model_dir),
+        "OUTPUT_DIR": str(out),
+        "PI_AXERA_SD_SAVE_IMAGES": "false",
+        "PI_AXERA_SD_MAX_IMAGES_PER_REQUEST": str(MAX_IMAGES),
+        "PI_AXERA_SD_CLIP_DIR": str(tmp_path_factory.mktemp("no-clip")),
+        "PI_AXERA_SD_API_AUTH": "",
+        "PI_AXERA_SD_API_TOKEN": TOKEN,
+        "PI_AXERA_SD_IMAGE_LINK_TTL_S": str(LINK_TTL_S),
+    }
+    proc = ServeProcess(env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.proc.poll() is None, "server exited before becoming ready"
+        try:
+            if httpx.get(f"{proc.url}/ready", headers=AUTH, timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    else:
+        raise AssertionError("server not ready")
+    proc.output_dir = out
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, headers=AUTH, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=TOKEN, max_retries=0, timeout=60)
+
+
+def pixels(b64: str) -> np.ndarray:
+    image = Image.open(io.BytesIO(base64.b64decode(b64, validate=True)))
+    assert image.format == "PNG"
+    return np.asarray(image.convert("RGB"))
+
+
+def png_bytes(size: tuple[int, int] = (40, 30)) -> bytes:
+    gradient = np.linspace(0, 255, size[0], dtype=np.uint8)[None, :, None].repeat(size[1], 0).repeat(3, 2)
+    buf = io.BytesIO()
+    Image.fromarray(gradient).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ---- OpenAI Images API through the official client ----------------------------------------------
+
+
+def test_models_name_the_model_and_its_resolution(client):
+    models = client.models.list().data
+    assert len(models) == 1
+    assert models[0].id == "tiny-sd15-lcm-128x128"
+    assert models[0].owned_by == "pi-axera-sd"
+
+
+def test_generations_b64_json_with_seed_clamps_and_reports_size(client):
+    answer = client.images.generate(
+        model="tiny-sd15-lcm-128x128",
+        prompt="a lighthouse at dusk",
+        n=5,  # more than the per-request cap: capped, not refused
+        size="1024x1024",  # the model's own size is made, and said
+        response_format="b64_json",
+        user="someone",
+        extra_body={"seed": 7},
+    )
+    assert answer.size == "128x128"
+    assert len(answer.data) == MAX_IMAGES
+    assert [item.model_extra["seed"] for item in answer.data] == [7, 8, 9]
+    first = pixels(answer.data[0].b64_json)
+    assert first.shape == (128, 128, 3)
+    again = client.images.generate(prompt="a lighthouse at dusk", extra_body={"seed": 7})
+    assert np.array_equal(pixels(again.data[0].b64_json), first)  # b64_json is the default here
+    assert not np.array_equal(pixels(answer.data[1].b64_json), first)
+
+
+def test_generations_url_is_served_for_a_bounded_time_without_credentials(client, server):
+    answer = client.images.generate(prompt="a red barn", response_format="url", extra_body={"seed": 3})
+    url = answer.data[0].url
+    assert url.startswith(f"{server.url}/v1/images/files/") and url.endswith(".png")
+    fetched = httpx.get(url, timeout=10)  # browsers fetch it with no Authorization header
+    assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(fetched.content)).size == (128, 128)
+    deadline = time.monotonic() + LINK_TTL_S + 10
+    while httpx.get(url, timeout=10).status_code == 200:
+        assert time.monotonic() < deadline, "the link never expired"
+        time.sleep(0.5)
+    gone = httpx.get(url, timeout=10)
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+
+
+def test_edits_multipart_file_and_json_base64_give_the_same_image(client, http):
+    image = png_bytes()
+    by_file = client.images.edit(
+        image=("init.png", image, "image/png"), prompt="a pencil sketch", extra_body={"seed": 11}
+    )
+    assert by_file.size == "128x128"
+    as_json = http.post(
+        "/v1/images/edits",
+        json={"prompt": "a pencil sketch", "seed": 11, "image": base64.b64encode(image).decode()},
+    )
+    assert as_json.status_code == 200, as_json.text
+    data_uri = "data:image/png;base64," + base64.b64encode(image).decode()
+    as_images = http.post(
+        "/v1/images/edits",
+        json={"prompt": "a pencil sketch", "seed": 11, "images": [{"image_url": data_uri}]},
+    )
+    first = pixels(by_file.data[0].b64_json)
+    assert np.array_equal(pixels(as_json.json()["data"][0]["b64_json"]), first)
+    assert np.array_equal(pixels(as_images.json()["data"][0]["b64_json"]), first)
+    txt = client.images.generate(prompt="a pencil sketch", extra_body={"seed": 11})
+    assert not np.array_equal(pixels(txt.data[0].b64_json), first)  # the image was used
+
+
+def test_errors_come_in_openais_shape(client, server):
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.images.generate(prompt="x", response_format="gif")
+    assert bad.value.param == "response_format"
+    assert bad.value.body["type"] == "invalid_request_error"
+    with pytest.raises(openai.BadRequestError) as missing:
+        client.images.generate(prompt="")
+    assert missing.value.param == "prompt"
+    with pytest.raises(openai.BadRequestError) as no_image:
+        client.images.edit(image=("x.png", b"not an image", "image/png"), prompt="x")
+    assert no_image.value.param == "image"
+    with pytest.raises(openai.BadRequestError) as bad_seed:
+        client.images.generate(prompt="x", extra_body={"seed": "abc"})
+    assert bad_seed.value.param == "seed"
+    wrong_key = openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as denied:
+        wrong_key.models.list()
+    assert denied.value.code == "invalid_api_key"
+    assert set(denied.value.response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+# ---- AXERA's sample-server dialect on /generate -------------------------------------------------
+
+
+def test_axera_sample_txt2img_request_for_request(http):
+    answer = http.post("/generate", json={"prompt": "a cat", "return_base64": True})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert {"seed", "width", "height", "save_path", "image_base64"} <= set(body)
+    assert (body["width"], body["height"]) == (128, 128)
+    assert body["save_path"] is None  # nothing saved: SAVE_IMAGES is off and the image came back
+    assert pixels(body["image_base64"]).shape == (128, 128, 3)
+    seed_style = http.post("/generate", json={"prompt": "a cat", "seed": body["seed"]}).json()
+    assert set(seed_style) == {"status", "base64", "text_time_ms", "total_time_ms", "seed"}
+    assert np.array_equal(pixels(seed_style["base64"]), pixels(body["image_base64"]))
+
+
+def test_axera_sample_img2img_and_save_path(http, server):
+    init = base64.b64encode(png_bytes()).decode()
+    body = http.post(
+        "/generate", json={"prompt": "a sketch", "init_image_base64": init, "return_base64": False, "seed": 4}
+    ).json()
+    assert "image_base64" not in body
+    saved = body["save_path"]
+    assert saved and saved.startswith(str(server.output_dir)) and saved.endswith(".png")
+    seed_style = http.post(
+        "/generate",
+        json={
+            "mode": "img2img",
+            "prompt": "a sketch",
+            "init_image": init,
+            "seed": 4,
+            "denoising_strength": 0.5,
+        },
+    ).json()
+    with open(saved, "rb") as fh:
+        assert np.array_equal(np.asarray(Image.open(fh).convert("RGB")), pixels(seed_style["base64"]))
+
+
+def test_axera_sample_errors_carry_error(http):
+    for bad in ({"return_base64": True}, {"prompt": "x", "init_image_base64": "!!notbase64"}):
+        answer = http.post("/generate", json=bad)
+        assert answer.status_code == 400
+        assert isinstance(answer.json()["error"], str) and answer.json()["error"]
+
+
+def test_seed_request_gets_exactly_the_seeds_answer(http):
+    body = http.post("/generate", json={"mode": "img2img", "prompt": "x", "init_image": SEED_PNG_1X1}).json()
+    assert set(body) == {"status", "base64", "text_time_ms", "total_time_ms", "seed"}
+
+
+# ---- randn_source ------------------------------------------------------------------------------
+
+
+def test_randn_source_option_override_and_infotext(http):
+    assert http.get("/sdapi/v1/options").json()["randn_source"] == "CPU"
+    cpu = http.post("/sdapi/v1/txt2img", json={"prompt": "a boat", "seed": 5}).json()
+    info = json.loads(cpu["info"])
+    assert parse_infotext(info["infotexts"][0])["RNG"] == "CPU"
+    override = {"prompt": "a boat", "seed": 5, "override_settings": {"randn_source": "PCG64"}}
+    pcg = http.post("/sdapi/v1/txt2img", json=override).json()
+    assert parse_infotext(json.loads(pcg["info"])["infotexts"][0])["RNG"] == "PCG64"
+    assert not np.array_equal(pixels(cpu["images"][0]), pixels(pcg["images"][0]))
+
+    bad = http.post("/sdapi/v1/txt2img", json={**override, "override_settings": {"randn_source": "NV"}})
+    assert bad.status_code == 400 and "randn_source" in bad.json()["detail"]
+    assert http.post("/sdapi/v1/options", json={"randn_source": "nv"}).status_code == 400
+    try:
+        assert http.post("/sdapi/v1/options", json={"randn_source": "pcg64"}).status_code == 200
+        assert http.get("/sdapi/v1/options").json()["randn_source"] == "PCG64"
+        again = http.post("/sdapi/v1/txt2img", json={"prompt": "a boat", "seed": 5}).json()
+        assert np.array_equal(pixels(again["images"][0]), pixels(pcg["images"][0]))
+    finally:
+        http.post("/sdapi/v1/options", json={"randn_source": "CPU"})
+
+
+def test_a1111_batch_image_i_is_seed_s_plus_i(http):
+    answer = http.post("/sdapi/v1/txt2img", json={"prompt": "a fox", "seed": 100, "batch_size": 2}).json()
+    assert json.loads(answer["info"])["all_seeds"] == [100, 101]
+    single = http.post("/sdapi/v1/txt2img", json={"prompt": "a fox", "seed": 101}).json()
+    assert np.array_equal(pixels(answer["images"][1]), pixels(single["images"][0]))
+
+
+# ---- the README's commands, as a user types them -----------------------------------------------
+
+README_OPENAI = """curl -s http://localhost:5000/v1/images/generations -H "Content-Type: application/json" \\
+  -d '{"prompt": "a red fox in the snow", "size": "1024x1024", "seed": 42}' | python3 -c \\
+  'import json,sys; r=json.load(sys.stdin); print(r["size"], r["data"][0]["seed"])'"""
+README_AXERA = """curl -s http://localhost:5000/generate -H "Content-Type: application/json" \\
+  -d '{"prompt": "a red fox in the snow", "return_base64": true, "seed": 42}' | python3 -c \\
+  'import json,sys; r=json.load(sys.stdin); print(r["width"], r["height"], r["seed"])'"""
+
+
+@pytest.fixture(scope="module")
+def open_server(tiny_model_dir, tmp_path_factory):
+    """Without credentials, as the README's commands are typed."""
+    env = {
+        "MODELS_DIR": str(tiny_model_dir),
+        "PI_AXERA_SD_CLIP_DIR": str(tmp_path_factory.mktemp("no-clip")),
+        "PI_AXERA_SD_API_AUTH": "",
+        "PI_AXERA_SD_API_TOKEN": "",
+    }
+    proc = ServeProcess(env).wait_ready()
+    yield proc
+    proc.stop()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [(README_OPENAI, "128x128 42"), (README_AXERA, "128 128 42")],
+    ids=["openai", "axera"],
+)
+def test_readme_commands(open_server, command, expected):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert command in readme
+    script = command.replace("localhost:5000", f"localhost:{open_server.port}")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
+
+
+def test_openapi_documents_the_openai_routes(http):
+    paths = http.get("/openapi.json").json()["paths"]
+    assert {"/v1/models", "/v1/images/generations", "/v1/images/edits"} <= set(paths)
+    edit_body = paths["/v1/images/edits"]["post"]["requestBody"]["content"]
+    assert set(edit_body) == {"multipart/form-data", "application/json"}
