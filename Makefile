@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: serve install install-dev test lint bench clean
+.PHONY: serve install install-dev test lint bench clean haproxy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ lint: install-dev
 	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/ruff format --check src tests scripts bench
 
-test: install-dev lint
+# Debian's HAProxy for the load-balancing test (tests/test_haproxy_failover.py); needs root (CI is).
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy; }
+
+test: install-dev lint haproxy
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/python

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     max_runtime_failures: int = Field(3, ge=1)  # consecutive runtime errors before the process exits
     shutdown_grace_s: float = Field(60.0, ge=0)
+    # SIGTERM: report not ready (GET /ready 503) but keep taking work this long, so a load balancer's
+    # health check moves traffic away before the listener closes; 0 = stop at once.
+    drain_s: float = Field(0.0, ge=0)
     log_level: str = "info"
 
     # ---- interrogation (CLIP) ------------------------------------------------------------------

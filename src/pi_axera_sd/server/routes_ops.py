@@ -21,6 +21,8 @@ async def health() -> dict[str, str]:
 async def ready(request: Request) -> JSONResponse:
     service = service_of(request)
     ok, reason = service.ready()
+    if ok and service.draining:
+        ok, reason = False, "draining: the service stops soon"
     status = service.lane.status()
     body = {
         "ready": ok,
