@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -104,6 +105,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     from pi_axera_sd.loadtest.instances import InstanceError, started
     from pi_axera_sd.loadtest.report import markdown_table, write_charts
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the progress
     if bool(args.url) == bool(args.models_dir):
         print("error: give --url (running services) or --models (instances started here)", file=sys.stderr)
         return exitcodes.CONFIG
