@@ -36,6 +36,7 @@ class ServiceServer(uvicorn.Server):
         self.started_event = threading.Event()
         self.drain_s = service.settings.drain_s
         self._drain_until: float | None = None
+        self._drain_logged = False
         service.on_exit_request(self.request_exit)
 
     def request_exit(self) -> None:
@@ -64,6 +65,9 @@ class ServiceServer(uvicorn.Server):
         self.should_exit = True  # a second signal ends the drain early
 
     async def on_tick(self, counter: int) -> bool:
+        if self._drain_until is not None and not self._drain_logged:
+            self._drain_logged = True  # logged here: the signal handler only sets flags
+            log.info("draining: not ready, still taking work", extra={"fields": {"drain_s": self.drain_s}})
         if self._drain_until is not None and time.monotonic() >= self._drain_until:
             self.should_exit = True
         return await super().on_tick(counter)
