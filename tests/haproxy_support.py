@@ -38,9 +38,7 @@ def server_stats(sock_path: Path, backend: str) -> dict[str, dict[str, str]]:
             chunks.append(chunk)
     text = b"".join(chunks).decode().lstrip("# ")
     rows = csv.DictReader(io.StringIO(text))
-    return {
-        r["svname"]: r for r in rows if r["pxname"] == backend and r["svname"] not in ("FRONTEND", "BACKEND")
-    }
+    return {r["svname"]: r for r in rows if r["pxname"] == backend and r["svname"] != "FRONTEND"}
 
 
 def wait_status(sock_path: Path, backend: str, server: str, status: str, timeout: float = 30.0) -> None:

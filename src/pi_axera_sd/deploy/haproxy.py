@@ -133,7 +133,10 @@ def render_haproxy(backends: list[Backend], opts: ProxyOptions) -> str:
         "    http-check expect status 200",
         "    # maxconn: jobs in flight per instance; the rest queue here, not in the service.",
         "    # init-addr: a host name that does not resolve yet does not stop HAProxy from starting.",
-        f"    default-server inter 1s fall 2 rise 2 maxconn {opts.jobs_per_instance} init-addr libc,none",
+        "    # observe/on-error: one refused or broken connection marks an instance down at once (an",
+        "    # idle dead instance has the fewest connections: leastconn would keep picking it).",
+        f"    default-server inter 1s fall 2 rise 2 maxconn {opts.jobs_per_instance} init-addr libc,none "
+        "observe layer4 error-limit 1 on-error mark-down",
         *servers,
         "",
         "backend pi_axera_sd_meta",
