@@ -151,3 +151,18 @@ def test_loadtest_needs_one_target(tmp_path):
     assert done.stderr.strip().splitlines() == [
         "error: give --url (running services) or --models (instances started here)"
     ]
+
+
+def test_soak_benchmark_reports_its_figures(tiny_model_dir, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / "soak.py"), "--clients", "6", "--duration", "4",
+         "--models", str(tiny_model_dir), "--out", str(tmp_path / "soak")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout[done.stdout.index("{") :])
+    assert report["clients"] == 6 and report["lost"] == 0
+    assert report["responses_by_status"]["200"] > 0
+    assert report["p95_ms"] >= report["p50_ms"] > 0
+    assert report["rss_mb_end"] > 0 and report["rss_drift_mb"] is not None
