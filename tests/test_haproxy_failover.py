@@ -157,3 +157,17 @@ def test_kill_one_instance_under_load_nothing_lost(stack, tiny_model_dir, tmp_pa
     assert int(backend["wredis"]) >= 1  # the killed instance's work went to another one
     print(f"\nfailover: {len(statuses)} answers {dict((s, statuses.count(s)) for s in set(statuses))}, "
           f"lost {len(load.lost)}, redispatched {backend['wredis']}, retried {backend['wretr']}")  # fmt: skip
+
+
+def test_scale_benchmark_compares_three_instances_with_one(tiny_model_dir, tmp_path):
+    haproxy_binary()
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / "haproxy_scale.py"), "--clients", "3", "--duration", "3",
+         "--models", str(tiny_model_dir), "--out", str(tmp_path / "scale")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| 1 |", "| 3 |"))]
+    assert len(rows) == 2 and all(" | 0 | " in row for row in rows)  # lost: 0
+    assert "throughput 3 instances / 1 instance: " in done.stdout
