@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,24 +21,18 @@ from pathlib import Path
 
 import httpx
 
-from pi_axera_sd.loadtest.instances import started
+from pi_axera_sd.loadtest.instances import free_port, started
 
 CLI = str(Path(sys.executable).with_name("pi-axera-sd"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _front_door(servers: list[str], tmp: Path, n: int) -> tuple[subprocess.Popen, str]:
-    front = _free_port()
+    front = free_port()
     out = tmp / f"lb{n}"
     args = [arg for s in servers for arg in ("--server", s)]
     subprocess.run(
         [CLI, "haproxy", *args, "--bind", f"127.0.0.1:{front}", "--stats-socket", str(tmp / f"s{n}.sock"),
-         "--stats-bind", f"127.0.0.1:{_free_port()}", "--haproxy-user", "", "-o", str(out)],
+         "--stats-bind", f"127.0.0.1:{free_port()}", "--haproxy-user", "", "-o", str(out)],
         check=True, capture_output=True,
     )  # fmt: skip
     binary = shutil.which("haproxy") or "/usr/sbin/haproxy"

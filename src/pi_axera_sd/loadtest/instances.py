@@ -29,7 +29,8 @@ class Instance:
     log_path: Path
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -71,7 +72,7 @@ def started(
     instances: list[Instance] = []
     try:
         for i in range(count):
-            port = _free_port()
+            port = free_port()
             log_path = log_dir / f"instance-{count}-{i}.log"
             full_env = {
                 **os.environ,
