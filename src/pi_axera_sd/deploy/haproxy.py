@@ -21,7 +21,8 @@ from pi_axera_sd.deploy.systemd import ENV_FILE, UNIT_NAME, Unit, render_unit
 
 TEMPLATE_NAME = "pi-axera-sd@.service"
 INSTANCE_ENV_DIR = "/etc/pi-axera-sd"
-# The NPU card an instance drives; the engine reads it (name kept in this one place).
+# The NPU card an instance drives, written to its environment file. The name must match the
+# service's device-id setting; it lives only here so that one edit aligns the two.
 DEVICE_ID_ENV = "PI_AXERA_SD_AX_DEVICE_ID"
 DRAIN_ENV = "PI_AXERA_SD_DRAIN_S"
 DEFAULT_DRAIN_S = 3.0  # > HAProxy's time to mark a server down (inter 1s x fall 2)
