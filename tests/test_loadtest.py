@@ -151,6 +151,12 @@ def test_loadtest_needs_one_target(tmp_path):
     assert done.stderr.strip().splitlines() == [
         "error: give --url (running services) or --models (instances started here)"
     ]
+    done = _run("--url", "http://127.0.0.1:1", "--instances", "1,2", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --instances and --serve-env need --models (instances started here)"
+    ]
+    assert not (tmp_path / "loadtest-results").exists()
 
 
 def test_soak_benchmark_reports_its_figures(tiny_model_dir, tmp_path):

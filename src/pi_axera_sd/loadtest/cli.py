@@ -109,6 +109,9 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     if bool(args.url) == bool(args.models_dir):
         print("error: give --url (running services) or --models (instances started here)", file=sys.stderr)
         return exitcodes.CONFIG
+    if args.url and (args.instances or args.serve_env):
+        print("error: --instances and --serve-env need --models (instances started here)", file=sys.stderr)
+        return exitcodes.CONFIG
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -117,7 +120,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         if args.url:
             results += _sweep(args, [u.rstrip("/") for u in args.url], args.server_pid or [], headers)
         else:
-            for count in args.instances:
+            for count in args.instances or [1]:
                 with started(count, args.models_dir, out / "logs", dict(args.serve_env or [])) as running:
                     urls = [i.url for i in running]
                     results += _sweep(args, urls, [i.proc.pid for i in running], headers)
@@ -155,7 +158,7 @@ def register(sub: argparse._SubParsersAction, _models_sub: argparse._SubParsersA
     target.add_argument("--url", action="append", help="a running service (repeat for several)")
     target.add_argument("--models", dest="models_dir", type=Path, help="start instances on this model folder")
     p.add_argument(
-        "--instances", type=_int_list, default=[1], help="with --models: instance counts, e.g. 1,2,3"
+        "--instances", type=_int_list, help="with --models: instance counts, e.g. 1,2,3 (default 1)"
     )
     p.add_argument("--serve-env", action="append", type=_env_pair, metavar="KEY=VALUE", help="for instances")
     p.add_argument(
