@@ -47,8 +47,8 @@ def test_one_host_two_cards(tmp_path):
     assert service["EnvironmentFile"] == ["-/etc/pi-axera-sd.env", "/etc/pi-axera-sd/%i.env"]
     env = dict(v.strip('"').split("=", 1) for v in service["Environment"])
     assert "PORT" not in env  # each instance's port comes from its own file
-    assert env["MODELS_DIR"] == "/opt/pi-axera-sd/models" and env[DRAIN_ENV] == "3"
-    assert int(service["TimeoutStopSec"][0]) == 60 + 15 + 3  # grace + margin + drain
+    assert env["MODELS_DIR"] == "/opt/pi-axera-sd/models" and env[DRAIN_ENV] == "5"
+    assert int(service["TimeoutStopSec"][0]) == 60 + 15 + 5  # grace + margin + drain
     assert service["SyslogIdentifier"] == ["pi-axera-sd@%i"]
     assert unit["Unit"]["Description"][0].endswith("(instance %i)")
 

@@ -1,7 +1,8 @@
 """Proof on loopback: HAProxy (as ``pi-axera-sd haproxy`` configures it) in front of three tiny-model
 instances. Under a bounded concurrent load one instance is killed (SIGKILL, mid-job): nothing is
 lost, every answer is 200 or 503 with Retry-After, HAProxy marks it down and moves its traffic;
-started again, it is marked up and gets traffic again."""
+started again, it is marked up and gets traffic again. Then another one is stopped with SIGTERM:
+it drains (HAProxy marks it down while it still runs) and exits 0, still with nothing lost."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def _serve(models: Path, port: int, log: Path) -> subprocess.Popen:
         "PORT": str(port),
         "PI_AXERA_SD_CLIP_DIR": "/nonexistent",
         "PI_AXERA_SD_THREADS": "1",  # three instances share two cores
+        "PI_AXERA_SD_DRAIN_S": "5",  # as the template unit sets it
     }
     with log.open("a") as out:
         return subprocess.Popen(
@@ -144,6 +146,13 @@ def test_kill_one_instance_under_load_nothing_lost(stack, tiny_model_dir, tmp_pa
         while int(server_stats(sock, "pi_axera_sd_jobs")[name]["stot"]) <= served_before:
             assert time.monotonic() < deadline, "the restarted instance got no traffic"
             time.sleep(0.2)
+
+        stopping = stack["procs"][0]
+        stopping.send_signal(signal.SIGTERM)
+        wait_status(sock, "pi_axera_sd_jobs", stack["names"][0], "DOWN", timeout=15)
+        assert stopping.poll() is None  # marked down by its /ready while it still takes work
+        assert stopping.wait(60) == 0
+        load.wait_for_more(CLIENTS)
     finally:
         load.stop.set()
         for t in threads:
@@ -153,7 +162,7 @@ def test_kill_one_instance_under_load_nothing_lost(stack, tiny_model_dir, tmp_pa
     assert load.lost == []
     assert set(statuses) <= {200, 503}, statuses
     assert all(retry_after for status, retry_after in load.answers if status == 503)
-    assert statuses.count(200) >= 3 * CLIENTS
+    assert statuses.count(200) >= 4 * CLIENTS
     assert int(backend["wredis"]) >= 1  # the killed instance's work went to another one
     print(f"\nfailover: {len(statuses)} answers {dict((s, statuses.count(s)) for s in set(statuses))}, "
           f"lost {len(load.lost)}, redispatched {backend['wredis']}, retried {backend['wretr']}")  # fmt: skip

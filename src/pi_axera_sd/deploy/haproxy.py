@@ -25,7 +25,7 @@ INSTANCE_ENV_DIR = "/etc/pi-axera-sd"
 # service's device-id setting; it lives only here so that one edit aligns the two.
 DEVICE_ID_ENV = "PI_AXERA_SD_AX_DEVICE_ID"
 DRAIN_ENV = "PI_AXERA_SD_DRAIN_S"
-DEFAULT_DRAIN_S = 3.0  # > HAProxy's time to mark a server down (inter 1s x fall 2)
+DEFAULT_DRAIN_S = 5.0  # > HAProxy's time to mark a server down (inter 1s x fall 2, plus a check)
 JOB_PATHS = ("/generate", "/sdapi/v1/txt2img", "/sdapi/v1/img2img")
 _NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
