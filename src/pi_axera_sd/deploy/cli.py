@@ -62,7 +62,7 @@ def cmd_haproxy(args: argparse.Namespace) -> int:
             written.append(path)
     print("wrote " + ", ".join(str(p) for p in written))
     print("install (on this host):")
-    print(f"  sudo cp {out / 'haproxy.cfg'} /etc/haproxy/haproxy.cfg && sudo systemctl reload haproxy")
+    print(f"  sudo cp {out / 'haproxy.cfg'} /etc/haproxy/haproxy.cfg && sudo systemctl restart haproxy")
     if local:
         names = " ".join(f"pi-axera-sd@{b.name}.service" for b in local)
         print(f"  sudo cp {out / TEMPLATE_NAME} /etc/systemd/system/ && sudo systemctl daemon-reload")
