@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from haproxy_support import check_config
 from pi_axera_sd.deploy.haproxy import DEVICE_ID_ENV, DRAIN_ENV, TEMPLATE_NAME
@@ -81,3 +84,16 @@ def test_bad_device_is_a_configuration_error(tmp_path):
     done = _haproxy_cmd("--instance", "ax:0", "--instance", "ax:0", cwd=tmp_path)
     assert done.returncode == 2 and "each device or server must appear once" in done.stderr
     assert not (tmp_path / "haproxy").exists()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_systemd_analyze_accepts_an_instance_of_the_template(tmp_path):
+    done = _haproxy_cmd("--instance", "ax:0", "--models", str(tmp_path / "models"), "-o", "lb", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    instance = tmp_path / "pi-axera-sd@ax0.service"
+    instance.write_text((tmp_path / "lb" / TEMPLATE_NAME).read_text())
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", str(instance)], capture_output=True, text=True, timeout=60
+    )
+    problems = [line for line in verify.stderr.splitlines() if "pi-axera-sd@" in line]
+    assert verify.returncode == 0 and not problems, verify.stderr
