@@ -6,13 +6,16 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from haproxy_support import check_config
+from haproxy_support import check_config, haproxy_binary
 from pi_axera_sd.deploy.haproxy import DEVICE_ID_ENV, DRAIN_ENV, TEMPLATE_NAME
 from pi_axera_sd.deploy.systemd import parse_unit
+from test_server_support import free_port
 
 PI_AXERA_SD = str(Path(sys.executable).with_name("pi-axera-sd"))
 
@@ -97,3 +100,33 @@ def test_systemd_analyze_accepts_an_instance_of_the_template(tmp_path):
     )
     problems = [line for line in verify.stderr.splitlines() if "pi-axera-sd@" in line]
     assert verify.returncode == 0 and not problems, verify.stderr
+
+
+def test_haproxy_refusal_is_json_503_with_retry_after(tmp_path):
+    """Every instance down: HAProxy's own answer looks like the service's (JSON, Retry-After)."""
+    front = free_port()
+    done = _haproxy_cmd(
+        "--server", f"127.0.0.1:{free_port()}", "--bind", f"127.0.0.1:{front}",
+        "--stats-socket", str(tmp_path / "admin.sock"), "--stats-bind", f"127.0.0.1:{free_port()}",
+        "--haproxy-user", "", "--queue-timeout", "2", "-o", "lb", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lb = subprocess.Popen(
+        [haproxy_binary(), "-db", "-f", str(tmp_path / "lb" / "haproxy.cfg")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        answer = None
+        deadline = time.monotonic() + 20
+        while answer is None and time.monotonic() < deadline:
+            try:
+                answer = httpx.post(f"http://127.0.0.1:{front}/generate", json={"prompt": "x"}, timeout=30)
+            except httpx.TransportError:
+                time.sleep(0.2)  # HAProxy still starting
+        assert answer is not None and answer.status_code == 503
+        assert answer.headers["retry-after"] == "5"
+        assert answer.json() == {"status": "error", "error": "no instance could take the job; retry later"}
+    finally:
+        lb.terminate()
+        lb.wait(10)
