@@ -12,7 +12,7 @@ DEMO_MODELS ?= demo-models
 ARCH := $(shell uname -m)
 SERVE_EXTRAS := $(if $(filter x86_64 aarch64 arm64 AMD64,$(ARCH)),[openvino],)
 
-.PHONY: serve install install-export demo install-dev install-fast test test-fast lint bench clean
+.PHONY: serve install install-export demo install-dev install-fast test test-fast lint bench clean haproxy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,12 @@ lint: install-dev
 	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/ruff format --check src tests scripts bench
 
-test: install-dev lint
+# Debian's HAProxy for the load-balancing test (tests/test_haproxy_failover.py); needs root (CI is).
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy; }
+
+test: install-dev lint haproxy
 	$(BIN)/python -m pytest
 
 # The tests that need no torch/diffusers/transformers/openvino, on a base install (seconds).

@@ -196,11 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugins() -> list[Callable]:
     """Sub-commands that live with their own concern (server, interrogation, model hub)."""
+    from pi_axera_sd.deploy.cli import register as deploy
     from pi_axera_sd.interrogate.cli import register as interrogation
+    from pi_axera_sd.loadtest.cli import register as loadtest
     from pi_axera_sd.modeltools.cli import register as model_hub
     from pi_axera_sd.server.cli import register as server
 
-    return [server, interrogation, model_hub]
+    return [server, interrogation, model_hub, loadtest, deploy]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

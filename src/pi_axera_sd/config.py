@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     max_runtime_failures: int = Field(3, ge=1)  # consecutive runtime errors before the process exits
     listen_after_load: bool = False  # open the port only once the models are loaded (seed behaviour)
     shutdown_grace_s: float = Field(60.0, ge=0)
+    # SIGTERM: report not ready (GET /ready 503) but keep taking work this long, so a load balancer's
+    # health check moves traffic away before the listener closes; 0 = stop at once.
+    drain_s: float = Field(0.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_max_string: int = Field(300, ge=32)  # characters of any one string in a log line
 

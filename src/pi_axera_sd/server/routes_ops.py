@@ -34,6 +34,8 @@ async def health(request: Request) -> dict[str, Any]:
 async def ready(request: Request) -> JSONResponse:
     service = service_of(request)
     ok, reason = service.ready()
+    if ok and service.draining:
+        ok, reason = False, "draining: the service stops soon"
     status = service.lane.status()
     body = {
         "ready": ok,

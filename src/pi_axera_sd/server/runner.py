@@ -1,8 +1,10 @@
 """Running the app under uvicorn with the service's stop semantics.
 
-SIGTERM/SIGINT: stop accepting connections, answer queued jobs 503, let the running job finish
-(bounded by ``shutdown_grace_s``), exit 0. uvicorn itself re-raises the signal after a graceful
-stop, which would end the process "killed by SIGTERM"; this server does not.
+SIGTERM/SIGINT: with ``drain_s`` set, first report not ready for that long while still taking
+work (a load balancer's health check moves traffic away); then stop accepting connections, answer
+queued jobs 503, let the running job finish (bounded by ``shutdown_grace_s``), exit 0. uvicorn
+itself re-raises the signal after a graceful stop, which would end the process "killed by
+SIGTERM"; this server does not.
 A fatal runtime failure stops the server the same way and exits with the service's code (3).
 """
 
@@ -13,6 +15,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 
@@ -31,6 +34,9 @@ class ServiceServer(uvicorn.Server):
         super().__init__(config)
         self.service = service
         self.started_event = threading.Event()
+        self.drain_s = service.settings.drain_s
+        self._drain_until: float | None = None
+        self._drain_logged = False
         service.on_exit_request(self.request_exit)
 
     def request_exit(self) -> None:
@@ -52,7 +58,19 @@ class ServiceServer(uvicorn.Server):
         # Flags only: this runs between bytecodes of the event loop thread, which may hold locks.
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
-        self.should_exit = True
+        if self.drain_s > 0 and self._drain_until is None and not self.should_exit:
+            self._drain_until = time.monotonic() + self.drain_s
+            self.service.draining = True
+            return
+        self.should_exit = True  # a second signal ends the drain early
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_until is not None and not self._drain_logged:
+            self._drain_logged = True  # logged here: the signal handler only sets flags
+            log.info("draining: not ready, still taking work", extra={"fields": {"drain_s": self.drain_s}})
+        if self._drain_until is not None and time.monotonic() >= self._drain_until:
+            self.should_exit = True
+        return await super().on_tick(counter)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)

@@ -87,6 +87,7 @@ class Service:
         self.exit_code = 0
         self.fatal_reason: str | None = None
         self.stopping = False
+        self.draining = False  # SIGTERM with drain_s: /ready says 503, jobs still taken
         self._stop_started = 0.0
         self.started_at = time.time()
         self.accelerator = AcceleratorStatus(device=settings.npu_device)
