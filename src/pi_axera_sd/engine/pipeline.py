@@ -31,6 +31,8 @@ _TIMESTEP_INPUTS = ("timestep", "timesteps", "t")
 
 NoiseFn = Callable[[tuple[int, ...]], np.ndarray]
 StepCallback = Callable[[int, int], None]
+# (steps done, total, the denoised latent estimate): live previews read it; it must not be kept.
+LatentCallback = Callable[[int, int, np.ndarray], None]
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -355,10 +357,16 @@ class Pipeline:
     # ---- the loop ----------------------------------------------------------------------------
 
     def generate(
-        self, params: GenerationParams, *, noise: NoiseFn | None = None, on_step: StepCallback | None = None
+        self,
+        params: GenerationParams,
+        *,
+        noise: NoiseFn | None = None,
+        on_step: StepCallback | None = None,
+        on_latent: LatentCallback | None = None,
     ) -> GenerationResult:
         """Run txt2img (no init image) or img2img. ``on_step(done, total)`` is called before each
-        UNet step and after the last; raising from it (e.g. :class:`Cancelled`) stops the job there."""
+        UNet step and after the last; raising from it (e.g. :class:`Cancelled`) stops the job there.
+        ``on_latent(done, total, denoised)`` sees each step's denoised estimate (live previews)."""
         start = time.perf_counter()
         timings = StageTimings()
         noise = noise or seeded_noise(params.seed)
@@ -397,6 +405,8 @@ class Pipeline:
             else:
                 latent = denoised
             timings.unet_ms.append(_ms_since(t0))
+            if on_latent:
+                on_latent(i + 1, total, denoised)
         if on_step:
             on_step(total, total)
 

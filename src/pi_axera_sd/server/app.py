@@ -25,6 +25,7 @@ from pi_axera_sd.server import (
     routes_interrogate,
     routes_ops,
     routes_progress,
+    routes_web,
 )
 from pi_axera_sd.server.a1111 import OptionsStore
 from pi_axera_sd.server.access import AccessMiddleware
@@ -32,6 +33,7 @@ from pi_axera_sd.server.auth import AuthMiddleware, Credentials
 from pi_axera_sd.server.context import note
 from pi_axera_sd.server.lane import LaneUnavailable
 from pi_axera_sd.server.limits import BodyLimitMiddleware
+from pi_axera_sd.server.live_preview import LivePreview
 from pi_axera_sd.server.problems import ApiError, ClientGone, error_response, to_api_error
 from pi_axera_sd.server.service import Service
 
@@ -104,6 +106,7 @@ def create_app(
     )
     app.state.service = service
     app.state.options = OptionsStore(save_images=settings.save_images)
+    app.state.preview = LivePreview(lambda: app.state.options.read(None))
     for exc_class in (ApiError, PiAxeraError, LaneUnavailable, ClientGone):
         app.add_exception_handler(exc_class, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -115,6 +118,7 @@ def create_app(
         routes_progress,
         routes_interrogate,
         routes_ops,
+        routes_web,
     ):
         app.include_router(module.router)
     return app

@@ -1,4 +1,5 @@
-"""Optional authentication on every route but ``/health``: A1111-style HTTP Basic
+"""Optional authentication on every route but ``/health`` and the browser page (``/``, ``/ui/*``,
+which hold no data and ask for credentials themselves): A1111-style HTTP Basic
 (``--api-auth user:pass[,user2:pass2]``) and/or a bearer token. Either one that is configured
 is accepted."""
 
@@ -15,7 +16,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pi_axera_sd.config import Settings
 from pi_axera_sd.server.problems import ApiError, error_response
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/"})
+OPEN_PREFIXES = ("/ui/",)  # the page's static assets
 REALM = "pi-axera-sd"
 
 
@@ -74,7 +76,13 @@ class AuthMiddleware:
         self.credentials = credentials
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.credentials.enabled or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not self.credentials.enabled
+            or path in OPEN_PATHS
+            or path.startswith(OPEN_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         if self.credentials.accepts(Headers(scope=scope).get("authorization", "")):
