@@ -76,6 +76,34 @@ def test_hook_keeps_the_latest_step_of_the_running_job(tiny_engine, kind, size):
     assert preview.encoded(frame) is preview.encoded(frame)  # one PNG per step, however many polls
 
 
+class CountingDecoder:
+    """Stands in for a pipeline with a tiny VAE and records which preview decoder ran."""
+
+    vae_choices = ("full", "tiny")
+
+    def __init__(self) -> None:
+        self.tiny_calls = 0
+
+    def decode_latent(self, latent, vae="full"):
+        assert vae == "tiny"
+        self.tiny_calls += 1
+        return np.zeros((16, 16, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("tiny_s", "step_s", "tiny_used"), [(None, None, 1), (0.01, 1000.0, 1), (1000.0, 0.01, 0)]
+)
+def test_tiny_vae_previews_only_within_the_cost_budget(tiny_s, step_s, tiny_used):
+    pipeline = CountingDecoder()
+    preview = LivePreview(lambda: {})
+    preview._tiny_s, preview._step_s = tiny_s, step_s  # what earlier images measured
+    hook = preview.hook(pipeline, "gen-1")
+    hook(1, 4, np.zeros((1, 4, 2, 2), dtype=np.float32))
+    assert pipeline.tiny_calls == tiny_used  # None, None: the first tiny decode is the measurement
+    frame = preview.frame_for("gen-1")
+    assert frame is not None and frame.pixels.shape == ((16, 16, 3) if tiny_used else (2, 2, 3))
+
+
 def test_hook_is_off_when_previews_are_disabled(tiny_engine):
     assert LivePreview(lambda: {"live_previews_enable": False}).hook(tiny_engine, "gen-1") is None
 
