@@ -4,7 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: serve install install-dev test lint bench clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: serve install install-dev test lint bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +25,11 @@ lint: install-dev
 	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/ruff format --check src tests scripts bench
 
-test: install-dev lint
+# The browser tests drive Debian's chromium package (Playwright's own browser download is not used).
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+test: install-dev lint chromium
 	$(BIN)/python -m pytest
 
 bench: $(BIN)/python
