@@ -187,9 +187,9 @@ async function pollProgress(expected) {
   }
 }
 
-function stopProgress(summary) {
+function stopProgress(summary, finished) {
   state.polling = false;
-  $("progress").value = summary ? 1 : 0;
+  $("progress").value = finished ? 1 : 0;
   $("progress-text").textContent = summary || "Idle.";
   $("preview").hidden = true;
 }
@@ -222,6 +222,7 @@ async function generate(route, payload, count) {
   const started = performance.now();
   pollProgress(count);
   let summary = "";
+  let finished = false;
   try {
     const { data, headers } = await api(`/sdapi/v1/${route}`, payload);
     const info = JSON.parse(data.info);
@@ -241,11 +242,12 @@ async function generate(route, payload, count) {
     summary = info.interrupted
       ? `Interrupted: ${data.images.length} of ${count} image${count > 1 ? "s" : ""} made.`
       : `Done: ${data.images.length} image${data.images.length > 1 ? "s" : ""} in ${seconds.toFixed(1)} s.`;
+    finished = true;
   } catch (err) {
     showError(err.message);
-    summary = "Failed; see the message.";
+    summary = "Failed; see the message below the form.";
   } finally {
-    stopProgress(summary);
+    stopProgress(summary, finished);
     setBusy(false);
   }
 }
@@ -324,9 +326,17 @@ function addToGallery(item) {
 
 // ---- input images: pick, drop, paste -------------------------------------------------------------
 
-function setImage(target, dataUrl) {
+function setImage(target, dataUrl, name = "") {
   state.images[target] = dataUrl;
   const img = $(`${target}-image`);
+  const note = $(`${target}-image-note`);
+  note.hidden = true;
+  img.onerror = () => {
+    // The browser cannot show it; the service checks it and says what is wrong, if anything.
+    img.hidden = true;
+    note.textContent = `No preview of ${name || "this file"}: the browser cannot show it.`;
+    note.hidden = false;
+  };
   img.src = dataUrl;
   img.hidden = false;
   showError("");
@@ -335,7 +345,7 @@ function setImage(target, dataUrl) {
 function readFile(target, file) {
   if (!file) return;
   const reader = new FileReader();
-  reader.onload = () => setImage(target, reader.result);
+  reader.onload = () => setImage(target, reader.result, file.name);
   reader.onerror = () => showError(`Could not read ${file.name}.`);
   reader.readAsDataURL(file);
 }
