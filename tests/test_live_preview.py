@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import re
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -148,3 +153,17 @@ def test_options_route_turns_previews_off(tiny_model_dir):
         assert answer.result(timeout=60).status_code == 200
     assert running["state"]["job_count"] == 1
     assert running["current_image"] is None
+
+
+def test_the_cost_benchmark_runs_and_reports_every_side(tiny_model_dir, tmp_path):
+    out = tmp_path / "preview.json"
+    script = Path(__file__).resolve().parents[1] / "bench" / "live_preview.py"
+    command = [sys.executable, str(script), "--models", str(tiny_model_dir), "-n", "2", "--block", "1"]
+    run = subprocess.run([*command, "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    for side in ("off", "linear", "tiny", "auto"):
+        assert re.search(rf"^\s*{side}: median .* ratio from the hook's own time \d", run.stdout, re.M)
+    result = json.loads(out.read_text())
+    assert result["ratio_direct"]["off"] == 1.0
+    assert set(result["ratio_vs_off"]) == {"off", "linear", "tiny", "auto"}
+    assert result["steps"] == 4 and result["images_per_side"] == 2

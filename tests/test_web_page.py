@@ -219,6 +219,7 @@ def test_tag_an_image_flat_then_by_category(page: Page, tmp_path: Path):
         page.wait_for_timeout(500)
     expect(page.locator("#tag-result tbody tr")).to_have_count(5)
     assert page.locator("#tag-result caption").inner_text() == "Tags, best first"
+    shot(page, "desktop-tag-flat")
 
     page.get_by_label("One answer per category").check()
     expect(page.locator(".cat-name")).to_have_count(2)  # the seed's demographics example
@@ -295,6 +296,13 @@ def test_every_control_has_a_label_and_tabs_follow_the_keyboard(page: Page):
 
 def test_with_auth_on_the_page_asks_for_a_token_or_a_password(browser: BrowserContext, auth_server: str):
     assert httpx.get(f"{auth_server}/sdapi/v1/options", timeout=10).status_code == 401
+    # The page and its assets need no credentials: they hold no data, and the page asks for them.
+    html = httpx.get(f"{auth_server}/", timeout=10)
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    version = httpx.get(f"{auth_server}/health", timeout=10).json()["version"]
+    assert f'src="/ui/app.js?v={version}"' in html.text
+    assert httpx.get(f"{auth_server}/ui/app.css", timeout=10).status_code == 200
+    assert httpx.get(f"{auth_server}/ui/secrets.txt", timeout=10).status_code == 404
     page = browser.new_page()
     page.set_viewport_size(DESKTOP)
     page.goto(auth_server + "/")
