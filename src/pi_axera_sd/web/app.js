@@ -438,6 +438,7 @@ async function submitTag(event) {
   showError("");
   out.replaceChildren();
   setBusy(true, false);
+  $("progress-text").textContent = "Tagging…";
   try {
     if (tagKind() === "flat") {
       const { data } = await api("/sdapi/v1/interrogate", {
@@ -468,6 +469,7 @@ async function submitTag(event) {
   } catch (err) {
     showError(err.message);
   } finally {
+    $("progress-text").textContent = "Idle.";
     setBusy(false);
   }
 }
