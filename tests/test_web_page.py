@@ -236,7 +236,7 @@ def test_tag_an_image_flat_then_by_category(page: Page, tmp_path: Path):
     shot(page, "desktop-tag")
 
 
-def test_interrupt_a_long_batch_keeps_the_images_made(page: Page):
+def test_interrupt_a_long_batch_keeps_the_images_made(page: Page, browser: BrowserContext, server: str):
     _make(page, "a lighthouse at dusk", count=64)
     expect(page.locator("#interrupt")).to_be_enabled()
     # at least one image is finished (polling may see any later one first)
@@ -246,8 +246,23 @@ def test_interrupt_a_long_batch_keeps_the_images_made(page: Page):
     expect(page.locator("#preview")).to_be_visible(timeout=GENERATION_MS)
     assert page.locator("#preview").get_attribute("src", timeout=1000).startswith("data:image/png;base64,")
     shot(page, "desktop-progress")
+
+    # A second visitor queues behind the batch: the page says so, and offers no Interrupt (it
+    # would stop the batch, not their own job).
+    other = browser.new_page()
+    other.set_viewport_size(PHONE)
+    other.goto(server + "/")
+    _make(other, "a second visitor's boat")
+    expect(other.locator("#progress-text")).to_have_text(
+        "Waiting: 1 job ahead of yours in the queue.", timeout=GENERATION_MS
+    )
+    expect(other.locator("#interrupt")).to_be_disabled()
+    shot(other, "phone-queued")
+
     page.get_by_role("button", name="Interrupt").click()
     expect(page.locator("#progress-text")).to_contain_text("Interrupted:", timeout=GENERATION_MS)
+    expect(other.locator("#gallery > li")).to_have_count(1, timeout=GENERATION_MS)
+    other.close()
     made = page.locator("#gallery > li").count()
     assert 1 <= made < 64
     expect(page.locator("#progress-text")).to_have_text(f"Interrupted: {made} of 64 images made.")

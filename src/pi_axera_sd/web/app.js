@@ -15,6 +15,7 @@ const state = {
   busy: false,
   images: { edit: null, tag: null }, // data URLs of the chosen input images
   polling: false,
+  interruptSent: false,
   pendingRetry: null,
 };
 
@@ -164,7 +165,20 @@ function describeProgress(p, expected) {
   return parts.join(" · ");
 }
 
-async function pollProgress(expected) {
+// The service runs one job at a time. Progress describes the running job, whoever sent it, so the
+// page counts the jobs that were there when it sent its own (job_count) and the distinct jobs seen
+// running since (current_task): the difference is how many are still ahead. An estimate: a job
+// that starts and ends between two polls is not seen.
+async function queueSnapshot() {
+  try {
+    const { data: p } = await api("/sdapi/v1/progress?skip_current_image=true");
+    return { ahead: p.state?.job_count || 0, seen: new Set(p.current_task ? [p.current_task] : []) };
+  } catch (_) {
+    return { ahead: 0, seen: new Set() };
+  }
+}
+
+async function pollProgress(expected, queue) {
   state.polling = true;
   const bar = $("progress");
   const text = $("progress-text");
@@ -173,12 +187,22 @@ async function pollProgress(expected) {
     try {
       const { data: p } = await api("/sdapi/v1/progress");
       if (!state.polling) break;
-      bar.value = p.progress || 0;
-      bar.textContent = `${Math.round((p.progress || 0) * 100)}%`;
-      text.textContent = describeProgress(p, expected);
-      if (p.current_image) {
-        preview.src = `data:image/png;base64,${p.current_image}`;
-        preview.hidden = false;
+      if (p.current_task) queue.seen.add(p.current_task);
+      const ahead = Math.max(0, queue.ahead - Math.max(0, queue.seen.size - 1));
+      if (ahead > 0) {
+        text.textContent = `Waiting: ${ahead} job${ahead > 1 ? "s" : ""} ahead of yours in the queue.`;
+        bar.value = 0;
+        preview.hidden = true; // the running job's preview is someone else's image
+        $("interrupt").disabled = true; // it would stop their job, not this one
+      } else {
+        $("interrupt").disabled = state.interruptSent;
+        bar.value = p.progress || 0;
+        bar.textContent = `${Math.round((p.progress || 0) * 100)}%`;
+        text.textContent = describeProgress(p, expected);
+        if (p.current_image) {
+          preview.src = `data:image/png;base64,${p.current_image}`;
+          preview.hidden = false;
+        }
       }
     } catch (_) {
       /* the request itself reports errors; progress is best effort */
@@ -195,6 +219,7 @@ function stopProgress(summary, finished) {
 }
 
 async function interrupt() {
+  state.interruptSent = true;
   $("interrupt").disabled = true;
   $("progress-text").textContent = "Interrupting after the current step…";
   try {
@@ -219,8 +244,9 @@ function vaeSettings(id) {
 async function generate(route, payload, count) {
   showError("");
   setBusy(true, true);
+  state.interruptSent = false;
   const started = performance.now();
-  pollProgress(count);
+  pollProgress(count, await queueSnapshot());
   let summary = "";
   let finished = false;
   try {
