@@ -100,6 +100,7 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: Li
     def run(ctx: JobContext) -> tuple[Made, bool]:
         made: Made = []
         on_latent = preview.hook(pipeline, ctx.job.id) if preview is not None else None
+        # Passed only when on, so pipeline stand-ins without the keyword work with previews off.
         extra = {"on_latent": on_latent} if on_latent is not None else {}
         for index, seed in enumerate(spec.seeds):
             ctx.begin_image(index, len(spec.seeds))
