@@ -12,7 +12,9 @@ DEMO_MODELS ?= demo-models
 ARCH := $(shell uname -m)
 SERVE_EXTRAS := $(if $(filter x86_64 aarch64 arm64 AMD64,$(ARCH)),[openvino],)
 
-.PHONY: serve install install-export demo install-dev install-fast test test-fast lint bench clean haproxy
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: serve install install-export demo install-dev install-fast test test-fast lint bench clean haproxy chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +49,12 @@ haproxy:
 	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || \
 		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy; }
 
-test: install-dev lint haproxy
+
+# The browser tests drive Debian's chromium package (Playwright's own browser download is not used).
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+test: install-dev lint haproxy chromium
 	$(BIN)/python -m pytest
 
 # The tests that need no torch/diffusers/transformers/openvino, on a base install (seconds).

@@ -43,13 +43,13 @@ class StdinGate:
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
-    def generate(self, params, *, noise=None, on_step=None):
+    def generate(self, params, *, noise=None, on_step=None, **hooks):
         def step(done, total):
             on_step(done, total)
             if done == 0 and params.prompt.startswith("hold"):
                 print(json.dumps({{"event": "held", "prompt": params.prompt}}), flush=True)
                 os.read(0, 1)  # raw fd: no buffered-stdin lock left held at interpreter exit
-        return self._inner.generate(params, noise=noise, on_step=step)
+        return self._inner.generate(params, noise=noise, on_step=step, **hooks)
 
 
 if sys.argv[1] == "fail":

@@ -207,7 +207,7 @@ class GatedPipeline:
         self._hold_at = None
         self._gate.set()
 
-    def generate(self, params, *, noise=None, on_step=None):
+    def generate(self, params, *, noise=None, on_step=None, **hooks):
         self._calls += 1
         call = self._calls
         self.started.append(params.prompt)
@@ -221,7 +221,7 @@ class GatedPipeline:
                 if not self._gate.wait(30):
                     raise AssertionError("gate never released")
 
-        return self._inner.generate(params, noise=noise, on_step=step)
+        return self._inner.generate(params, noise=noise, on_step=step, **hooks)
 
 
 class FailingInner:

@@ -34,6 +34,8 @@ _TIMESTEP_INPUTS = ("timestep", "timesteps", "t")
 GUIDANCE_INPUT = "timestep_cond"
 
 StepCallback = Callable[[int, int], None]
+# (steps done, total, the denoised latent estimate): live previews read it; it must not be kept.
+LatentCallback = Callable[[int, int, np.ndarray], None]
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -412,12 +414,19 @@ class Pipeline:
     # ---- the loop ----------------------------------------------------------------------------
 
     def generate(
-        self, params: GenerationParams, *, noise: NoiseFn | None = None, on_step: StepCallback | None = None
+        self,
+        params: GenerationParams,
+        *,
+        noise: NoiseFn | None = None,
+        on_step: StepCallback | None = None,
+        on_latent: LatentCallback | None = None,
     ) -> GenerationResult:
         """Run txt2img (no init image) or img2img. ``on_step(done, total)`` is called before each
         UNet step and after the last; raising from it (e.g. :class:`Cancelled`) stops the job there.
         Noise is drawn in diffusers' order: initial latent (img2img: posterior sample, then the
-        added noise), then one draw per intermediate step. A given ``noise`` supplies every draw."""
+        added noise), then one draw per intermediate step. A given ``noise`` supplies every draw.
+        ``on_latent(done, total, denoised)`` sees each step's denoised estimate (live previews)."""
+
         start = time.perf_counter()
         timings = StageTimings()
         if noise is None:
@@ -460,6 +469,8 @@ class Pipeline:
             else:
                 latent = denoised
             timings.unet_ms.append(_ms_since(t0))
+            if on_latent:
+                on_latent(i + 1, total, denoised)
         if on_step:
             on_step(total, total)
 

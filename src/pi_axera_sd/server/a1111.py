@@ -14,6 +14,7 @@ from typing import Any
 from pi_axera_sd.engine.infotext import VERSION
 from pi_axera_sd.engine.noise import DEFAULT_RANDN_SOURCE, randn_source
 from pi_axera_sd.server.lane import LaneStatus
+from pi_axera_sd.server.live_preview import OPTION_DEFAULTS as PREVIEW_OPTIONS
 from pi_axera_sd.server.modelinfo import ModelInfo
 
 SAMPLER = "LCM"
@@ -185,7 +186,7 @@ class OptionsStore:
             "CLIP_stop_at_last_layers": 1,
             "eta_noise_seed_delta": 0,
             "img2img_fix_steps": False,
-            "live_previews_enable": False,
+            **PREVIEW_OPTIONS,
             "show_progressbar": True,
             "interrogate_clip_num_beams": 1,
             "interrogate_return_ranks": True,

@@ -29,6 +29,7 @@ from pi_axera_sd.server import (
     routes_openai,
     routes_ops,
     routes_progress,
+    routes_web,
 )
 from pi_axera_sd.server.a1111 import OptionsStore
 from pi_axera_sd.server.access import AccessMiddleware
@@ -39,6 +40,7 @@ from pi_axera_sd.server.firstrun import FirstRunDownload
 from pi_axera_sd.server.image_links import ImageLinks
 from pi_axera_sd.server.lane import LaneUnavailable
 from pi_axera_sd.server.limits import BodyLimitMiddleware
+from pi_axera_sd.server.live_preview import LivePreview
 from pi_axera_sd.server.problems import ApiError, ClientGone, error_response, to_api_error
 from pi_axera_sd.server.service import Service
 
@@ -119,6 +121,7 @@ def create_app(
     app.state.service = service
     app.state.image_links = ImageLinks(settings.image_link_ttl_s)  # OpenAI "url" answers
     app.state.options = OptionsStore(save_images=settings.save_images, randn_source=settings.randn_source)
+    app.state.preview = LivePreview(lambda: app.state.options.read(None))
     for exc_class in (ApiError, PiAxeraError, LaneUnavailable, ClientGone, ClientDisconnect):
         app.add_exception_handler(exc_class, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -131,6 +134,7 @@ def create_app(
         routes_interrogate,
         routes_openai,
         routes_ops,
+        routes_web,
     ):
         app.include_router(module.router)
     apidoc.install(app)

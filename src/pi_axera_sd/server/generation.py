@@ -20,6 +20,7 @@ from pi_axera_sd.engine.scheduler import img2img_timesteps
 from pi_axera_sd.errors import Cancelled, InvalidInput
 from pi_axera_sd.server.host import EncodedImage, EncodeOptions, decode_init_image, encode_result
 from pi_axera_sd.server.lane import JobContext
+from pi_axera_sd.server.live_preview import LivePreview
 from pi_axera_sd.server.problems import ApiError, to_api_error
 from pi_axera_sd.server.service import Service
 from pi_axera_sd.server.waiting import run_on_lane
@@ -102,9 +103,12 @@ def planned_steps(pipeline: Pipeline, spec: BatchSpec) -> int:
 Made = list[tuple[StageTimings, Future]]
 
 
-def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec):
+def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: LivePreview | None):
     def run(ctx: JobContext) -> tuple[Made, bool]:
         made: Made = []
+        on_latent = preview.hook(pipeline, ctx.job.id) if preview is not None else None
+        # Passed only when on, so pipeline stand-ins without the keyword work with previews off.
+        extra = {"on_latent": on_latent} if on_latent is not None else {}
         for index, seed in enumerate(spec.seeds):
             ctx.begin_image(index, len(spec.seeds))
             params = GenerationParams(
@@ -116,7 +120,7 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec):
                 randn_source=spec.randn_source,
             )
             try:
-                result = pipeline.generate(params, on_step=ctx.on_step)
+                result = pipeline.generate(params, on_step=ctx.on_step, **extra)
             except Cancelled:
                 if ctx.interrupted:
                     break
@@ -131,8 +135,9 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec):
 
 async def run_batch(service: Service, spec: BatchSpec, request: Request) -> BatchOutcome:
     pipeline = require_pipeline(service)
+    preview = getattr(request.app.state, "preview", None)
     (made, interrupted), job = await run_on_lane(
-        service, "generate", _lane_job(service, pipeline, spec), request, label=spec.mode
+        service, "generate", _lane_job(service, pipeline, spec, preview), request, label=spec.mode
     )
     try:
         images = [await asyncio.wrap_future(future) for _, future in made]

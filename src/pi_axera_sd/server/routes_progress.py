@@ -8,13 +8,25 @@ from fastapi import APIRouter, Request
 
 from pi_axera_sd.server.a1111 import progress_body
 from pi_axera_sd.server.context import note, service_of
+from pi_axera_sd.server.live_preview import LivePreview
 
 router = APIRouter(prefix="/sdapi/v1", tags=["a1111"])
 
 
-@router.get("/progress", summary="step progress of the running job; job_count = running + queued")
-async def progress(request: Request) -> dict[str, Any]:
-    return progress_body(service_of(request).lane.status())
+@router.get(
+    "/progress",
+    summary="step progress of the running job; job_count = running + queued; "
+    "current_image: a live preview (see the show_progress_* options)",
+)
+async def progress(request: Request, skip_current_image: bool = False) -> dict[str, Any]:
+    service = service_of(request)
+    status = service.lane.status()
+    body = progress_body(status)
+    preview: LivePreview = request.app.state.preview
+    frame = None if skip_current_image else preview.frame_for(status.running and status.running.job_id)
+    if frame is not None:
+        body["current_image"] = await service.run_host(preview.encoded, frame)
+    return body
 
 
 @router.post("/interrupt", summary="stop the running job at its next step; finished images are returned")

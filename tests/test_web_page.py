@@ -1,0 +1,346 @@
+"""The page at ``/`` in a real browser: Debian's Chromium, driven headless by Playwright, against the
+real ``pi-axera-sd serve`` with the tiny SD model and a tiny CLIP.
+
+Chromium comes from the distribution (``make chromium`` installs it; ``make test`` runs that when it
+is missing): Playwright's own browser download is not used. Screenshots of each state are written
+to ``build/screenshots/`` (or ``$PI_AXERA_SD_SCREENSHOTS``), outside git.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+
+from test_clip_support import random_image
+from test_server_support import ServeProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path(os.environ.get("PI_AXERA_SD_CHROMIUM", "/usr/bin/chromium"))
+SHOTS = Path(os.environ.get("PI_AXERA_SD_SCREENSHOTS", ROOT / "build" / "screenshots"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+GENERATION_MS = 90_000  # a bound, not a goal: the shared test machine can be slow
+TOKEN = "s3cret-token"
+USER, PASSWORD = "ada", "lovelace"
+
+
+def shot(page: Page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _wait_ready(proc: ServeProcess, headers: dict[str, str], timeout: float = 60.0) -> None:
+    """Like ``ServeProcess.wait_ready``, with credentials (``/ready`` is behind auth)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.proc.poll() is None, f"server exited with {proc.proc.returncode}"
+        try:
+            if httpx.get(f"{proc.url}/ready", headers=headers, timeout=2.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"not ready after {timeout}s:\n{proc.log.text()[-2000:]}")
+
+
+def _serve(tiny_model_dir, clip_exports, tags_file, cache: Path, **env: str) -> ServeProcess:
+    base = {
+        "MODELS_DIR": str(tiny_model_dir),
+        "CLIP_DIR": str(clip_exports["projected"]),
+        "INTERROGATE_TAGS_FILE": str(tags_file),
+        "PI_AXERA_SD_EMBEDDING_CACHE_DIR": str(cache),
+        "PI_AXERA_SD_MAX_IMAGES_PER_REQUEST": "64",
+        "PI_AXERA_SD_API_AUTH": "",
+        "PI_AXERA_SD_API_TOKEN": "",
+    }
+    proc = ServeProcess({**base, **env})
+    _wait_ready(proc, {"Authorization": f"Bearer {TOKEN}"})
+    return proc
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir, clip_exports, tags_file, tmp_path_factory) -> Iterator[str]:
+    proc = _serve(tiny_model_dir, clip_exports, tags_file, tmp_path_factory.mktemp("clip-cache"))
+    yield proc.url
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def auth_server(tiny_model_dir, clip_exports, tags_file, tmp_path_factory) -> Iterator[str]:
+    proc = _serve(
+        tiny_model_dir,
+        clip_exports,
+        tags_file,
+        tmp_path_factory.mktemp("clip-cache-auth"),
+        PI_AXERA_SD_API_TOKEN=TOKEN,
+        PI_AXERA_SD_API_AUTH=f"{USER}:{PASSWORD}",
+    )
+    yield proc.url
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[BrowserContext]:
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: run `make chromium` (Debian's chromium package)")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),  # an empty user-data-dir
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport=DESKTOP,
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser: BrowserContext, server: str) -> Iterator[Page]:
+    page = browser.new_page()
+    page.set_viewport_size(DESKTOP)
+    page.goto(server + "/")
+    expect(page.locator("#model-status")).to_contain_text("Model: tiny-sd15-lcm")
+    yield page
+    page.close()
+
+
+def _make(page: Page, prompt: str, count: int = 1) -> None:
+    page.get_by_label("Prompt").first.fill(prompt)
+    page.locator("#create-count").fill(str(count))
+    page.get_by_role("button", name="Make image").click()
+
+
+def _seed_of(card) -> int:
+    found = re.search(r"Seed (\d+)", card.locator(".meta").inner_text())
+    assert found, card.inner_text()
+    return int(found[1])
+
+
+def _upload(page: Page, field: str, path: Path) -> None:
+    page.locator(field).set_input_files(str(path))
+
+
+def test_make_an_image_then_reuse_its_seed_for_the_same_image(page: Page):
+    _make(page, "a red fox in the snow")
+    cards = page.locator("#gallery > li")
+    expect(cards).to_have_count(1, timeout=GENERATION_MS)
+    first = cards.first
+    seed = _seed_of(first)
+    first_png = first.locator("img").get_attribute("src")
+    assert first_png and first_png.startswith("data:image/png;base64,")
+    assert f"Seed: {seed}" in (first.locator(".infotext").text_content() or "")
+    assert first.get_by_role("link", name=f"Download the image with seed {seed}").get_attribute(
+        "download"
+    ) == (f"pi-axera-sd-{seed}.png")
+    expect(page.locator("#progress-text")).to_contain_text("Done: 1 image")
+
+    page.get_by_role("button", name=f"Reuse last seed ({seed})").first.click()
+    expect(page.locator("#create-seed")).to_have_value(str(seed))
+    page.get_by_role("button", name="Make image").click()
+    expect(cards).to_have_count(2, timeout=GENERATION_MS)
+    assert _seed_of(cards.first) == seed
+    assert cards.first.locator("img").get_attribute("src") == first_png  # the very same PNG
+    first.locator("summary").click()
+    shot(page, "desktop-create")
+
+    page.set_viewport_size(PHONE)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a phone"
+    shot(page, "phone-create")
+
+
+def test_img2img_from_an_uploaded_file_and_send_a_result_back(page: Page, tmp_path: Path):
+    start = tmp_path / "start.png"
+    random_image(200, 150, seed=2).save(start)
+    page.get_by_role("tab", name="Edit an image").click()
+    _upload(page, "#edit-file", start)
+    expect(page.locator("#edit-image")).to_be_visible()
+    page.locator("#edit-prompt").fill("a pencil sketch")
+    page.locator("#edit-strength").evaluate(
+        "(el) => { el.value = '0.5'; el.dispatchEvent(new Event('input')); }"
+    )
+    expect(page.locator("#edit-strength-value")).to_have_text("0.50")
+    page.get_by_label("Resize mode").select_option("2")
+    page.locator("#edit-vae").select_option("taesd")  # the test model ships a tiny VAE
+    page.get_by_role("button", name="Edit image").click()
+    cards = page.locator("#gallery > li")
+    expect(cards).to_have_count(1, timeout=GENERATION_MS)
+    infotext = cards.first.locator(".infotext").text_content() or ""
+    assert "Denoising strength: 0.5" in infotext, infotext
+    assert (cards.first.locator("img").get_attribute("alt") or "").startswith("Edited from")
+    shot(page, "desktop-edit")
+
+    # The result goes back in as the next start image.
+    page.get_by_role("tab", name="Create").click()
+    cards.first.get_by_role("button", name="Send to img2img").click()
+    expect(page.locator("#panel-edit")).to_be_visible()
+    assert page.locator("#edit-image").get_attribute("src") == cards.first.locator("img").get_attribute("src")
+
+
+def test_tag_an_image_flat_then_by_category(page: Page, tmp_path: Path):
+    image = tmp_path / "portrait.png"
+    random_image(160, 160, seed=3).save(image)
+    page.get_by_role("tab", name="Tag an image").click()
+    _upload(page, "#tag-file", image)
+    page.get_by_label("Lowest score").fill("-1")
+    page.get_by_label("Most tags").fill("5")
+    # The taxonomy warms up on the lane after start; until then the page shows the service's words.
+    deadline = time.monotonic() + 120
+    while True:
+        page.get_by_role("button", name="Tag image").click()
+        page.wait_for_function(
+            "document.querySelector('#tag-result table') || !document.querySelector('#error').hidden",
+            timeout=GENERATION_MS,
+        )
+        if page.locator("#tag-result table").count():
+            break
+        assert "warming up" in page.locator("#error").inner_text()
+        assert time.monotonic() < deadline, "the taxonomy never finished warming up"
+        page.wait_for_timeout(500)
+    expect(page.locator("#tag-result tbody tr")).to_have_count(5)
+    assert page.locator("#tag-result caption").inner_text() == "Tags, best first"
+    shot(page, "desktop-tag-flat")
+
+    page.get_by_label("One answer per category").check()
+    expect(page.locator(".cat-name")).to_have_count(2)  # the seed's demographics example
+    assert page.locator(".cat-name").nth(0).input_value() == "gender"
+    page.get_by_role("button", name="Add a category").click()
+    page.get_by_label("Category 3 name").fill("setting")
+    page.get_by_label("Category 3 choices").fill("indoors, outdoors")
+    page.get_by_role("button", name="Tag image").click()
+    rows = page.locator("#tag-result tbody tr")
+    expect(rows).to_have_count(3, timeout=GENERATION_MS)
+    categories = [rows.nth(i).locator("td").first.inner_text() for i in range(3)]
+    assert categories == ["gender", "hair_color", "setting"]
+    assert rows.nth(2).locator("td").nth(1).inner_text() in ("indoors", "outdoors")
+    shot(page, "desktop-tag")
+
+
+def test_interrupt_a_long_batch_keeps_the_images_made(page: Page, browser: BrowserContext, server: str):
+    _make(page, "a lighthouse at dusk", count=64)
+    expect(page.locator("#interrupt")).to_be_enabled()
+    # at least one image is finished (polling may see any later one first)
+    expect(page.locator("#progress-text")).to_contain_text(
+        re.compile(r"image ([2-9]|[1-5]\d) of 64"), timeout=GENERATION_MS
+    )
+    expect(page.locator("#preview")).to_be_visible(timeout=GENERATION_MS)
+    assert page.locator("#preview").get_attribute("src", timeout=1000).startswith("data:image/png;base64,")
+    shot(page, "desktop-progress")
+
+    # A second visitor queues behind the batch: the page says so, and offers no Interrupt (it
+    # would stop the batch, not their own job).
+    other = browser.new_page()
+    other.set_viewport_size(PHONE)
+    other.goto(server + "/")
+    _make(other, "a second visitor's boat")
+    expect(other.locator("#progress-text")).to_have_text(
+        "Waiting: 1 job ahead of yours in the queue.", timeout=GENERATION_MS
+    )
+    expect(other.locator("#interrupt")).to_be_disabled()
+    shot(other, "phone-queued")
+
+    page.get_by_role("button", name="Interrupt").click()
+    expect(page.locator("#progress-text")).to_contain_text("Interrupted:", timeout=GENERATION_MS)
+    expect(other.locator("#gallery > li")).to_have_count(1, timeout=GENERATION_MS)
+    other.close()
+    made = page.locator("#gallery > li").count()
+    assert 1 <= made < 64
+    expect(page.locator("#progress-text")).to_have_text(f"Interrupted: {made} of 64 images made.")
+    expect(page.locator("#interrupt")).to_be_disabled()
+
+
+def test_a_broken_image_shows_the_service_s_own_words(page: Page, server: str, tmp_path: Path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a picture" * 10)
+    page.get_by_role("tab", name="Edit an image").click()
+    _upload(page, "#edit-file", broken)
+    page.locator("#edit-prompt").fill("anything")
+    expect(page.locator("#edit-image-note")).to_have_text(
+        "No preview of broken.png: the browser cannot show it."
+    )
+    page.get_by_role("button", name="Edit image").click()
+    error = page.get_by_role("alert").filter(has_text=re.compile(".+"))
+    expect(error).to_be_visible(timeout=GENERATION_MS)
+    # The same bytes sent straight to the API: the page shows exactly the service's message.
+    data_url = "data:image/png;base64," + base64.b64encode(broken.read_bytes()).decode()
+    answer = httpx.post(
+        f"{server}/sdapi/v1/img2img", json={"prompt": "anything", "init_images": [data_url]}, timeout=60
+    )
+    assert answer.status_code == 400
+    expect(error).to_have_text(answer.json()["detail"])
+    assert page.locator("#gallery > li").count() == 0
+    expect(page.locator("#progress-text")).to_have_text("Failed; see the message below the form.")
+    shot(page, "desktop-error")
+
+
+def test_every_control_has_a_label_and_tabs_follow_the_keyboard(page: Page):
+    unlabeled = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea')]
+            .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+            .map((el) => el.id || el.name)"""
+    )
+    assert unlabeled == []
+    page.keyboard.press("Tab")  # the skip link comes first
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the form"
+    page.get_by_role("tab", name="Create").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Edit an image")).to_be_focused()
+    expect(page.locator("#panel-edit")).to_be_visible()
+    expect(page.locator("#panel-create")).to_be_hidden()
+
+
+def test_with_auth_on_the_page_asks_for_a_token_or_a_password(browser: BrowserContext, auth_server: str):
+    assert httpx.get(f"{auth_server}/sdapi/v1/options", timeout=10).status_code == 401
+    # The page and its assets need no credentials: they hold no data, and the page asks for them.
+    html = httpx.get(f"{auth_server}/", timeout=10)
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    version = httpx.get(f"{auth_server}/health", timeout=10).json()["version"]
+    assert f'src="/ui/app.js?v={version}"' in html.text
+    assert httpx.get(f"{auth_server}/ui/app.css", timeout=10).status_code == 200
+    assert httpx.get(f"{auth_server}/ui/secrets.txt", timeout=10).status_code == 404
+    page = browser.new_page()
+    page.set_viewport_size(DESKTOP)
+    page.goto(auth_server + "/")
+    dialog = page.get_by_role("dialog", name="Sign in")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#signin-token")).to_be_focused()
+    shot(page, "desktop-signin")
+
+    page.locator("#signin-token").fill("wrong")
+    dialog.get_by_role("button", name="Sign in").click()
+    expect(dialog.get_by_role("alert")).to_have_text("Those credentials were not accepted.")
+
+    page.locator("#signin-token").fill(TOKEN)
+    dialog.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#model-status")).to_contain_text("Model: tiny-sd15-lcm")
+    _make(page, "a fox behind a password")
+    expect(page.locator("#gallery > li")).to_have_count(1, timeout=GENERATION_MS)
+
+    page.get_by_role("button", name="Sign out").click()
+    page.reload()
+    expect(dialog).to_be_visible()
+    page.get_by_label("User").fill(USER)
+    page.get_by_label("Password").fill(PASSWORD)
+    dialog.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#model-status")).to_contain_text("Model: tiny-sd15-lcm")
+    page.close()
