@@ -60,7 +60,7 @@ def test_hugging_face_clone_with_everything_under_models(tiny_model_dir, tiny_en
     repo = tmp_path / "lcm-lora-sdv1-5"
     models = shutil.copytree(tiny_model_dir, repo / "models")
     shutil.copy(models / "vae_decoder.onnx", models / "vae_decoder.axmodel")  # the repo has both
-    layout = Settings(models_dir=repo).model_layout()  # pointed at the clone's root
+    layout = Settings(models_dir=repo, runtime="auto").model_layout()  # pointed at the clone's root
     assert layout.root == models
     assert layout.vae_decoder == models / "vae_decoder.axmodel"  # pyaxengine usable: NPU file first
     assert layout.unet == models / "unet.onnx"

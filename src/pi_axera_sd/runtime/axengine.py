@@ -46,7 +46,8 @@ DRIVER_HINT = (
 )
 
 
-def _import_axengine():
+def import_axengine():
+    """The ``axengine`` module; a missing wheel or driver library raises its own fault class."""
     try:
         return importlib.import_module("axengine")
     except ModuleNotFoundError as exc:
@@ -72,7 +73,7 @@ def axengine_available() -> bool:
     (see ``npu_wait_s``) rather than falling back to a CPU ~100x slower on a Pi.
     """
     try:
-        module = _import_axengine()
+        module = import_axengine()
     except RuntimeUnavailable:
         return False
     try:
@@ -128,7 +129,7 @@ class _WheelAdapter:
 
 
 def open_axengine(path: Path, options: RuntimeOptions) -> Session:
-    axengine = _import_axengine()
+    axengine = import_axengine()
     provider = choose_provider(options.ax_provider, list(axengine.get_available_providers()))
     kwargs: dict[str, Any] = {"providers": [provider]}
     if options.ax_device is not None:

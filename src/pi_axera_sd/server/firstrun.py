@@ -24,7 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pi_axera_sd import exitcodes
 from pi_axera_sd.config import Settings
+from pi_axera_sd.errors import PiAxeraError
+
+
+class FirstRunFailed(PiAxeraError):
+    """The first-run download failed (network, checksum): a later start may succeed, so the exit
+    code is the restartable one (the unit keeps first-run downloads off anyway)."""
+
+    exit_code = exitcodes.RUNTIME
+
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +211,7 @@ class FirstRunDownload:
                 f"(or fetch it yourself: pi-axera-sd models pull {self.spec} --dest {d})"
             )
             self.say(f"error: {line}")
-            raise PullError(line) from exc
+            raise FirstRunFailed(line) from exc
         finally:
             self._end(watcher)
         self.fraction = 1.0

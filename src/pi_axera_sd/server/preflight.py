@@ -56,12 +56,10 @@ def check_runtimes(layout: ModelLayout, settings: Settings) -> None:
                 f"{role} ({path.name}) needs OpenVINO, which is not installed; install the 'openvino' "
                 f"extra: {install_command('openvino')}"
             )
-        if runtime == "axengine" and importlib.util.find_spec("axengine") is None:
-            from pi_axera_sd.runtime.axengine import INSTALL_HINT
+        if runtime == "axengine":
+            from pi_axera_sd.runtime.axengine import import_axengine
 
-            raise ConfigError(
-                f"{role} ({path.name}) needs pyaxengine, which is not installed. {INSTALL_HINT}"
-            )
+            import_axengine()  # no wheel or no driver library: that fault's own message and exit code
 
 
 def check_variant(layout: ModelLayout, settings: Settings) -> None:
