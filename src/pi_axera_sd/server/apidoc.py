@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pi_axera_sd.server.openai_errors import OPENAI_PREFIX, OpenAIError
 from pi_axera_sd.server.problems import A1111_PREFIX
 
 
@@ -76,7 +77,11 @@ def allow_header(methods: set[str]) -> str:
 
 # Path prefix -> the model of its error bodies (longest prefix wins); a route family with its own
 # error shape (see problems.error_body) registers it here so the document stays true.
-ERROR_SHAPES: dict[str, type[BaseModel]] = {"/": ErrorResponse, A1111_PREFIX: A1111Error}
+ERROR_SHAPES: dict[str, type[BaseModel]] = {
+    "/": ErrorResponse,
+    A1111_PREFIX: A1111Error,
+    OPENAI_PREFIX: OpenAIError,
+}
 
 
 def _error_model(path: str) -> type[BaseModel]:
@@ -92,7 +97,9 @@ def _error_content(path: str) -> dict[str, Any]:
 def _document(schema: dict[str, Any]) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in (*dict.fromkeys(ERROR_SHAPES.values()), Readiness):
-        components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(model_schema.pop("$defs", {}))  # nested models become components too
+        components[model.__name__] = model_schema
     for key in ("HTTPValidationError", "ValidationError"):
         components.pop(key, None)
     for path, operations in schema.get("paths", {}).items():

@@ -7,8 +7,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pydantic import BaseModel
+
 OPENAI_PREFIX = "/v1/"
 _CODES = {401: "invalid_api_key", 404: "not_found", 413: "payload_too_large"}
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIError(BaseModel):
+    """The body of every error answer under ``/v1/`` (documented so in the OpenAPI document)."""
+
+    error: OpenAIErrorDetail
 
 
 def _snake(kind: str) -> str:
