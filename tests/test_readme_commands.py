@@ -12,11 +12,15 @@ What stands in for the outside world, and the only edits made to a command:
   in the command's working directory, holding tiny random models (diffusers and transformers load
   a local folder before asking a hub); ``models pull`` talks to ``tests/hubserver.py`` through
   ``HF_ENDPOINT``;
-- port 5000 becomes a free port (``localhost:5000`` -> ``127.0.0.1:<port>``) so parallel test runs
-  never collide;
+- ports 5000/5001 become a free port (``localhost:5000`` -> ``127.0.0.1:<port>``, ``--port N``) so
+  parallel test runs never collide;
+- ``loadtest`` runs fewer requests per configuration (``--requests 3``, ``--duration 20``) so a sweep
+  takes seconds on the tiny model;
 - ``make`` targets: the install lines are dry-run (``make -n``; no package index in tests) and the
   lines after them, which run this install's ``pi-axera-sd``, are run for real;
-- ``sudo`` lines are checked against the unit file ``pi-axera-sd systemd`` wrote, not run.
+- ``sudo`` lines are checked, part by part, against the files the README's ``pi-axera-sd systemd``
+  and ``pi-axera-sd haproxy`` lines write (what they copy exists, the units they name are written),
+  not run.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ from PIL import Image
 
 from hubserver import FakeHub
 from test_server_support import free_port, wait_ready
+
+# Every test here drives the installed CLI on models built through torch (see conftest's fast tier).
+pytestmark = pytest.mark.torch
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -166,7 +173,8 @@ def ok(run: subprocess.CompletedProcess, command: str) -> subprocess.CompletedPr
 
 
 def with_port(command: str, port: int) -> str:
-    return command.replace("localhost:5000", f"127.0.0.1:{port}").replace("--port 5000", f"--port {port}")
+    command = re.sub(r"(localhost|127\.0\.0\.1):5000\b", f"127.0.0.1:{port}", command)
+    return re.sub(r"--port \d+", f"--port {port}", command)
 
 
 @dataclass
@@ -192,21 +200,39 @@ Runner = Callable[[str, Context], None]
 # ---- runners, one per sub-command ---------------------------------------------------------------
 
 
-def run_pull(command: str, ctx: Context) -> None:
-    model = ctx.fixture("tiny_model_dir")
+def _board_files(model: Path, folder: str = "models") -> dict[str, bytes]:
+    """The tiny model as AXERA's repo holds it: under ``folder``, ``.axmodel`` beside each ``.onnx``."""
     files = {
-        f"models/{p.relative_to(model).as_posix()}": p.read_bytes()
+        f"{folder}/{p.relative_to(model).as_posix()}": p.read_bytes()
         for p in model.rglob("*")
         if p.is_file() and p.name != "manifest.json"
     }
     for rel in [r for r in files if r.endswith(".onnx")]:
         files[rel.removesuffix(".onnx") + ".axmodel"] = files[rel]  # stand-ins for the compiled graphs
+    return files
+
+
+def run_pull(command: str, ctx: Context) -> None:
+    from pi_axera_sd.modeltools.hub import resolve_spec
+
+    spec = shlex.split(command)[3]
     env = ctx.workspace(with_models=False)
     with FakeHub() as hub:
-        hub.add_repo("AXERA-TECH/lcm-lora-sdv1-5", files)
+        if spec.startswith("openvino"):  # the CPU presets: the tiny LCM model as OpenVINO IR
+            model = ctx.fixture("tiny_optimum_ov_dir")
+            files = {p.relative_to(model).as_posix(): p.read_bytes() for p in model.rglob("*") if p.is_file()}
+            hub.add_repo(resolve_spec(spec).repo_id, files)
+            expected = ctx.tmp / "models" / "unet" / "openvino_model.xml"
+        elif "--resolution" in command:  # a repo holding several sizes
+            model = ctx.fixture("tiny_model_dir")
+            hub.add_repo(spec, {**_board_files(model), **_board_files(model, "models_320x320")})
+            expected = ctx.tmp / "models" / "unet.axmodel"
+        else:
+            hub.add_repo(resolve_spec(spec).repo_id, _board_files(ctx.fixture("tiny_model_dir")))
+            expected = ctx.tmp / "models" / "unet.axmodel"
         env.vars.update({"HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": "0"})
         out = ok(env.run(command), command)
-    assert (ctx.tmp / "models" / "unet.axmodel").is_file(), out.stdout
+    assert expected.is_file(), out.stdout
 
 
 def run_verify(command: str, ctx: Context) -> None:
@@ -283,15 +309,89 @@ def run_systemd(command: str, ctx: Context) -> None:
     assert f"ExecStart={BIN / 'pi-axera-sd'} serve" in unit, unit
 
 
+def _generators() -> list[str]:
+    """The README lines that write what its ``sudo`` lines install (the first of each kind)."""
+    found: dict[str, str] = {}
+    for command in COMMANDS:
+        key = runner_key(command)
+        if key in ("pi-axera-sd systemd", "pi-axera-sd haproxy"):
+            found.setdefault(key, command)
+    return list(found.values())
+
+
 def run_sudo(command: str, ctx: Context) -> None:
-    """Needs root: checked against the unit the README's ``pi-axera-sd systemd`` line writes."""
+    """Needs root: each part is checked against the files the README's generator lines write."""
+    import glob
+
+    from pi_axera_sd.deploy.haproxy import INSTANCE_ENV_DIR, TEMPLATE_NAME
     from pi_axera_sd.deploy.systemd import UNIT_NAME
 
+    env = ctx.workspace(with_models=False)
+    for line in _generators():
+        ok(env.run(line), line)
+    template = TEMPLATE_NAME.removesuffix(".service")  # pi-axera-sd@
+    units = {UNIT_NAME.removesuffix(".service"), "haproxy"}
+    units |= {f"{template}{p.stem}" for p in ctx.tmp.rglob("*.env")}
+    for part in command.split("&&"):
+        words = shlex.split(part)
+        assert words[0] == "sudo", part
+        verb, args = words[1], words[2:]
+        if verb == "cp":
+            *sources, dest = args
+            for source in sources:
+                assert glob.glob(str(ctx.tmp / source)), f"{part}: nothing written at {source}"
+            assert dest.startswith(("/etc/systemd/system/", "/etc/haproxy/", INSTANCE_ENV_DIR)), part
+        elif verb == "mkdir":
+            assert args[-1] == INSTANCE_ENV_DIR, part
+        elif verb == "apt-get":
+            assert args == ["install", "haproxy"], part
+        elif verb in ("systemctl", "journalctl"):
+            names = [a.removesuffix(".service") for a in args if not a.startswith("-")]
+            names = [n for n in names if n not in ("daemon-reload", "enable", "start", "restart", "stop")]
+            assert names or args == ["daemon-reload"], part
+            assert all(n in units for n in names), f"{part}: {names} not among the written units {units}"
+        else:
+            raise AssertionError(f"unexpected sudo command: {part}")
+
+
+def run_haproxy(command: str, ctx: Context) -> None:
+    """Writes the configuration and units; HAProxy itself checks the configuration it wrote."""
+    env = ctx.workspace(with_models=False)
+    ok(env.run(command), command)
+    out = ctx.tmp / shlex.split(command)[shlex.split(command).index("-o") + 1]
+    config = out / "haproxy.cfg"
+    assert config.is_file() and (out / "pi-axera-sd@.service").is_file() == ("--instance" in command)
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    check = subprocess.run([haproxy, "-c", "-f", str(config)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def _values_of(key: str, data: object) -> Iterator[object]:
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k == key:
+                yield v
+            yield from _values_of(key, v)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _values_of(key, item)
+
+
+def run_loadtest(command: str, ctx: Context) -> None:
+    """Against the served tiny model (``--url``) or instances it starts itself (``--models``)."""
+    short = re.sub(r"--requests \d+", "--requests 3", re.sub(r"--duration \d+", "--duration 20", command))
+    if "--url" in command:
+        served = ctx.fixture("served_url")
+        env, short = user_env(ctx.tmp), with_port(short, int(served.rsplit(":", 1)[1]))
+    else:
+        env = ctx.workspace()
+    ok(env.run(short, timeout=TIMEOUT), short)
     words = shlex.split(command)
-    names = [w for w in words[2:] if "pi_axera_sd" in w]
-    assert names or words[1:] == ["systemctl", "daemon-reload"], command
-    assert all(n.removesuffix(".service") == UNIT_NAME.removesuffix(".service") for n in names), command
-    assert words[1] in ("cp", "systemctl", "journalctl"), command
+    out = ctx.tmp / (words[words.index("--out") + 1] if "--out" in words else "loadtest-results")
+    report = json.loads((out / "loadtest.json").read_text())
+    lost = list(_values_of("lost", report))
+    assert lost and not any(lost), report  # every request got an HTTP answer
+    assert (out / "loadtest.md").is_file() and (out / "throughput.png").is_file()
 
 
 def run_curl(command: str, ctx: Context) -> None:
@@ -300,9 +400,14 @@ def run_curl(command: str, ctx: Context) -> None:
     port = int(served.rsplit(":", 1)[1])
     out = ok(user_env(ctx.tmp).run(with_port(command, port), timeout=120), command).stdout.strip()
     assert out, command
-    if "python3 -c" in command:
+    size = ctx.fixture("tiny_engine").width  # the served model's own size, whatever was asked
+    if "all_seeds" in command:  # A1111 batch: two images, seeds 42 and 43
         count, seeds = out.split(" ", 1)
         assert int(count) == 2 and json.loads(seeds) == [42, 43], out
+    elif "/v1/images/generations" in command:  # OpenAI: the actual size in the answer, the seed
+        assert out == f"{size}x{size} 42", out
+    elif "return_base64" in command:  # AXERA's sample dialect: width, height, seed
+        assert out == f"{size} {size} 42", out
     else:
         assert isinstance(json.loads(out), dict), out
 
@@ -330,6 +435,22 @@ def run_make(command: str, ctx: Context) -> None:
     if target == "test":
         assert any("pytest" in line for line in dry) and any("ruff check" in line for line in dry), dry
         return  # the suite itself: running it here would recurse
+    if target == "test-fast":  # the torch-free tier: collected here (running it would recurse)
+        assert any('pytest -m "not torch"' in line for line in dry), dry
+        run = ok(
+            env.run(f'{BIN}/python -m pytest -m "not torch" --collect-only -q -p no:cacheprovider', cwd=ROOT),
+            command,
+        )
+        assert int(re.search(r"(\d+)/\d+ tests collected", run.stdout).group(1)) > 200, run.stdout[-500:]
+        return
+    if target in ("haproxy", "chromium"):  # Debian packages the tests need: present afterwards
+        ok(env.run(f"make {target}", cwd=ROOT), command)
+        assert (
+            shutil.which(target)
+            or Path(f"/usr/sbin/{target}").exists()
+            or Path(f"/usr/bin/{target}").exists()
+        )
+        return
     assert lines and lines[-1].split(tool, 1)[1].split()[0] == "serve", dry
     for line in lines[:-1]:
         ok(env.run(line, cwd=ROOT), line)
@@ -368,6 +489,13 @@ RUNNERS: dict[str, Runner] = {
     "make serve": run_make,
     "make demo": run_make,
     "make test": run_make,
+    "make test-fast": run_make,
+    "make haproxy": run_make,
+    "make chromium": run_make,
+    "pi-axera-sd loadtest": run_loadtest,
+    "pi-axera-sd haproxy": run_haproxy,
+    "sudo apt-get": run_sudo,
+    "sudo mkdir": run_sudo,
     ".venv/bin/pytest": run_pytest,
 }
 
