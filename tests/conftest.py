@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib.util
 import logging
 import os
@@ -13,13 +15,38 @@ import pytest
 pytest_plugins = ["test_clip_support"]  # the shared tiny-CLIP fixtures
 
 # The fast tier (`make test-fast`, i.e. pytest -m "not torch") runs on a base install without torch (nor
-# the other heavy extras: diffusers, transformers, onnx, openvino).
+# the other heavy extras: diffusers, transformers, onnx, openvino, the client libraries...).
 # Tests that build models through torch/diffusers/transformers are marked `torch`: by the fixtures they
-# use (directly or through other fixtures), or by module for the few that import those at the top.
-TORCH_FIXTURES = frozenset({"tiny_pipe", "tiny_taesd", "tiny_clip", "hf_clip_tokenizer", "processor"})
-TORCH_MODULES = ("test_export.py", "test_reference_diffusers.py")
+# use (directly or through other fixtures), or by module when it imports a heavy package at the top.
+TORCH_FIXTURES = frozenset(
+    {"tiny_pipe", "tiny_taesd", "tiny_clip", "hf_clip_tokenizer", "processor", "tiny_lcm_pipe"}
+)
+HEAVY_PACKAGES = frozenset(
+    {"torch", "diffusers", "transformers", "onnx", "openvino", "nncf", "schemathesis", "playwright", "openai",
+     "webuiapi", "matplotlib"}
+)  # fmt: skip
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
-collect_ignore = [] if HAVE_TORCH else list(TORCH_MODULES)
+
+
+@functools.cache
+def imports_heavy_packages(path: Path) -> bool:
+    """True when the module imports one of HEAVY_PACKAGES at its top level, itself or through a test
+    helper module beside it."""
+    names: list[str] = []
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+    roots = {name.split(".")[0] for name in names}
+    local = [path.parent / f"{root}.py" for root in roots]  # test helper modules beside this one
+    return bool(roots & HEAVY_PACKAGES) or any(m.is_file() and imports_heavy_packages(m) for m in local)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if not HAVE_TORCH and collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return imports_heavy_packages(collection_path) or None
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,7 +59,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if TORCH_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.path.name in TORCH_MODULES:
+        if TORCH_FIXTURES.intersection(getattr(item, "fixturenames", ())) or imports_heavy_packages(
+            item.path
+        ):
             item.add_marker(pytest.mark.torch)
 
 

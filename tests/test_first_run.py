@@ -207,6 +207,7 @@ def test_what_counts_as_an_empty_model_folder(tmp_path, monkeypatch):
     assert default_spec(Settings(default_model="someone/model")) == "someone/model"
 
 
+@pytest.mark.slow  # the hub client's retries take 25-50 s
 def test_first_run_without_a_network_exits_3_with_one_line(env):
     import socket
 
