@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from pi_axera_sd.engine.pipeline import AXERA_TIME_INPUT
+from pi_axera_sd.fileio import sha256_file
 from pi_axera_sd.modeltools.export_sd import time_embeddings
-from pi_axera_sd.modeltools.onnx_io import sha256_file
 
 
 def test_layout_files_and_tensor_names(tiny_model_dir):

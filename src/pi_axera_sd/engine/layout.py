@@ -263,17 +263,26 @@ def check_layout(layout: ModelLayout) -> None:
             problems.append(f"{label} {opt_path}")
     if not problems:
         return
-    message = f"model files missing in {layout.root} (layout tried: {layout.kind}): " + "; ".join(problems)
+    found = tuple(problems)
+    message = missing_files_message(layout, found)
     folders = model_folders(layout.root)
     if folders and not layout.unet.is_file():
         names = ", ".join(str(p) for p in folders)
-        raise ModelError(f"{message}. {layout.root} holds model folders ({names}): point MODELS_DIR at one")
+        raise ModelError(
+            f"{message}. {layout.root} holds model folders ({names}): point MODELS_DIR at one", found
+        )
     if holds_model_files(layout.root):
         raise ModelError(
             f"{message}. Expected names: README 'Model layouts' (text encoder as "
-            f"{TEXT_ENCODER_STEM}.* or {FLAT_TEXT_ENCODER_STEM}.* at the root)."
+            f"{TEXT_ENCODER_STEM}.* or {FLAT_TEXT_ENCODER_STEM}.* at the root).",
+            found,
         )
-    raise ModelError(f"{message}. {missing_models_hint(layout.root)}")
+    raise ModelError(f"{message}. {missing_models_hint(layout.root)}", found)
+
+
+def missing_files_message(layout: ModelLayout, problems: tuple[str, ...]) -> str:
+    """The files :func:`check_layout` found missing, without advice on where to get a model."""
+    return f"model files missing in {layout.root} (layout tried: {layout.kind}): " + "; ".join(problems)
 
 
 def missing_time_input_message(layout: ModelLayout, unet: Path, input_name: str) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pi_axera_sd.engine.layout import MANIFEST, check_layout, resolve_layout
+from pi_axera_sd.engine.layout import MANIFEST, check_layout, missing_files_message, resolve_layout
 from pi_axera_sd.errors import ModelError, PiAxeraError
 from pi_axera_sd.modeltools.verify import ManifestCheck, check_manifest
 
@@ -611,11 +611,12 @@ def pull(
     meta = {"repo_id": preset.repo_id, "revision": revision, "commit": commit, "subfolder": folder}
     files, placed_by, removed = place_model(source, dest, mode=link, force=force, meta=meta)
     try:
-        check_layout(resolve_layout(dest))
-    except ModelError as exc:
+        placed = resolve_layout(dest)
+        check_layout(placed)
+    except ModelError as exc:  # the advice to run 'pull' would send the user in a circle: files only
+        what = missing_files_message(placed, exc.problems) if exc.problems else str(exc)
         raise PullError(
-            f"{preset.repo_id} was downloaded to {dest}, but it is not a complete model: "
-            f"{str(exc).split('. Get a model folder')[0]}"
+            f"{preset.repo_id} was downloaded to {dest}, but it is not a complete model: {what}"
         ) from exc
     return PullResult(
         repo_id=preset.repo_id,

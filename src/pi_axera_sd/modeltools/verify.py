@@ -9,7 +9,7 @@ the components agree with each other (text width, latent and image sizes), and c
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ import numpy as np
 from pi_axera_sd.engine.layout import MANIFEST, ModelLayout, resolve_layout
 from pi_axera_sd.engine.pipeline import AXERA_TIME_INPUT, GUIDANCE_INPUT
 from pi_axera_sd.errors import PiAxeraError, RuntimeUnavailable
+from pi_axera_sd.fileio import sha256_file
 from pi_axera_sd.runtime import RuntimeOptions, Session, TensorSpec, open_session, runtime_for
 
 TOKENS = 77
@@ -37,11 +38,6 @@ OK, ABSENT, MISMATCH, MISSING, NEEDS_AXENGINE, UNAVAILABLE, ERROR = (
     "error",
 )
 PASSING = (OK, ABSENT)
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def shape_text(shape: Sequence[Any]) -> str:
@@ -436,6 +432,11 @@ def _check_vae_decoder(row: Row, s: Session, facts: Facts) -> None:
     facts.image = tuple(d if _known(d) else None for d in out.shape[2:])  # type: ignore[assignment]
 
 
+def _check_tiny_decoder(row: Row, s: Session, facts: Facts) -> None:
+    """The TAESD decoder must take the UNet's latent like the full one (the engine loads it so)."""
+    _check_vae_decoder(row, s, dataclasses.replace(facts))  # its image size must not change the facts
+
+
 def _check_vae_encoder(row: Row, s: Session, facts: Facts) -> None:
     c, h, w = facts.latent or (LATENT_CHANNELS, None, None)
     size = facts.image or (h * VAE_FACTOR if h else None, w * VAE_FACTOR if w else None)
@@ -546,6 +547,8 @@ def verify_model(
         "vae_decoder": (layout.vae_decoder, _check_vae_decoder),
         "vae_encoder": (layout.vae_encoder, _check_vae_encoder),
     }
+    if layout.vae_decoder_tiny is not None:  # optional; a row only where the folder has one
+        checks["vae_decoder_tiny"] = (layout.vae_decoder_tiny, _check_tiny_decoder)
     for name, (path, _) in checks.items():
         row = Row(name, path)
         if path is None:

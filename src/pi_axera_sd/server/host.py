@@ -3,8 +3,6 @@ decoding client images, reading PNG text, encoding results and saving copies."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import time
 from dataclasses import dataclass
@@ -16,28 +14,12 @@ import numpy as np
 from pi_axera_sd.engine.imageio import ImageLimits, decode_base64_image, encode_png, to_base64
 from pi_axera_sd.engine.pipeline import GenerationResult, Pipeline
 from pi_axera_sd.engine.render import infotext_for, prepare_init_image
-from pi_axera_sd.errors import InvalidInput, PayloadTooLarge
-
-_DATA_URI_PREFIX = re.compile(r"^\s*data:[^,]*;base64,", re.IGNORECASE)
-_WHITESPACE = re.compile(r"\s+")
+from pi_axera_sd.fileio import write_bytes_atomic
 
 
 def decode_init_image(text: str, limits: ImageLimits, pipeline: Pipeline, resize_mode: int) -> np.ndarray:
     """Client base64 image -> the model's NCHW input, resized with A1111's resize mode."""
     return prepare_init_image(decode_base64_image(text, limits), pipeline, resize_mode)
-
-
-def base64_bytes(text: str, max_bytes: int) -> bytes:
-    """Raw bytes of a base64 string or data URI, without decoding any pixels (for png-info)."""
-    body = _WHITESPACE.sub("", _DATA_URI_PREFIX.sub("", text, count=1))
-    if not body:
-        raise InvalidInput("image is empty")
-    if len(body) * 3 // 4 > max_bytes:
-        raise PayloadTooLarge(f"image is larger than the limit of {max_bytes} bytes")
-    try:
-        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput("image is not valid base64") from None
 
 
 @dataclass(frozen=True)
@@ -89,10 +71,7 @@ def save_copy(directory: Path, png: bytes, prefix: str, index: int, seed: int) -
     """``<dir>/<YYYY-MM-DD>/<HHMMSS>-<request id>-<index>-<seed>.png``, written atomically."""
     now = datetime.now()
     day = directory / now.strftime("%Y-%m-%d")
-    day.mkdir(parents=True, exist_ok=True)
     safe_prefix = re.sub(r"[^A-Za-z0-9_-]", "", prefix)[:16] or "req"
     path = day / f"{now:%H%M%S}-{safe_prefix}-{index}-{seed}.png"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(png)
-    tmp.replace(path)
+    write_bytes_atomic(path, png)
     return path
