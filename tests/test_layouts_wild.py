@@ -56,7 +56,10 @@ def test_axera_run_scripts_layout_as_axmodels(tiny_model_dir, tiny_engine, tmp_p
     assert {s.runtime for s in pipeline.sessions.values()} == {"axengine"}
 
 
-def test_hugging_face_clone_with_everything_under_models(tiny_model_dir, tiny_engine, tmp_path, npu):
+def test_hugging_face_clone_with_everything_under_models(
+    tiny_model_dir, tiny_engine, tmp_path, npu, monkeypatch
+):
+    monkeypatch.setenv("PI_AXERA_SD_RUNTIME", "auto")  # conftest pins onnxruntime; this is about auto
     repo = tmp_path / "lcm-lora-sdv1-5"
     models = shutil.copytree(tiny_model_dir, repo / "models")
     shutil.copy(models / "vae_decoder.onnx", models / "vae_decoder.axmodel")  # the repo has both
