@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pi_axera_sd.defaults import TXT2IMG_TIMESTEPS, VAE_SCALING_FACTOR
 from pi_axera_sd.errors import ModelError
 
 TEXT_ENCODER_STEM = "text_encoder/sd15_text_encoder_sim"
@@ -41,8 +42,6 @@ REPO_SUBFOLDER = "models"  # the Hugging Face repo keeps the model folder under 
 LAYOUT_AXERA = "AXERA (text_encoder/ subfolder)"
 LAYOUT_FLAT = "flat (sd15_text_encoder_sim at the folder root)"
 MANIFEST = "manifest.json"
-DEFAULT_VAE_SCALING = 0.18215
-DEFAULT_TIMESTEPS = (999, 759, 499, 259)
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ class ModelLayout:
 
     @property
     def vae_scaling_factor(self) -> float:
-        return float(self.manifest.get("vae_scaling_factor", DEFAULT_VAE_SCALING))
+        return float(self.manifest.get("vae_scaling_factor", VAE_SCALING_FACTOR))
 
     @property
     def tiny_vae_scaling_factor(self) -> float:
@@ -78,7 +77,7 @@ class ModelLayout:
     @property
     def timesteps(self) -> tuple[int, ...]:
         """The txt2img timesteps that the rows of ``time_input_txt2img.npy`` belong to."""
-        return tuple(int(t) for t in self.manifest.get("timesteps", DEFAULT_TIMESTEPS))
+        return tuple(int(t) for t in self.manifest.get("timesteps", TXT2IMG_TIMESTEPS))
 
     def files(self) -> dict[str, Path | None]:
         return {

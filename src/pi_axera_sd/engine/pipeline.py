@@ -17,11 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
+from pi_axera_sd.defaults import (
+    A1111_STRENGTH,
+    DEFAULT_RANDN_SOURCE,
+    DEFAULT_VAE,
+    TXT2IMG_TIMESTEPS,
+    VAE_CHOICES,
+    VAE_SCALING_FACTOR,
+)
 from pi_axera_sd.engine.guidance import DEFAULT_GUIDANCE_SCALE, guidance_embedding
 from pi_axera_sd.engine.imageio import from_model_output
 from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_input_message
-from pi_axera_sd.engine.noise import DEFAULT_RANDN_SOURCE, NoiseFn, posterior_noise, seeded_noise
-from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS, LcmScheduler, img2img_timesteps
+from pi_axera_sd.engine.noise import NoiseFn, posterior_noise, seeded_noise
+from pi_axera_sd.engine.scheduler import LcmScheduler, img2img_timesteps
 from pi_axera_sd.engine.tokenizer import ClipTokenizer
 from pi_axera_sd.errors import InvalidInput, ModelError
 from pi_axera_sd.runtime import RuntimeOptions, Session, TensorSpec, open_session
@@ -78,8 +86,8 @@ class GenerationParams:
     prompt: str
     seed: int
     init_image: np.ndarray | None = None
-    strength: float = 0.75
-    vae: str = "full"  # "full" VAE decoder or "tiny" (TAESD), when the model folder has one
+    strength: float = A1111_STRENGTH
+    vae: str = DEFAULT_VAE  # "full" VAE decoder or "tiny" (TAESD), when the model folder has one
     randn_source: str = DEFAULT_RANDN_SOURCE  # which generator draws the noise (engine.noise)
 
 
@@ -209,7 +217,7 @@ class Pipeline:
         tiny_vae_scaling_factor: float = 1.0,
         time_embeddings: np.ndarray | None = None,
         timesteps: tuple[int, ...] = TXT2IMG_TIMESTEPS,
-        vae_scaling_factor: float = 0.18215,
+        vae_scaling_factor: float = VAE_SCALING_FACTOR,
         model_name: str = "sd15-lcm",
         text_cache_size: int = 128,
         latent_size: int = 64,
@@ -349,7 +357,7 @@ class Pipeline:
 
     @property
     def vae_choices(self) -> tuple[str, ...]:
-        return ("full", "tiny") if self.vae_decoder_tiny is not None else ("full",)
+        return VAE_CHOICES if self.vae_decoder_tiny is not None else (DEFAULT_VAE,)
 
     # ---- stages ------------------------------------------------------------------------------
 
@@ -403,7 +411,7 @@ class Pipeline:
             if self.vae_decoder_tiny is None:
                 raise InvalidInput("this model folder has no tiny VAE decoder (vae_decoder_tiny.onnx)")
             return self.vae_decoder_tiny, self.tiny_vae_scaling_factor
-        raise InvalidInput(f"vae must be 'full' or 'tiny', not {vae!r}")
+        raise InvalidInput(f"vae must be one of {', '.join(VAE_CHOICES)}, not {vae!r}")
 
     def decode_latent(self, latent: np.ndarray, vae: str = "full") -> np.ndarray:
         """Latent -> HWC uint8 RGB with the full or the tiny (TAESD) decoder, converted as diffusers does."""

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from pi_axera_sd.defaults import AX_PROVIDERS, DEVICES, RUNTIMES
 from pi_axera_sd.errors import PiAxeraError
 
 log = logging.getLogger(__name__)
@@ -177,13 +178,13 @@ def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAc
     )
     verify.add_argument(
         "--runtime",
-        choices=["auto", "onnxruntime", "axengine", "openvino"],
+        choices=RUNTIMES,
         help="auto: .axmodel with pyaxengine when it is usable, else .onnx with ONNX Runtime "
         "(env PI_AXERA_SD_RUNTIME, default auto)",
     )
-    verify.add_argument("--device", choices=["cpu", "cuda"], help="ONNX Runtime device (default cpu)")
+    verify.add_argument("--device", choices=DEVICES, help="ONNX Runtime device (default cpu)")
     verify.add_argument("--threads", type=int, help="CPU threads per session (0 = default)")
-    verify.add_argument("--ax-provider", choices=["AxEngineExecutionProvider", "AXCLRTExecutionProvider"])
+    verify.add_argument("--ax-provider", choices=AX_PROVIDERS)
     verify.add_argument("--npu-device", type=int, help="M.2 card index (env PI_AXERA_SD_NPU_DEVICE)")
     verify.add_argument("--no-hash", action="store_true", help="check manifest sizes only, not sha256")
     verify.add_argument("--json", action="store_true", help="machine-readable report")

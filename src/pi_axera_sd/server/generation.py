@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from starlette.requests import Request
 
-from pi_axera_sd.engine.noise import DEFAULT_RANDN_SOURCE
+from pi_axera_sd.defaults import A1111_STRENGTH, DEFAULT_RANDN_SOURCE, DEFAULT_VAE
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, StageTimings
 from pi_axera_sd.engine.scheduler import img2img_timesteps
 from pi_axera_sd.errors import Cancelled, InvalidInput
@@ -25,8 +25,6 @@ from pi_axera_sd.server.problems import ApiError, to_api_error
 from pi_axera_sd.server.service import Service
 from pi_axera_sd.server.waiting import run_on_lane
 
-DEFAULT_STRENGTH = 0.75
-
 
 @dataclass(frozen=True)
 class BatchSpec:
@@ -36,12 +34,12 @@ class BatchSpec:
     encode: EncodeOptions
     init_image: np.ndarray | None = None
     strength: float | None = None
-    vae: str = "full"
+    vae: str = DEFAULT_VAE
     randn_source: str = DEFAULT_RANDN_SOURCE
 
     @property
     def used_strength(self) -> float:
-        return self.strength if self.strength is not None else DEFAULT_STRENGTH
+        return self.strength if self.strength is not None else A1111_STRENGTH
 
 
 @dataclass
@@ -90,7 +88,7 @@ def service_randn_source(request: Request) -> str:
 def choose_vae(pipeline: Pipeline, vae: str) -> str:
     """Validate the decoder choice before queueing, so a bad one costs no lane time."""
     if vae not in pipeline.vae_choices:
-        raise InvalidInput("vae 'tiny' is unavailable: the model folder has no vae_decoder_tiny.onnx")
+        raise InvalidInput(f"vae {vae!r} is unavailable: the model folder has no vae_decoder_tiny.onnx")
     return vae
 
 

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from pi_axera_sd.defaults import A1111_STRENGTH
 from pi_axera_sd.engine.pipeline import MAX_SEED, resolve_seed
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.server import a1111
 from pi_axera_sd.server.context import note, read_json, request_id, service_of
 from pi_axera_sd.server.generation import (
-    DEFAULT_STRENGTH,
     BatchSpec,
     choose_vae,
     prepare_init_image,
@@ -70,7 +70,7 @@ async def img2img(request: Request) -> JSONResponse:
         raise InvalidInput("init_images is required: a list holding one base64 image")
     pipeline = require_pipeline(service)
     init, _ = await prepare_init_image(service, pipeline, req.init_images[0], req.resize_mode)
-    strength = req.denoising_strength if req.denoising_strength is not None else DEFAULT_STRENGTH
+    strength = req.denoising_strength if req.denoising_strength is not None else A1111_STRENGTH
     return await _generate(request, body, req, a1111.IMG2IMG_DEFAULTS, init=init, strength=strength)
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from pi_axera_sd.defaults import GENERATE_STRENGTH
 from pi_axera_sd.engine.pipeline import resolve_seed
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.server import axera_sample
@@ -25,8 +26,6 @@ from pi_axera_sd.server.problems import ApiError
 from pi_axera_sd.server.schemas import GENERATE_RULES, GenerateRequest, openapi_body
 
 router = APIRouter(tags=["generate"])
-# The original Pi service's img2img default (the A1111 routes keep A1111's 0.75).
-GENERATE_DEFAULT_STRENGTH = 0.5
 
 
 class GenerateResponse(BaseModel):
@@ -79,7 +78,7 @@ async def generate(request: Request) -> JSONResponse:
     settings = service.settings
     strength = None
     if init is not None:
-        strength = req.denoising_strength if req.denoising_strength is not None else GENERATE_DEFAULT_STRENGTH
+        strength = req.denoising_strength if req.denoising_strength is not None else GENERATE_STRENGTH
     spec = BatchSpec(
         mode=mode,
         prompt=req.prompt,

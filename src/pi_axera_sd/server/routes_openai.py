@@ -19,11 +19,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BeforeValidator, ValidationError
 from starlette.datastructures import UploadFile
 
+from pi_axera_sd.defaults import A1111_STRENGTH
 from pi_axera_sd.engine.pipeline import MAX_SEED, resolve_seed
 from pi_axera_sd.errors import InvalidInput, PayloadTooLarge
 from pi_axera_sd.server.context import note, read_json, request_id, service_of
 from pi_axera_sd.server.generation import (
-    DEFAULT_STRENGTH,
     BatchSpec,
     choose_vae,
     prepare_init_image,
@@ -146,7 +146,7 @@ async def edits(request: Request) -> JSONResponse:
     except InvalidInput as exc:
         status = 413 if isinstance(exc, PayloadTooLarge) else 400
         raise ApiError(status, f"image: {exc}", kind=type(exc).__name__, errors="image") from None
-    strength = req.strength if req.strength is not None else DEFAULT_STRENGTH
+    strength = req.strength if req.strength is not None else A1111_STRENGTH
     return await _generate(request, req, init=init, strength=strength)
 
 
