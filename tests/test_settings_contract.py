@@ -176,7 +176,15 @@ def test_help_lists_only_commands_that_run():
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"generate", "models", "serve", "systemd", "interrogate"}
+    assert set(sub.choices) == {
+        "generate",
+        "models",
+        "serve",
+        "systemd",
+        "interrogate",
+        "haproxy",
+        "loadtest",
+    }
     for name, command_parser in sub.choices.items():
         nested = [a for a in command_parser._actions if a.dest == "models_command"]
         parsers = nested[0].choices.values() if nested else [command_parser]

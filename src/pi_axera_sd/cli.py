@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from pi_axera_sd import __version__
+from pi_axera_sd.defaults import A1111_STRENGTH, VAE_CHOICES
 from pi_axera_sd.errors import PiAxeraError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -38,19 +39,17 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace, **extra):
-    """Environment settings with every flag the user gave taking precedence."""
-    from pydantic import ValidationError
+    """Environment settings with every flag the user gave taking precedence.
 
+    A bad value raises pydantic's ``ValidationError``; :func:`main` prints it as one line per
+    setting (variable and flag named) and exits 2.
+    """
     from pi_axera_sd.config import Settings
 
     fields = Settings.model_fields
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     given.update({k: v for k, v in extra.items() if v is not None})
-    try:
-        return Settings(**given)
-    except ValidationError as exc:  # a configuration fault: one line, exit 2 (main)
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise PiAxeraError(f"invalid setting: {problems}") from None
+    return Settings(**given)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -140,12 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="make one image (txt2img, or img2img with --init-image)")
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--init-image", help="PNG/JPEG/WebP file for img2img")
-    gen.add_argument("--strength", type=float, default=0.75, help="img2img denoising strength (0-1)")
+    gen.add_argument(
+        "--strength", type=float, default=A1111_STRENGTH, help="img2img denoising strength (0-1)"
+    )
     gen.add_argument("--resize-mode", type=int, default=0, choices=[0, 1, 2, 3], help="A1111 resize mode")
     gen.add_argument("--seed", type=int, default=-1, help="-1 = random (printed)")
-    gen.add_argument(
-        "--vae", choices=["full", "tiny"], help="VAE decoder (tiny = TAESD, if the model has one)"
-    )
+    gen.add_argument("--vae", choices=VAE_CHOICES, help="VAE decoder (tiny = TAESD, if the model has one)")
     gen.add_argument("-o", "--output", default="out.png")
     _add_engine_flags(gen)
     gen.set_defaults(func=cmd_generate)
