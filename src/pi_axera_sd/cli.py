@@ -53,25 +53,23 @@ def settings_from_args(args: argparse.Namespace, **extra):
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from pi_axera_sd.engine.imageio import decode_image_bytes
+    from pi_axera_sd.engine.imageio import decode_image_bytes, encode_png
+    from pi_axera_sd.engine.infotext import result_infotext
     from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, resolve_seed
-    from pi_axera_sd.engine.render import prepare_init_image, result_png
 
     settings = settings_from_args(args)
     pipeline = Pipeline.load(settings.model_layout(), settings.runtime_options())
     init = None
     if args.init_image:
         image = decode_image_bytes(Path(args.init_image).read_bytes(), settings.image_limits())
-        init = prepare_init_image(image, pipeline, args.resize_mode)
+        init = pipeline.prepare_image(image, args.resize_mode)
     seed = resolve_seed(args.seed)
     vae = args.vae or settings.vae
     params = GenerationParams(
         args.prompt, seed, init, args.strength, vae=vae, randn_source=settings.randn_source
     )
     result = pipeline.generate(params)
-    strength = args.strength if init is not None else None
-    png = result_png(pipeline, result, args.prompt, denoising_strength=strength)
-    Path(args.output).write_bytes(png)
+    Path(args.output).write_bytes(encode_png(result.pixels, result_infotext(result)))
     print(f"seed: {result.seed}")
     print(f"steps: {len(result.timesteps)} (timesteps {list(result.timesteps)})")
     t = result.timings

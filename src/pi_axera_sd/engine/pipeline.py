@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from pi_axera_sd.defaults import (
     A1111_STRENGTH,
@@ -26,7 +27,7 @@ from pi_axera_sd.defaults import (
     VAE_SCALING_FACTOR,
 )
 from pi_axera_sd.engine.guidance import DEFAULT_GUIDANCE_SCALE, guidance_embedding
-from pi_axera_sd.engine.imageio import from_model_output
+from pi_axera_sd.engine.imageio import from_model_output, resize_image, to_model_input
 from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_input_message
 from pi_axera_sd.engine.noise import NoiseFn, posterior_noise, seeded_noise
 from pi_axera_sd.engine.scheduler import LcmScheduler, img2img_timesteps
@@ -93,11 +94,34 @@ class GenerationParams:
 
 @dataclass
 class GenerationResult:
+    """An image and what it was made from, so its response and infotext need nothing else."""
+
     pixels: np.ndarray  # HWC uint8 RGB
-    seed: int
-    timesteps: tuple[int, ...]
+    params: GenerationParams  # the request (prompt, strength, VAE, noise source)
+    timesteps: tuple[int, ...]  # what the scheduler chose for it
     timings: StageTimings
-    randn_source: str = DEFAULT_RANDN_SOURCE
+    model_name: str
+
+    @property
+    def seed(self) -> int:
+        return self.params.seed
+
+    @property
+    def randn_source(self) -> str:
+        return self.params.randn_source
+
+    @property
+    def denoising_strength(self) -> float | None:
+        """The img2img strength; None for txt2img (A1111 writes none then)."""
+        return self.params.strength if self.params.init_image is not None else None
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
 
 
 def _ms_since(start: float) -> float:
@@ -355,6 +379,10 @@ class Pipeline:
             found["vae_decoder_tiny"] = self.vae_decoder_tiny
         return found
 
+    def prepare_image(self, image: Image.Image, resize_mode: int = 0) -> np.ndarray:
+        """A decoded RGB init image at the model's size (A1111 resize modes) -> NCHW [-1, 1]."""
+        return to_model_input(resize_image(image, self.width, self.height, resize_mode))
+
     @property
     def vae_choices(self) -> tuple[str, ...]:
         return VAE_CHOICES if self.vae_decoder_tiny is not None else (DEFAULT_VAE,)
@@ -488,10 +516,10 @@ class Pipeline:
         timings.total_ms = _ms_since(start)
         return GenerationResult(
             pixels=pixels,
-            seed=params.seed,
+            params=params,
             timesteps=tuple(timesteps),
             timings=timings,
-            randn_source=params.randn_source,
+            model_name=self.model_name,
         )
 
 

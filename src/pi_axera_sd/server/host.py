@@ -9,17 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-
-from pi_axera_sd.engine.imageio import ImageLimits, decode_base64_image, encode_png, to_base64
-from pi_axera_sd.engine.pipeline import GenerationResult, Pipeline
-from pi_axera_sd.engine.render import infotext_for, prepare_init_image
+from pi_axera_sd.engine.imageio import encode_png, to_base64
+from pi_axera_sd.engine.infotext import result_infotext
+from pi_axera_sd.engine.pipeline import GenerationResult
 from pi_axera_sd.fileio import write_bytes_atomic
-
-
-def decode_init_image(text: str, limits: ImageLimits, pipeline: Pipeline, resize_mode: int) -> np.ndarray:
-    """Client base64 image -> the model's NCHW input, resized with A1111's resize mode."""
-    return prepare_init_image(decode_base64_image(text, limits), pipeline, resize_mode)
 
 
 @dataclass(frozen=True)
@@ -34,22 +27,16 @@ class EncodedImage:
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    prompt: str
-    negative_prompt: str
-    strength: float | None  # img2img only, recorded in the infotext
     compress_level: int
     want_base64: bool
     save_dir: Path | None  # the opt-in copy in OUTPUT_DIR
     name_prefix: str  # request id, so saved files can be matched with log lines
 
 
-def encode_result(
-    pipeline: Pipeline, result: GenerationResult, opts: EncodeOptions, index: int
-) -> EncodedImage:
+def encode_result(result: GenerationResult, opts: EncodeOptions, index: int) -> EncodedImage:
     """Infotext, PNG (with the infotext in its ``parameters`` chunk), base64, and the saved copy."""
     start = time.perf_counter()
-    # The negative prompt is not used (CFG 1), so the infotext does not claim it was.
-    text = infotext_for(pipeline, result, opts.prompt, denoising_strength=opts.strength)
+    text = result_infotext(result)
     png = None
     if opts.want_base64 or opts.save_dir is not None:
         png = encode_png(result.pixels, text, compress_level=opts.compress_level)

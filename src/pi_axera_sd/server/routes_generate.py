@@ -16,7 +16,7 @@ from pi_axera_sd.server.context import note, read_json, request_id, service_of
 from pi_axera_sd.server.generation import (
     BatchSpec,
     choose_vae,
-    prepare_init_image,
+    decode_init_image,
     require_pipeline,
     run_batch,
     service_randn_source,
@@ -74,7 +74,7 @@ async def generate(request: Request) -> JSONResponse:
     if mode == "img2img":
         if not req.init_image:
             raise InvalidInput("init_image is required for img2img (a base64 PNG, JPEG or WebP)")
-        init, decode_ms = await prepare_init_image(service, pipeline, req.init_image, req.resize_mode)
+        init, decode_ms = await decode_init_image(service, pipeline, req.init_image, req.resize_mode)
     settings = service.settings
     strength = None
     if init is not None:
@@ -88,9 +88,6 @@ async def generate(request: Request) -> JSONResponse:
         vae=choose_vae(pipeline, req.vae or settings.vae),
         randn_source=service_randn_source(request),
         encode=EncodeOptions(
-            prompt=req.prompt,
-            negative_prompt="",
-            strength=strength,
             compress_level=settings.png_compress_level,
             want_base64=True,
             save_dir=settings.output_dir if settings.save_images or not axera_base64 else None,
