@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from pi_axera_sd.engine.pipeline import AXERA_TIME_INPUT
+from pi_axera_sd.engine.contract import AXERA_TIME_INPUT
 from pi_axera_sd.fileio import sha256_file
 from pi_axera_sd.modeltools.export_sd import time_embeddings
 

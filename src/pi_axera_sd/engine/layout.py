@@ -34,14 +34,25 @@ from pathlib import Path
 from typing import Any
 
 from pi_axera_sd.defaults import TXT2IMG_TIMESTEPS, VAE_SCALING_FACTOR
+from pi_axera_sd.engine.contract import (
+    AXERA_STEMS,
+    AXERA_SUFFIXES,
+    FLAT_TEXT_ENCODER_STEM,
+    MANIFEST,
+    TEXT_ENCODER_STEM,
+    TIME_INPUT_FILES,
+    TIME_INPUT_IMG2IMG,
+    TIME_INPUT_TXT2IMG,
+    UNET,
+    VAE_DECODER,
+    VAE_DECODER_TINY,
+    VAE_ENCODER,
+)
 from pi_axera_sd.errors import ModelError
 
-TEXT_ENCODER_STEM = "text_encoder/sd15_text_encoder_sim"
-FLAT_TEXT_ENCODER_STEM = "sd15_text_encoder_sim"
 REPO_SUBFOLDER = "models"  # the Hugging Face repo keeps the model folder under models/
 LAYOUT_AXERA = "AXERA (text_encoder/ subfolder)"
 LAYOUT_FLAT = "flat (sd15_text_encoder_sim at the folder root)"
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -99,7 +110,7 @@ def _pick(stem: Path, prefer_axmodel: bool, variant: str | None = None) -> Path:
         candidate = stem.with_name(f"{stem.name}.{variant}.xml")
         if candidate.is_file():
             return candidate
-    order = [".axmodel", ".onnx"] if prefer_axmodel else [".onnx", ".axmodel"]
+    order = list(AXERA_SUFFIXES) if prefer_axmodel else list(reversed(AXERA_SUFFIXES))
     for suffix in order:
         candidate = stem.with_suffix(suffix)
         if candidate.is_file():
@@ -123,7 +134,7 @@ def _tokenizer_dir(*folders: Path) -> tuple[Path, bool]:
 
 
 def _has_unet(folder: Path) -> bool:
-    return any((folder / f"unet{suffix}").is_file() for suffix in (".axmodel", ".onnx"))
+    return any((folder / f"{AXERA_STEMS[UNET]}{suffix}").is_file() for suffix in AXERA_SUFFIXES)
 
 
 def model_root(root: Path) -> Path:
@@ -185,10 +196,10 @@ def resolve_layout(
     text_root = Path(text_dir) if text_dir is not None else root
     given = {k: Path(v) for k, v in (overrides or {}).items() if v}
     warnings = []
-    vae_encoder = given.get("vae_encoder") or _pick(root / "vae_encoder", prefer_axmodel)
-    tiny = given.get("vae_decoder_tiny") or _pick(root / "vae_decoder_tiny", prefer_axmodel)
-    t2i = given.get("time_input_txt2img") or root / "time_input_txt2img.npy"
-    i2i = given.get("time_input_img2img") or root / "time_input_img2img.npy"
+    vae_encoder = given.get(VAE_ENCODER) or _pick(root / AXERA_STEMS[VAE_ENCODER], prefer_axmodel)
+    tiny = given.get(VAE_DECODER_TINY) or _pick(root / AXERA_STEMS[VAE_DECODER_TINY], prefer_axmodel)
+    t2i = given.get(TIME_INPUT_TXT2IMG) or root / TIME_INPUT_FILES[TIME_INPUT_TXT2IMG]
+    i2i = given.get(TIME_INPUT_IMG2IMG) or root / TIME_INPUT_FILES[TIME_INPUT_IMG2IMG]
     if "time_input_img2img" in given and not i2i.is_file():
         # Nothing reads it (img2img takes rows of the txt2img file); the seed's default env file
         # often names it, so a stale path must not stop the service.
@@ -202,8 +213,8 @@ def resolve_layout(
         root=root,
         tokenizer_dir=tokenizer,
         text_encoder=given.get("text_encoder") or text_encoder,
-        unet=given.get("unet") or _pick(root / "unet", prefer_axmodel, variant),
-        vae_decoder=given.get("vae_decoder") or _pick(root / "vae_decoder", prefer_axmodel, variant),
+        unet=given.get(UNET) or _pick(root / AXERA_STEMS[UNET], prefer_axmodel, variant),
+        vae_decoder=given.get(VAE_DECODER) or _pick(root / AXERA_STEMS[VAE_DECODER], prefer_axmodel, variant),
         vae_encoder=vae_encoder if vae_encoder.is_file() or "vae_encoder" in given else None,
         vae_decoder_tiny=tiny if tiny.is_file() or "vae_decoder_tiny" in given else None,
         time_input_txt2img=t2i if t2i.is_file() or "time_input_txt2img" in given else None,

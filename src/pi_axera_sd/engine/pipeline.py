@@ -26,6 +26,7 @@ from pi_axera_sd.defaults import (
     VAE_CHOICES,
     VAE_SCALING_FACTOR,
 )
+from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, GUIDANCE_INPUT, unet_inputs
 from pi_axera_sd.engine.guidance import DEFAULT_GUIDANCE_SCALE, guidance_embedding
 from pi_axera_sd.engine.imageio import from_model_output, resize_image, to_model_input
 from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_input_message
@@ -36,11 +37,6 @@ from pi_axera_sd.errors import InvalidInput, ModelError
 from pi_axera_sd.runtime import RuntimeOptions, Session, TensorSpec, open_session
 
 MAX_SEED = 2**32 - 1
-# The AXERA export cuts the UNet after silu(time_embedding(time_proj(t))) and names that tensor so.
-AXERA_TIME_INPUT = "/down_blocks.0/resnets.0/act_1/Mul_output_0"
-_TIMESTEP_INPUTS = ("timestep", "timesteps", "t")
-# LCM UNets distilled with a guidance input (diffusers' time_cond_proj_dim) take its embedding here
-GUIDANCE_INPUT = "timestep_cond"
 
 StepCallback = Callable[[int, int], None]
 # (steps done, total, the denoised latent estimate): live previews read it; it must not be kept.
@@ -138,33 +134,16 @@ class _UnetSignature:
 
 
 def _unet_signature(session: Session) -> _UnetSignature:
-    """Find the sample, text and time inputs by name, falling back to rank for unnamed exports."""
-    rest = list(session.inputs)
-
-    def take(match: Callable[[TensorSpec], bool]) -> TensorSpec | None:
-        for spec in rest:
-            if match(spec):
-                rest.remove(spec)
-                return spec
-        return None
-
-    sample = take(lambda s: s.name == "sample") or take(lambda s: len(s.shape) == 4)
-    hidden = take(lambda s: s.name == "encoder_hidden_states") or take(lambda s: len(s.shape) == 3)
-    guidance = take(lambda s: s.name == GUIDANCE_INPUT)
-    time_spec = take(lambda s: s.name in (AXERA_TIME_INPUT, *_TIMESTEP_INPUTS)) or (
-        rest.pop() if len(rest) == 1 else None
-    )
-    if sample is None or hidden is None or time_spec is None or rest:
+    """The UNet's inputs by role (see :func:`contract.unet_inputs`); raises if one is missing."""
+    found = unet_inputs(session.inputs)
+    sample, hidden, time_spec = found.sample, found.hidden, found.time
+    if sample is None or hidden is None or time_spec is None or found.unknown:
         raise ModelError(
             f"{session.path}: not an SD UNet signature; expected inputs sample [1,4,h,w], "
             f"encoder_hidden_states [1,77,768] and a time input ({AXERA_TIME_INPUT} [1,1280] or timestep); "
             f"got {[s.describe() for s in session.inputs]}"
         )
-    last = time_spec.shape[-1] if time_spec.shape else 1
-    takes_embedding = time_spec.name == AXERA_TIME_INPUT or (
-        time_spec.name not in _TIMESTEP_INPUTS and isinstance(last, int) and last > 1
-    )
-    return _UnetSignature(sample, hidden, time_spec, takes_embedding, guidance)
+    return _UnetSignature(sample, hidden, time_spec, found.takes_embedding, found.guidance)
 
 
 def _mismatch(session: Session, expected: str) -> ModelError:
