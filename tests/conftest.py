@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["test_clip_support"]  # the shared tiny-CLIP fixtures
+pytest_plugins = ["support.clip"]  # the shared tiny-CLIP fixtures
 
 # The fast tier (`make test-fast`, i.e. pytest -m "not torch") runs on a base install without torch (nor
 # the other heavy extras: diffusers, transformers, onnx, openvino).

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hubserver import FakeHub
 from pi_axera_sd.engine.layout import missing_models_hint, resolve_layout
 from pi_axera_sd.modeltools.hub import (
     STATE_FILE,
@@ -27,6 +26,7 @@ from pi_axera_sd.modeltools.hub import (
     place_model,
     resolve_spec,
 )
+from support.hubserver import FakeHub
 
 TOKEN = "hf_good_token"
 

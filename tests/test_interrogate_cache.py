@@ -14,7 +14,7 @@ from pi_axera_sd.errors import ModelError
 from pi_axera_sd.interrogate import fingerprint
 from pi_axera_sd.interrogate.errors import WarmingUp
 from pi_axera_sd.interrogate.service import load_interrogator
-from test_clip_support import N_LABELS, random_image, settings_for, warm
+from support.clip import N_LABELS, random_image, settings_for, warm
 
 STEP = 64  # labels per warm-up step with the dynamic-batch text tower
 

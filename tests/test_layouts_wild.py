@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import fake_axengine
 from pi_axera_sd.config import Settings
 from pi_axera_sd.engine.layout import LAYOUT_AXERA, LAYOUT_FLAT, check_layout, resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.errors import ModelError
 from pi_axera_sd.modeltools.tiny import packaged_tokenizer_dir
+from support import fake_axengine
 
 PROMPT = GenerationParams("a lighthouse at dusk", seed=11)
 

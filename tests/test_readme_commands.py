@@ -37,8 +37,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from hubserver import FakeHub
-from test_server_support import free_port, wait_ready
+from support.hubserver import FakeHub
+from support.server import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -186,7 +186,7 @@ def test_axmodel_without_pyaxengine_says_what_to_install(tiny_model_dir, tmp_pat
 
 
 def test_axmodel_through_pyaxengine_interface(tiny_model_dir, tmp_path, monkeypatch):
-    fake_axengine = pytest.importorskip("fake_axengine")  # the pyaxengine stand-in of test_runtime
+    fake_axengine = pytest.importorskip("support.fake_axengine")  # the pyaxengine stand-in of test_runtime
     fake_axengine.install(monkeypatch, providers=("AXCLRTExecutionProvider",))
     folder = _npu_folder(tiny_model_dir, tmp_path / "npu")
     report = verify_model(folder)  # auto: pyaxengine importable -> .axmodel preferred
