@@ -47,7 +47,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 @pytest.fixture(scope="session")
 def tiny_pipe():
     """A diffusers StableDiffusionPipeline (LCM scheduler) with tiny random weights."""
-    from pi_axera_sd.modeltools.tiny import build_sd_pipeline
+    from pi_axera_sd.modeltools.random_sd import build_sd_pipeline
 
     return build_sd_pipeline("tiny", seed=0)
 
@@ -55,7 +55,7 @@ def tiny_pipe():
 @pytest.fixture(scope="session")
 def tiny_taesd():
     """A tiny random AutoencoderTiny (TAESD architecture)."""
-    from pi_axera_sd.modeltools.tiny import build_taesd
+    from pi_axera_sd.modeltools.random_sd import build_taesd
 
     return build_taesd("tiny", seed=0)
 
@@ -93,7 +93,7 @@ def tiny_engine(tiny_model_dir):
 @pytest.fixture(scope="session")
 def tiny_lcm_pipe():
     """A diffusers LatentConsistencyModelPipeline, tiny, whose UNet takes a guidance embedding."""
-    from pi_axera_sd.modeltools.tiny import build_lcm_pipeline
+    from pi_axera_sd.modeltools.random_sd import build_lcm_pipeline
 
     return build_lcm_pipeline(seed=0, guidance_dim=32)
 

@@ -58,7 +58,7 @@ def test_text_tower_with_all_hidden_states_and_a_mask(tiny_clip, clip_exports, t
 
     import torch
 
-    from pi_axera_sd.interrogate.export import export_onnx
+    from pi_axera_sd.modeltools.export_clip import export_onnx
 
     class AllStates(torch.nn.Module):
         def __init__(self) -> None:

@@ -60,7 +60,7 @@ def test_lora_is_fused_like_diffusers(tmp_path):
     from pi_axera_sd.engine.layout import resolve_layout
     from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
     from pi_axera_sd.modeltools.export_sd import export_model, load_diffusers_pipeline
-    from pi_axera_sd.modeltools.tiny import add_random_lora, build_sd_pipeline
+    from pi_axera_sd.modeltools.random_sd import add_random_lora, build_sd_pipeline
     from test_reference_diffusers import RecordingNoise, replay_noise
 
     base = build_sd_pipeline("tiny", seed=3)

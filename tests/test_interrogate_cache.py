@@ -89,8 +89,8 @@ def test_changed_label_list_rebuilds(clip_exports, tags_file, small_labels, tmp_
 
 
 def test_changed_encoder_rebuilds_and_touch_does_not(clip_copy, tags_file, tmp_path):
-    from pi_axera_sd.interrogate.export import export_clip_model
-    from pi_axera_sd.interrogate.random_clip import build_clip_model
+    from pi_axera_sd.modeltools.export_clip import export_clip_model
+    from pi_axera_sd.modeltools.random_clip import build_clip_model
 
     settings = settings_for(clip_copy, tmp_path / "cache", tags_file)
     first = load_interrogator(settings)

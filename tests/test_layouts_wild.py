@@ -13,7 +13,7 @@ from pi_axera_sd.config import Settings
 from pi_axera_sd.engine.layout import LAYOUT_AXERA, LAYOUT_FLAT, check_layout, resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.errors import ModelError
-from pi_axera_sd.modeltools.tiny import packaged_tokenizer_dir
+from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
 from support import fake_axengine
 
 PROMPT = GenerationParams("a lighthouse at dusk", seed=11)

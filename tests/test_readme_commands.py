@@ -220,7 +220,7 @@ def run_verify(command: str, ctx: Context) -> None:
 
 def run_export(command: str, ctx: Context) -> None:
     """The hub ids of the command, as local folders of tiny random weights."""
-    from pi_axera_sd.modeltools.tiny import add_random_lora, build_sd_pipeline, build_taesd
+    from pi_axera_sd.modeltools.random_sd import add_random_lora, build_sd_pipeline, build_taesd
 
     words = shlex.split(command)
     source = ctx.tmp / words[3]

@@ -12,7 +12,7 @@ from pi_axera_sd.errors import InvalidInput
 
 
 def cmd_export_clip(args: argparse.Namespace) -> int:
-    from pi_axera_sd.interrogate.export import export_clip
+    from pi_axera_sd.modeltools.export_clip import export_clip
 
     manifest = export_clip(
         args.source,
@@ -28,8 +28,8 @@ def cmd_export_clip(args: argparse.Namespace) -> int:
 
 
 def cmd_random_clip(args: argparse.Namespace) -> int:
-    from pi_axera_sd.interrogate.export import export_clip_model
-    from pi_axera_sd.interrogate.random_clip import build_clip_model
+    from pi_axera_sd.modeltools.export_clip import export_clip_model
+    from pi_axera_sd.modeltools.random_clip import build_clip_model
 
     model = build_clip_model(args.size, seed=args.seed)
     export_clip_model(

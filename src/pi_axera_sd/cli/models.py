@@ -210,7 +210,7 @@ def cmd_models_export(args: argparse.Namespace) -> int:
 
 def cmd_models_tiny(args: argparse.Namespace) -> int:
     from pi_axera_sd.modeltools.export_sd import export_pipeline
-    from pi_axera_sd.modeltools.tiny import build_sd_pipeline, build_taesd
+    from pi_axera_sd.modeltools.random_sd import build_sd_pipeline, build_taesd
 
     logging.getLogger(__name__).info("random: building %s weights...", args.size)
     pipe = build_sd_pipeline(args.size, seed=args.seed)

@@ -128,7 +128,7 @@ def _tokenizer_dir(*folders: Path) -> tuple[Path, bool]:
         for candidate in (folder / "tokenizer", folder):
             if _has_tokenizer(candidate):
                 return candidate, False
-    from pi_axera_sd.modeltools.tiny import packaged_tokenizer_dir
+    from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
 
     return packaged_tokenizer_dir(), True
 

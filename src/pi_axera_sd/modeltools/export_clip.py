@@ -119,7 +119,7 @@ def _describe_transformers(model) -> dict[str, Any]:
 
 
 def _copy_tokenizer(out: Path, source_dir: Path | None) -> None:
-    from pi_axera_sd.modeltools.tiny import packaged_tokenizer_dir
+    from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
 
     target = out / "tokenizer"
     target.mkdir(parents=True, exist_ok=True)
