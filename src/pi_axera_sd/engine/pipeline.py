@@ -418,7 +418,7 @@ class Pipeline:
             if self.vae_decoder_tiny is None:
                 raise InvalidInput("this model folder has no tiny VAE decoder (vae_decoder_tiny.onnx)")
             return self.vae_decoder_tiny, self.tiny_vae_scaling_factor
-        raise InvalidInput(f"vae must be one of {', '.join(VAE_CHOICES)}, not {vae!r}")
+        raise InvalidInput(f"vae must be {' or '.join(map(repr, VAE_CHOICES))}, not {vae!r}")
 
     def decode_latent(self, latent: np.ndarray, vae: str = "full") -> np.ndarray:
         """Latent -> HWC uint8 RGB with the full or the tiny (TAESD) decoder, converted as diffusers does."""
