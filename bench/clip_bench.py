@@ -40,8 +40,8 @@ def export_models(root: Path) -> dict[str, Path]:
     folders = {name: root / f"clip-vit-b32-{name}" for name in VARIANTS}
     missing = [name for name, folder in folders.items() if not (folder / MANIFEST).is_file()]
     if missing:
-        from pi_axera_sd.interrogate.export import export_clip_model
-        from pi_axera_sd.interrogate.random_clip import build_clip_model
+        from pi_axera_sd.modeltools.export_clip import export_clip_model
+        from pi_axera_sd.modeltools.random_clip import build_clip_model
 
         model = build_clip_model("vit-b-32", seed=0)
         for name in missing:

@@ -28,7 +28,7 @@ def ensure_sd15(root: Path | None = None, size: str = "full") -> Path:
     if done.is_file():
         return base
     from pi_axera_sd.modeltools.export_sd import export_pipeline
-    from pi_axera_sd.modeltools.tiny import build_sd_pipeline, build_taesd
+    from pi_axera_sd.modeltools.random_sd import build_sd_pipeline, build_taesd
 
     started = time.perf_counter()
     base.mkdir(parents=True, exist_ok=True)

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import httpx
 
-from pi_axera_sd.engine.imageio import to_base64
+from pi_axera_sd.engine.imageio import encode_png, to_base64
+from pi_axera_sd.engine.infotext import result_infotext
 from pi_axera_sd.engine.layout import resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
-from pi_axera_sd.engine.render import result_png
 
 PROMPT = "a photograph of a red fox in the snow, highly detailed"
 
@@ -83,7 +83,7 @@ def start_service(models: Path) -> tuple[subprocess.Popen, httpx.Client]:
 def bare_image(pipeline: Pipeline, seed: int) -> float:
     start = time.perf_counter()
     result = pipeline.generate(GenerationParams(PROMPT, seed))
-    to_base64(result_png(pipeline, result, PROMPT))
+    to_base64(encode_png(result.pixels, result_infotext(result)))
     return (time.perf_counter() - start) * 1000.0
 
 

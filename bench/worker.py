@@ -52,7 +52,6 @@ def run_engine(model_dir: Path, spec: str, mode: str, runs: int, out: Path) -> d
 
     from pi_axera_sd.engine.layout import resolve_layout
     from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
-    from pi_axera_sd.engine.render import prepare_init_image
     from pi_axera_sd.runtime import RuntimeOptions
 
     parts = spec.split(":")[1:]
@@ -68,7 +67,7 @@ def run_engine(model_dir: Path, spec: str, mode: str, runs: int, out: Path) -> d
     load_s = time.perf_counter() - t0
     init = None
     if mode == "img2img":
-        init = prepare_init_image(Image.fromarray(_init_image(pipe.width)), pipe, 0)
+        init = pipe.prepare_image(Image.fromarray(_init_image(pipe.width)), 0)
     in_runtime = _time_session_calls(pipe)
     samples, last = [], None
     for i in range(runs + 1):  # first run warms up

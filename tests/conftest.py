@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["test_clip_support"]  # the shared tiny-CLIP fixtures
+pytest_plugins = ["support.clip"]  # the shared tiny-CLIP fixtures
 
 # The fast tier (`make test-fast`, i.e. pytest -m "not torch") runs on a base install without torch (nor
 # the other heavy extras: diffusers, transformers, onnx, openvino, the client libraries...).
@@ -31,7 +31,7 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 @functools.cache
 def imports_heavy_packages(path: Path) -> bool:
     """True when the module imports one of HEAVY_PACKAGES at its top level, itself or through a test
-    helper module beside it."""
+    module or ``tests/support`` helper it imports."""
     names: list[str] = []
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Import):
@@ -39,7 +39,8 @@ def imports_heavy_packages(path: Path) -> bool:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.append(node.module)
     roots = {name.split(".")[0] for name in names}
-    local = [path.parent / f"{root}.py" for root in roots]  # test helper modules beside this one
+    tests = Path(__file__).parent  # test modules and tests/support/ helpers, imported by dotted name
+    local = [tests / f"{name.replace('.', '/')}.py" for name in names]
     return bool(roots & HEAVY_PACKAGES) or any(m.is_file() and imports_heavy_packages(m) for m in local)
 
 
@@ -76,7 +77,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 @pytest.fixture(scope="session")
 def tiny_pipe():
     """A diffusers StableDiffusionPipeline (LCM scheduler) with tiny random weights."""
-    from pi_axera_sd.modeltools.tiny import build_sd_pipeline
+    from pi_axera_sd.modeltools.random_sd import build_sd_pipeline
 
     return build_sd_pipeline("tiny", seed=0)
 
@@ -84,7 +85,7 @@ def tiny_pipe():
 @pytest.fixture(scope="session")
 def tiny_taesd():
     """A tiny random AutoencoderTiny (TAESD architecture)."""
-    from pi_axera_sd.modeltools.tiny import build_taesd
+    from pi_axera_sd.modeltools.random_sd import build_taesd
 
     return build_taesd("tiny", seed=0)
 
@@ -122,7 +123,7 @@ def tiny_engine(tiny_model_dir):
 @pytest.fixture(scope="session")
 def tiny_lcm_pipe():
     """A diffusers LatentConsistencyModelPipeline, tiny, whose UNet takes a guidance embedding."""
-    from pi_axera_sd.modeltools.tiny import build_lcm_pipeline
+    from pi_axera_sd.modeltools.random_sd import build_lcm_pipeline
 
     return build_lcm_pipeline(seed=0, guidance_dim=32)
 

@@ -10,7 +10,7 @@ import pytest
 from pi_axera_sd.cli import main
 from pi_axera_sd.interrogate.layout import MANIFEST, resolve_clip_layout
 from pi_axera_sd.interrogate.service import build_interrogator, load_interrogator
-from test_clip_support import random_image, settings_for, warm
+from support.clip import random_image, settings_for, warm
 
 
 def _embeddings(clip_dir, tags_file, cache):
@@ -58,7 +58,7 @@ def test_text_tower_with_all_hidden_states_and_a_mask(tiny_clip, clip_exports, t
 
     import torch
 
-    from pi_axera_sd.interrogate.export import export_onnx
+    from pi_axera_sd.modeltools.export_clip import export_onnx
 
     class AllStates(torch.nn.Module):
         def __init__(self) -> None:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.interrogate.preprocess import ImageSpec, clip_pixels, clip_pixels_batch, resized_size
-from test_clip_support import random_image
+from support.clip import random_image
 
 
 @pytest.fixture(scope="module")

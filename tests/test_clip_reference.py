@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pi_axera_sd.interrogate.service import load_interrogator
-from test_clip_support import random_image, reference_logits, reference_text_embeds, settings_for, warm
+from support.clip import random_image, reference_logits, reference_text_embeds, settings_for, warm
 
 TOL = 1e-4
 IMAGES = [(320, 240), (200, 410), (224, 224)]

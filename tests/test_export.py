@@ -9,9 +9,9 @@ import onnx
 import pytest
 import torch
 
-from pi_axera_sd.engine.pipeline import AXERA_TIME_INPUT
+from pi_axera_sd.engine.contract import AXERA_TIME_INPUT
+from pi_axera_sd.fileio import sha256_file
 from pi_axera_sd.modeltools.export_sd import time_embeddings
-from pi_axera_sd.modeltools.onnx_io import sha256_file
 
 
 def test_layout_files_and_tensor_names(tiny_model_dir):
@@ -60,7 +60,7 @@ def test_lora_is_fused_like_diffusers(tmp_path):
     from pi_axera_sd.engine.layout import resolve_layout
     from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
     from pi_axera_sd.modeltools.export_sd import export_model, load_diffusers_pipeline
-    from pi_axera_sd.modeltools.tiny import add_random_lora, build_sd_pipeline
+    from pi_axera_sd.modeltools.random_sd import add_random_lora, build_sd_pipeline
     from test_reference_diffusers import RecordingNoise, replay_noise
 
     base = build_sd_pipeline("tiny", seed=3)

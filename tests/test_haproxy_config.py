@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from haproxy_support import check_config, haproxy_binary
 from pi_axera_sd.deploy.haproxy import DEVICE_ID_ENV, DRAIN_ENV, TEMPLATE_NAME
 from pi_axera_sd.deploy.systemd import parse_unit
-from test_server_support import free_port
+from support.haproxy import check_config, haproxy_binary
+from support.server import free_port
 
 PI_AXERA_SD = str(Path(sys.executable).with_name("pi-axera-sd"))
 

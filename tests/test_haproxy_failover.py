@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from haproxy_support import haproxy_binary, server_stats, wait_status
-from test_server_support import free_port, wait_ready
+from support.haproxy import haproxy_binary, server_stats, wait_status
+from support.server import free_port, wait_ready
 
 PI_AXERA_SD = str(Path(sys.executable).with_name("pi-axera-sd"))
 CLIENTS = 6

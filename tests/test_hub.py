@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hubserver import FakeHub
 from pi_axera_sd.engine.layout import missing_models_hint, resolve_layout
 from pi_axera_sd.modeltools.hub import (
     STATE_FILE,
@@ -27,6 +26,7 @@ from pi_axera_sd.modeltools.hub import (
     place_model,
     resolve_spec,
 )
+from support.hubserver import FakeHub
 
 TOKEN = "hf_good_token"
 
@@ -248,6 +248,18 @@ def test_repo_files_that_differ_from_their_manifest(hub, env, tiny_model_dir, tm
 
 
 # ---- failures -------------------------------------------------------------------------------------
+
+
+def test_incomplete_repo_names_the_missing_file_without_a_pull_hint(hub, env, tiny_model_dir, tmp_path):
+    """Running 'pull' again would not help: the message lists what is missing, not where to pull from."""
+    repo = hub.add_folder("tests/no-decoder", tiny_model_dir)
+    for name in ("vae_decoder.onnx", "manifest.json"):
+        del repo.files[name]
+    dest = tmp_path / "models"
+    line = assert_one_line_error(pull(env, "tests/no-decoder", "--dest", dest, "-q"))
+    assert "but it is not a complete model: model files missing in" in line
+    assert "VAE decoder" in line and "vae_decoder" in line
+    assert "models pull" not in line
 
 
 def test_unknown_repo(hub, env, tmp_path):

@@ -14,7 +14,7 @@ from pi_axera_sd.errors import ModelError
 from pi_axera_sd.interrogate import fingerprint
 from pi_axera_sd.interrogate.errors import WarmingUp
 from pi_axera_sd.interrogate.service import load_interrogator
-from test_clip_support import N_LABELS, random_image, settings_for, warm
+from support.clip import N_LABELS, random_image, settings_for, warm
 
 STEP = 64  # labels per warm-up step with the dynamic-batch text tower
 
@@ -89,8 +89,8 @@ def test_changed_label_list_rebuilds(clip_exports, tags_file, small_labels, tmp_
 
 
 def test_changed_encoder_rebuilds_and_touch_does_not(clip_copy, tags_file, tmp_path):
-    from pi_axera_sd.interrogate.export import export_clip_model
-    from pi_axera_sd.interrogate.random_clip import build_clip_model
+    from pi_axera_sd.modeltools.export_clip import export_clip_model
+    from pi_axera_sd.modeltools.random_clip import build_clip_model
 
     settings = settings_for(clip_copy, tmp_path / "cache", tags_file)
     first = load_interrogator(settings)

@@ -11,7 +11,7 @@ from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.interrogate.labels import check_templates
 from pi_axera_sd.interrogate.scoring import check_categories, softmax, top_indices
 from pi_axera_sd.interrogate.service import load_interrogator
-from test_clip_support import random_image, settings_for, warm
+from support.clip import random_image, settings_for, warm
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from pi_axera_sd.interrogate.service import load_interrogator
-from test_clip_support import random_image, settings_for, warm
-from test_server_support import ServeProcess
+from support.clip import random_image, settings_for, warm
+from support.server import ServeProcess
 
 
 def _b64(image) -> str:

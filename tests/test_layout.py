@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from pi_axera_sd.config import Settings
+from pi_axera_sd.engine.contract import AXERA_TIME_INPUT
 from pi_axera_sd.engine.layout import check_layout, resolve_layout
-from pi_axera_sd.engine.pipeline import AXERA_TIME_INPUT, Pipeline
+from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.errors import ModelError
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import fake_axengine
 from pi_axera_sd.config import Settings
 from pi_axera_sd.engine.layout import LAYOUT_AXERA, LAYOUT_FLAT, check_layout, resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.errors import ModelError
-from pi_axera_sd.modeltools.tiny import packaged_tokenizer_dir
+from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
+from support import fake_axengine
 
 PROMPT = GenerationParams("a lighthouse at dusk", seed=11)
 
@@ -56,7 +56,10 @@ def test_axera_run_scripts_layout_as_axmodels(tiny_model_dir, tiny_engine, tmp_p
     assert {s.runtime for s in pipeline.sessions.values()} == {"axengine"}
 
 
-def test_hugging_face_clone_with_everything_under_models(tiny_model_dir, tiny_engine, tmp_path, npu):
+def test_hugging_face_clone_with_everything_under_models(
+    tiny_model_dir, tiny_engine, tmp_path, npu, monkeypatch
+):
+    monkeypatch.setenv("PI_AXERA_SD_RUNTIME", "auto")  # conftest pins onnxruntime; this is about auto
     repo = tmp_path / "lcm-lora-sdv1-5"
     models = shutil.copytree(tiny_model_dir, repo / "models")
     shutil.copy(models / "vae_decoder.onnx", models / "vae_decoder.axmodel")  # the repo has both

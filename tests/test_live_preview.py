@@ -21,7 +21,7 @@ from pi_axera_sd.engine.pipeline import GenerationParams
 from pi_axera_sd.engine.preview import LINEAR, TINY, linear_preview, preview_method
 from pi_axera_sd.server.app import create_app
 from pi_axera_sd.server.live_preview import LivePreview
-from test_server_support import GatedPipeline, load_tiny, make_settings, running_server
+from support.server import GatedPipeline, load_tiny, make_settings, running_server
 
 WAIT = 15.0
 

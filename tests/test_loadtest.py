@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pi_axera_sd.loadtest.driver import Plan, Sample, run_plan, summarise
-from test_server_support import ServeProcess, free_port
+from support.server import ServeProcess, free_port
 
 PI_AXERA_SD = str(Path(sys.executable).with_name("pi-axera-sd"))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

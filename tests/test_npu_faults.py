@@ -15,7 +15,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-import fake_axengine
 from pi_axera_sd import exitcodes
 from pi_axera_sd.errors import ModelError
 from pi_axera_sd.runtime import RuntimeOptions, open_session
@@ -29,7 +28,8 @@ from pi_axera_sd.runtime.faults import (
 )
 from pi_axera_sd.server.app import create_app
 from pi_axera_sd.server.service import Service
-from test_server_support import make_settings, running_server
+from support import fake_axengine
+from support.server import make_settings, running_server
 
 AX = RuntimeOptions(runtime="axengine")
 

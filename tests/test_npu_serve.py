@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support.server import ServeProcess, free_port
 from test_npu_faults import as_axmodels
-from test_server_support import ServeProcess, free_port
 
 TESTS = Path(__file__).parent
 SERVE = [str(Path(sys.executable).with_name("pi-axera-sd")), "serve"]

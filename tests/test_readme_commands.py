@@ -41,8 +41,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from hubserver import FakeHub
-from test_server_support import free_port, wait_ready
+from support.hubserver import FakeHub
+from support.server import free_port, wait_ready
 
 # Every test here drives the installed CLI on models built through torch (see conftest's fast tier).
 pytestmark = pytest.mark.torch
@@ -246,7 +246,7 @@ def run_verify(command: str, ctx: Context) -> None:
 
 def run_export(command: str, ctx: Context) -> None:
     """The hub ids of the command, as local folders of tiny random weights."""
-    from pi_axera_sd.modeltools.tiny import add_random_lora, build_sd_pipeline, build_taesd
+    from pi_axera_sd.modeltools.random_sd import add_random_lora, build_sd_pipeline, build_taesd
 
     words = shlex.split(command)
     source = ctx.tmp / words[3]

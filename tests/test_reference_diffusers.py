@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from pi_axera_sd.defaults import TXT2IMG_TIMESTEPS
 from pi_axera_sd.engine.imageio import to_model_input
 from pi_axera_sd.engine.pipeline import GenerationParams, seeded_noise
-from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS
 
 MAX_PIXEL_DIFF = 2  # out of 255, the bound
 

@@ -8,13 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-import fake_axengine
 from pi_axera_sd.config import Settings
 from pi_axera_sd.engine.layout import resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.errors import ModelError, RuntimeUnavailable
 from pi_axera_sd.runtime import RuntimeOptions, open_session, runtime_for
 from pi_axera_sd.runtime.onnxrt import providers_for
+from support import fake_axengine
 
 
 def test_onnxruntime_session_reports_names_shapes_dtypes(tiny_model_dir):

@@ -14,10 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
+from pi_axera_sd.defaults import TXT2IMG_TIMESTEPS
 from pi_axera_sd.engine.imageio import to_model_input
 from pi_axera_sd.engine.noise import posterior_noise, randn_source, seeded_noise
 from pi_axera_sd.engine.pipeline import GenerationParams
-from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS
 from pi_axera_sd.engine.torch_rng import TorchCpuGenerator
 from pi_axera_sd.errors import InvalidInput
 

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from pi_axera_sd.engine.infotext import parse_infotext
-from test_server_support import SEED_PNG_1X1, ServeProcess
+from support.server import SEED_PNG_1X1, ServeProcess
 
 TOKEN = "sk-test-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from test_server_support import ServeProcess
+from support.server import ServeProcess
 
 
 def test_sigterm_reports_not_ready_then_keeps_working_until_the_drain_ends(tiny_model_dir):

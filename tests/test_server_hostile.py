@@ -24,8 +24,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from test_clip_support import random_image
-from test_server_support import SEED_PNG_1X1, ServeProcess
+from support.clip import random_image
+from support.server import SEED_PNG_1X1, ServeProcess
 
 MAX_BODY = 2 * 1024 * 1024
 # A base64 run that redaction would have replaced: if one is in the log, it leaked.

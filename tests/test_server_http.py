@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from pi_axera_sd.engine.infotext import parse_infotext
-from test_server_support import SEED_PNG_1X1, ServeProcess
+from support.server import SEED_PNG_1X1, ServeProcess
 
 SEED_TXT2IMG = """curl -X POST http://localhost:5000/generate \\
   -H "Content-Type: application/json" \\

@@ -20,7 +20,7 @@ from PIL import Image
 from pi_axera_sd.interrogate.api import CategoryResult, StructuredResult, TagScore, WarmupState
 from pi_axera_sd.server.app import create_app
 from pi_axera_sd.server.runner import build_server
-from test_server_support import (
+from support.server import (
     SEED_PNG_1X1,
     FailingInner,
     GatedPipeline,

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from pi_axera_sd.server.app import create_app
-from test_server_support import load_tiny, make_settings, running_server
+from support.server import load_tiny, make_settings, running_server
 
 EXAMPLES_PER_OPERATION = 12  # the whole run stays well under a minute on two cores
 # not_a_server_error is replaced by the count below: a 503 (here: no CLIP model installed) is a

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from test_server_support import ServeProcess
+from support.server import ServeProcess
 
 WAIT = 30.0
 
@@ -28,7 +28,7 @@ from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.server.app import create_app
 from pi_axera_sd.server.logs import configure_logging
 from pi_axera_sd.server.runner import run
-from test_server_support import FailingInner
+from support.server import FailingInner
 
 settings = Settings()
 configure_logging("info")

@@ -10,7 +10,7 @@ import pytest
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.server.redact import looks_like_base64, redact
 from pi_axera_sd.server.schemas import GenerateRequest, Img2ImgRequest, Txt2ImgRequest
-from test_server_support import SEED_PNG_1X1
+from support.server import SEED_PNG_1X1
 
 
 def test_the_seeds_example_is_logged_as_the_seed_shows():

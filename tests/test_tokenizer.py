@@ -15,7 +15,7 @@ import pytest
 
 from pi_axera_sd.engine.tokenizer import ClipTokenizer
 from pi_axera_sd.errors import ModelError
-from pi_axera_sd.modeltools.tiny import packaged_tokenizer_dir
+from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
 
 HANDWRITTEN = [
     "",

@@ -19,6 +19,7 @@ COMPONENTS = [
     "unet",
     "vae_decoder",
     "vae_encoder",
+    "vae_decoder_tiny",
     "time_input_txt2img",
     "time_input_img2img",
 ]
@@ -80,6 +81,15 @@ def test_decoder_replaced_by_text_encoder_is_a_mismatch(model_copy, capsys):
     # the other components are still checked and fine
     report = verify_model(model_copy)
     assert [r.component for r in report.rows if not r.ok] == ["vae_decoder"]
+
+
+def test_tiny_decoder_is_checked_like_the_engine_checks_it(model_copy):
+    """The engine refuses a tiny VAE decoder that does not take the latent; verify must say so too."""
+    shutil.copy(model_copy / "text_encoder/sd15_text_encoder_sim.onnx", model_copy / "vae_decoder_tiny.onnx")
+    report = verify_model(model_copy, check_hashes=False)
+    tiny = _rows(report)["vae_decoder_tiny"]
+    assert not tiny.ok and "expected latent [1,4,16,16]" in tiny.status()
+    assert [r.component for r in report.rows if not r.ok] == ["vae_decoder_tiny"]
 
 
 def test_sha256_mismatch_and_no_hash(model_copy):
@@ -176,7 +186,7 @@ def test_axmodel_without_pyaxengine_says_what_to_install(tiny_model_dir, tmp_pat
 
 
 def test_axmodel_through_pyaxengine_interface(tiny_model_dir, tmp_path, monkeypatch):
-    fake_axengine = pytest.importorskip("fake_axengine")  # the pyaxengine stand-in of test_runtime
+    fake_axengine = pytest.importorskip("support.fake_axengine")  # the pyaxengine stand-in of test_runtime
     fake_axengine.install(monkeypatch, providers=("AXCLRTExecutionProvider",))
     folder = _npu_folder(tiny_model_dir, tmp_path / "npu")
     report = verify_model(folder)  # auto: pyaxengine importable -> .axmodel preferred

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
-from test_clip_support import random_image
-from test_server_support import ServeProcess
+from support.clip import random_image
+from support.server import ServeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("PI_AXERA_SD_CHROMIUM", "/usr/bin/chromium"))

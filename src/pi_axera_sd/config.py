@@ -12,9 +12,10 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pi_axera_sd.defaults import DEFAULT_RANDN_SOURCE, DEFAULT_VAE, AxProvider, Device, Runtime, Vae
 from pi_axera_sd.engine.imageio import ImageLimits
 from pi_axera_sd.engine.layout import ModelLayout, resolve_layout
-from pi_axera_sd.engine.noise import DEFAULT_RANDN_SOURCE, randn_source
+from pi_axera_sd.engine.noise import randn_source
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.runtime import RuntimeOptions
 
@@ -67,10 +68,10 @@ class Settings(BaseSettings):
     time_input_img2img: Path | None = Field(
         None, validation_alias=_env("TIME_INPUT_IMG2IMG", field="time_input_img2img")
     )
-    runtime: Literal["auto", "onnxruntime", "axengine", "openvino"] = "auto"
-    device: Literal["cpu", "cuda"] = "cpu"  # ONNX Runtime device
+    runtime: Runtime = "auto"
+    device: Device = "cpu"  # ONNX Runtime device
     threads: int = Field(0, ge=0)
-    ax_provider: Literal["AxEngineExecutionProvider", "AXCLRTExecutionProvider"] | None = None
+    ax_provider: AxProvider | None = None
     precision: Literal["f32", "bf16", "f16"] | None = None  # OpenVINO (default: the device's choice)
     variant: Literal["int8"] | None = None  # int8: use <component>.int8.xml (OpenVINO) if present
     npu_device: int | None = Field(None, ge=0)  # M.2 card index (AXCLRT provider); None = card 0
@@ -78,7 +79,7 @@ class Settings(BaseSettings):
     reopen_sessions: bool = True  # on max_runtime_failures, reopen the models once before exiting 3
     require_variant: bool = False  # a missing variant file is an error (exit 2), not a warning
     text_cache_size: int = Field(128, ge=1)
-    vae: Literal["full", "tiny"] = "full"  # default VAE decoder; requests may override
+    vae: Vae = DEFAULT_VAE  # default VAE decoder; requests may override
     # LCM models with a guidance embedding (timestep_cond): default from the model's config, else 8.5
     guidance_scale: float | None = Field(None, gt=0)
     auto_download: bool = True  # serve: fetch the platform's default model into an empty models_dir

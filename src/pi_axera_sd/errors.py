@@ -17,7 +17,15 @@ class PayloadTooLarge(InvalidInput):
 
 
 class ModelError(PiAxeraError):
-    """A model file is missing, unreadable, or does not have the expected signature."""
+    """A model file is missing, unreadable, or does not have the expected signature.
+
+    ``problems`` lists what is wrong, one item each, without the advice the message adds, so a
+    caller can report them its own way instead of taking the message apart.
+    """
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class RuntimeUnavailable(ModelError):

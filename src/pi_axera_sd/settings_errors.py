@@ -37,8 +37,8 @@ def _field_for(loc: str) -> str:
 
 def setting_label(field: str) -> str:
     """``port`` -> ``PORT / --port``: the names a user may have set it by."""
+    from pi_axera_sd.cli.settings_flags import env_name
     from pi_axera_sd.config import Settings
-    from pi_axera_sd.server.flags import env_name
 
     info = Settings.model_fields.get(field)
     env = env_name(field, info) if info else field

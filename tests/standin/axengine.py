@@ -4,7 +4,7 @@ configured from the environment (see that module). Put ``tests/standin`` and ``t
 
 import os
 
-import fake_axengine as _fake
+from support import fake_axengine as _fake
 
 _fake.configure(
     providers=[p for p in os.environ.get("FAKE_AXENGINE_PROVIDERS", _fake.M2).split(",") if p],

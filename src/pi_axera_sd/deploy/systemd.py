@@ -83,7 +83,7 @@ def settings_environment(
 ) -> tuple[dict[str, str], list[str]]:
     """Environment= entries for the settings that differ from their defaults, were given as flags,
     or are always shown. Secrets are left out (returned as notes): a unit file is world-readable."""
-    from pi_axera_sd.server.flags import env_name
+    from pi_axera_sd.cli.settings_flags import env_name
 
     given = set(given)
     env: dict[str, str] = {}

@@ -70,10 +70,8 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MAX_PNG_TEXT = 8 * 1024 * 1024
 
 
-def _too_many_bytes(size: int, limits: ImageLimits) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"image is about {size} bytes, more than the limit of {limits.max_encoded_bytes} bytes"
-    )
+def _too_many_bytes(size: int, max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"image is about {size} bytes, more than the limit of {max_bytes} bytes")
 
 
 def decode_base64_image(data: str, limits: ImageLimits = ImageLimits()) -> Image.Image:
@@ -82,6 +80,11 @@ def decode_base64_image(data: str, limits: ImageLimits = ImageLimits()) -> Image
     Raises :class:`InvalidInput` for anything that is not a usable image and
     :class:`PayloadTooLarge` when a limit is exceeded.
     """
+    return decode_image_bytes(decode_base64_payload(data, limits.max_encoded_bytes), limits)
+
+
+def decode_base64_payload(data: str, max_bytes: int) -> bytes:
+    """The raw bytes of a base64 string or ``data:image/...;base64,`` URI, without decoding pixels."""
     if not isinstance(data, str):
         raise InvalidInput(f"image must be a base64 string, not {type(data).__name__}")
     text = data.strip()
@@ -102,8 +105,8 @@ def decode_base64_image(data: str, limits: ImageLimits = ImageLimits()) -> Image
     # Estimate the decoded size from the text length so an oversized payload is refused before
     # we spend memory decoding it.
     estimated = len(text) * 3 // 4
-    if estimated > limits.max_encoded_bytes:
-        raise _too_many_bytes(estimated, limits)
+    if estimated > max_bytes:
+        raise _too_many_bytes(estimated, max_bytes)
 
     # Tolerate missing "=" padding, which some clients strip.
     if len(text) % 4:
@@ -112,7 +115,7 @@ def decode_base64_image(data: str, limits: ImageLimits = ImageLimits()) -> Image
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInput("image is not valid base64") from None
-    return decode_image_bytes(raw, limits)
+    return raw
 
 
 def _sniff_format(raw: bytes) -> str | None:
@@ -132,7 +135,7 @@ def decode_image_bytes(raw: bytes, limits: ImageLimits = ImageLimits()) -> Image
     if not raw:
         raise InvalidInput("image is empty")
     if len(raw) > limits.max_encoded_bytes:
-        raise _too_many_bytes(len(raw), limits)
+        raise _too_many_bytes(len(raw), limits.max_encoded_bytes)
 
     try:
         # Only our allowed formats' parsers ever see the bytes; Image.open reads the header only.

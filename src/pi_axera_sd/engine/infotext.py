@@ -17,8 +17,12 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pi_axera_sd import __version__
+
+if TYPE_CHECKING:
+    from pi_axera_sd.engine.pipeline import GenerationResult
 
 __all__ = ["build_infotext", "parse_infotext"]
 
@@ -58,6 +62,21 @@ def _format_value(value: object) -> str:
         or _FLOAT.fullmatch(text) is not None
     )
     return json.dumps(text, ensure_ascii=False) if needs_quotes else text
+
+
+def result_infotext(result: GenerationResult) -> str:
+    """A1111's ``parameters`` text for an image, from the result alone. No negative prompt: with
+    CFG 1 it is not used, so the infotext does not claim it was."""
+    return build_infotext(
+        prompt=result.params.prompt,
+        steps=len(result.timesteps),
+        seed=result.seed,
+        width=result.width,
+        height=result.height,
+        model=result.model_name,
+        denoising_strength=result.denoising_strength,
+        extra={"RNG": result.randn_source},  # A1111 writes "RNG: CPU" when not using the GPU's
+    )
 
 
 def build_infotext(

@@ -33,16 +33,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pi_axera_sd.defaults import TXT2IMG_TIMESTEPS, VAE_SCALING_FACTOR
+from pi_axera_sd.engine.contract import (
+    AXERA_STEMS,
+    AXERA_SUFFIXES,
+    FLAT_TEXT_ENCODER_STEM,
+    MANIFEST,
+    TEXT_ENCODER_STEM,
+    TIME_INPUT_FILES,
+    TIME_INPUT_IMG2IMG,
+    TIME_INPUT_TXT2IMG,
+    UNET,
+    VAE_DECODER,
+    VAE_DECODER_TINY,
+    VAE_ENCODER,
+)
 from pi_axera_sd.errors import ModelError
 
-TEXT_ENCODER_STEM = "text_encoder/sd15_text_encoder_sim"
-FLAT_TEXT_ENCODER_STEM = "sd15_text_encoder_sim"
 REPO_SUBFOLDER = "models"  # the Hugging Face repo keeps the model folder under models/
 LAYOUT_AXERA = "AXERA (text_encoder/ subfolder)"
 LAYOUT_FLAT = "flat (sd15_text_encoder_sim at the folder root)"
-MANIFEST = "manifest.json"
-DEFAULT_VAE_SCALING = 0.18215
-DEFAULT_TIMESTEPS = (999, 759, 499, 259)
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,7 @@ class ModelLayout:
 
     @property
     def vae_scaling_factor(self) -> float:
-        return float(self.manifest.get("vae_scaling_factor", DEFAULT_VAE_SCALING))
+        return float(self.manifest.get("vae_scaling_factor", VAE_SCALING_FACTOR))
 
     @property
     def tiny_vae_scaling_factor(self) -> float:
@@ -78,7 +88,7 @@ class ModelLayout:
     @property
     def timesteps(self) -> tuple[int, ...]:
         """The txt2img timesteps that the rows of ``time_input_txt2img.npy`` belong to."""
-        return tuple(int(t) for t in self.manifest.get("timesteps", DEFAULT_TIMESTEPS))
+        return tuple(int(t) for t in self.manifest.get("timesteps", TXT2IMG_TIMESTEPS))
 
     def files(self) -> dict[str, Path | None]:
         return {
@@ -100,7 +110,7 @@ def _pick(stem: Path, prefer_axmodel: bool, variant: str | None = None) -> Path:
         candidate = stem.with_name(f"{stem.name}.{variant}.xml")
         if candidate.is_file():
             return candidate
-    order = [".axmodel", ".onnx"] if prefer_axmodel else [".onnx", ".axmodel"]
+    order = list(AXERA_SUFFIXES) if prefer_axmodel else list(reversed(AXERA_SUFFIXES))
     for suffix in order:
         candidate = stem.with_suffix(suffix)
         if candidate.is_file():
@@ -118,13 +128,13 @@ def _tokenizer_dir(*folders: Path) -> tuple[Path, bool]:
         for candidate in (folder / "tokenizer", folder):
             if _has_tokenizer(candidate):
                 return candidate, False
-    from pi_axera_sd.modeltools.tiny import packaged_tokenizer_dir
+    from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
 
     return packaged_tokenizer_dir(), True
 
 
 def _has_unet(folder: Path) -> bool:
-    return any((folder / f"unet{suffix}").is_file() for suffix in (".axmodel", ".onnx"))
+    return any((folder / f"{AXERA_STEMS[UNET]}{suffix}").is_file() for suffix in AXERA_SUFFIXES)
 
 
 def model_root(root: Path) -> Path:
@@ -186,10 +196,10 @@ def resolve_layout(
     text_root = Path(text_dir) if text_dir is not None else root
     given = {k: Path(v) for k, v in (overrides or {}).items() if v}
     warnings = []
-    vae_encoder = given.get("vae_encoder") or _pick(root / "vae_encoder", prefer_axmodel)
-    tiny = given.get("vae_decoder_tiny") or _pick(root / "vae_decoder_tiny", prefer_axmodel)
-    t2i = given.get("time_input_txt2img") or root / "time_input_txt2img.npy"
-    i2i = given.get("time_input_img2img") or root / "time_input_img2img.npy"
+    vae_encoder = given.get(VAE_ENCODER) or _pick(root / AXERA_STEMS[VAE_ENCODER], prefer_axmodel)
+    tiny = given.get(VAE_DECODER_TINY) or _pick(root / AXERA_STEMS[VAE_DECODER_TINY], prefer_axmodel)
+    t2i = given.get(TIME_INPUT_TXT2IMG) or root / TIME_INPUT_FILES[TIME_INPUT_TXT2IMG]
+    i2i = given.get(TIME_INPUT_IMG2IMG) or root / TIME_INPUT_FILES[TIME_INPUT_IMG2IMG]
     if "time_input_img2img" in given and not i2i.is_file():
         # Nothing reads it (img2img takes rows of the txt2img file); the seed's default env file
         # often names it, so a stale path must not stop the service.
@@ -203,8 +213,8 @@ def resolve_layout(
         root=root,
         tokenizer_dir=tokenizer,
         text_encoder=given.get("text_encoder") or text_encoder,
-        unet=given.get("unet") or _pick(root / "unet", prefer_axmodel, variant),
-        vae_decoder=given.get("vae_decoder") or _pick(root / "vae_decoder", prefer_axmodel, variant),
+        unet=given.get(UNET) or _pick(root / AXERA_STEMS[UNET], prefer_axmodel, variant),
+        vae_decoder=given.get(VAE_DECODER) or _pick(root / AXERA_STEMS[VAE_DECODER], prefer_axmodel, variant),
         vae_encoder=vae_encoder if vae_encoder.is_file() or "vae_encoder" in given else None,
         vae_decoder_tiny=tiny if tiny.is_file() or "vae_decoder_tiny" in given else None,
         time_input_txt2img=t2i if t2i.is_file() or "time_input_txt2img" in given else None,
@@ -263,17 +273,26 @@ def check_layout(layout: ModelLayout) -> None:
             problems.append(f"{label} {opt_path}")
     if not problems:
         return
-    message = f"model files missing in {layout.root} (layout tried: {layout.kind}): " + "; ".join(problems)
+    found = tuple(problems)
+    message = missing_files_message(layout, found)
     folders = model_folders(layout.root)
     if folders and not layout.unet.is_file():
         names = ", ".join(str(p) for p in folders)
-        raise ModelError(f"{message}. {layout.root} holds model folders ({names}): point MODELS_DIR at one")
+        raise ModelError(
+            f"{message}. {layout.root} holds model folders ({names}): point MODELS_DIR at one", found
+        )
     if holds_model_files(layout.root):
         raise ModelError(
             f"{message}. Expected names: README 'Model layouts' (text encoder as "
-            f"{TEXT_ENCODER_STEM}.* or {FLAT_TEXT_ENCODER_STEM}.* at the root)."
+            f"{TEXT_ENCODER_STEM}.* or {FLAT_TEXT_ENCODER_STEM}.* at the root).",
+            found,
         )
-    raise ModelError(f"{message}. {missing_models_hint(layout.root)}")
+    raise ModelError(f"{message}. {missing_models_hint(layout.root)}", found)
+
+
+def missing_files_message(layout: ModelLayout, problems: tuple[str, ...]) -> str:
+    """The files :func:`check_layout` found missing, without advice on where to get a model."""
+    return f"model files missing in {layout.root} (layout tried: {layout.kind}): " + "; ".join(problems)
 
 
 def missing_time_input_message(layout: ModelLayout, unet: Path, input_name: str) -> str:

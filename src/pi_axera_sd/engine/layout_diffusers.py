@@ -25,12 +25,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pi_axera_sd.engine.contract import MODEL_INDEX, ONNX_FILE, OPENVINO_FILE
 from pi_axera_sd.errors import ModelError
-
-MODEL_INDEX = "model_index.json"
-COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
-ONNX_FILE = "model.onnx"
-OPENVINO_FILE = "openvino_model.xml"
 
 
 def is_diffusers_layout(root: str | Path) -> bool:

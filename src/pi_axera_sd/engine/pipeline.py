@@ -16,22 +16,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from pi_axera_sd.defaults import (
+    A1111_STRENGTH,
+    DEFAULT_RANDN_SOURCE,
+    DEFAULT_VAE,
+    TXT2IMG_TIMESTEPS,
+    VAE_CHOICES,
+    VAE_SCALING_FACTOR,
+)
+from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, GUIDANCE_INPUT, unet_inputs
 from pi_axera_sd.engine.guidance import DEFAULT_GUIDANCE_SCALE, guidance_embedding
-from pi_axera_sd.engine.imageio import from_model_output
+from pi_axera_sd.engine.imageio import from_model_output, resize_image, to_model_input
 from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_input_message
-from pi_axera_sd.engine.noise import DEFAULT_RANDN_SOURCE, NoiseFn, posterior_noise, seeded_noise
-from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS, LcmScheduler, img2img_timesteps
+from pi_axera_sd.engine.noise import NoiseFn, posterior_noise, seeded_noise
+from pi_axera_sd.engine.scheduler import LcmScheduler, img2img_timesteps
 from pi_axera_sd.engine.tokenizer import ClipTokenizer
 from pi_axera_sd.errors import InvalidInput, ModelError
 from pi_axera_sd.runtime import RuntimeOptions, Session, TensorSpec, open_session
 
 MAX_SEED = 2**32 - 1
-# The AXERA export cuts the UNet after silu(time_embedding(time_proj(t))) and names that tensor so.
-AXERA_TIME_INPUT = "/down_blocks.0/resnets.0/act_1/Mul_output_0"
-_TIMESTEP_INPUTS = ("timestep", "timesteps", "t")
-# LCM UNets distilled with a guidance input (diffusers' time_cond_proj_dim) take its embedding here
-GUIDANCE_INPUT = "timestep_cond"
 
 StepCallback = Callable[[int, int], None]
 # (steps done, total, the denoised latent estimate): live previews read it; it must not be kept.
@@ -78,18 +83,41 @@ class GenerationParams:
     prompt: str
     seed: int
     init_image: np.ndarray | None = None
-    strength: float = 0.75
-    vae: str = "full"  # "full" VAE decoder or "tiny" (TAESD), when the model folder has one
+    strength: float = A1111_STRENGTH
+    vae: str = DEFAULT_VAE  # "full" VAE decoder or "tiny" (TAESD), when the model folder has one
     randn_source: str = DEFAULT_RANDN_SOURCE  # which generator draws the noise (engine.noise)
 
 
 @dataclass
 class GenerationResult:
+    """An image and what it was made from, so its response and infotext need nothing else."""
+
     pixels: np.ndarray  # HWC uint8 RGB
-    seed: int
-    timesteps: tuple[int, ...]
+    params: GenerationParams  # the request (prompt, strength, VAE, noise source)
+    timesteps: tuple[int, ...]  # what the scheduler chose for it
     timings: StageTimings
-    randn_source: str = DEFAULT_RANDN_SOURCE
+    model_name: str
+
+    @property
+    def seed(self) -> int:
+        return self.params.seed
+
+    @property
+    def randn_source(self) -> str:
+        return self.params.randn_source
+
+    @property
+    def denoising_strength(self) -> float | None:
+        """The img2img strength; None for txt2img (A1111 writes none then)."""
+        return self.params.strength if self.params.init_image is not None else None
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
 
 
 def _ms_since(start: float) -> float:
@@ -106,33 +134,16 @@ class _UnetSignature:
 
 
 def _unet_signature(session: Session) -> _UnetSignature:
-    """Find the sample, text and time inputs by name, falling back to rank for unnamed exports."""
-    rest = list(session.inputs)
-
-    def take(match: Callable[[TensorSpec], bool]) -> TensorSpec | None:
-        for spec in rest:
-            if match(spec):
-                rest.remove(spec)
-                return spec
-        return None
-
-    sample = take(lambda s: s.name == "sample") or take(lambda s: len(s.shape) == 4)
-    hidden = take(lambda s: s.name == "encoder_hidden_states") or take(lambda s: len(s.shape) == 3)
-    guidance = take(lambda s: s.name == GUIDANCE_INPUT)
-    time_spec = take(lambda s: s.name in (AXERA_TIME_INPUT, *_TIMESTEP_INPUTS)) or (
-        rest.pop() if len(rest) == 1 else None
-    )
-    if sample is None or hidden is None or time_spec is None or rest:
+    """The UNet's inputs by role (see :func:`contract.unet_inputs`); raises if one is missing."""
+    found = unet_inputs(session.inputs)
+    sample, hidden, time_spec = found.sample, found.hidden, found.time
+    if sample is None or hidden is None or time_spec is None or found.unknown:
         raise ModelError(
             f"{session.path}: not an SD UNet signature; expected inputs sample [1,4,h,w], "
             f"encoder_hidden_states [1,77,768] and a time input ({AXERA_TIME_INPUT} [1,1280] or timestep); "
             f"got {[s.describe() for s in session.inputs]}"
         )
-    last = time_spec.shape[-1] if time_spec.shape else 1
-    takes_embedding = time_spec.name == AXERA_TIME_INPUT or (
-        time_spec.name not in _TIMESTEP_INPUTS and isinstance(last, int) and last > 1
-    )
-    return _UnetSignature(sample, hidden, time_spec, takes_embedding, guidance)
+    return _UnetSignature(sample, hidden, time_spec, found.takes_embedding, found.guidance)
 
 
 def _mismatch(session: Session, expected: str) -> ModelError:
@@ -209,7 +220,7 @@ class Pipeline:
         tiny_vae_scaling_factor: float = 1.0,
         time_embeddings: np.ndarray | None = None,
         timesteps: tuple[int, ...] = TXT2IMG_TIMESTEPS,
-        vae_scaling_factor: float = 0.18215,
+        vae_scaling_factor: float = VAE_SCALING_FACTOR,
         model_name: str = "sd15-lcm",
         text_cache_size: int = 128,
         latent_size: int = 64,
@@ -347,9 +358,13 @@ class Pipeline:
             found["vae_decoder_tiny"] = self.vae_decoder_tiny
         return found
 
+    def prepare_image(self, image: Image.Image, resize_mode: int = 0) -> np.ndarray:
+        """A decoded RGB init image at the model's size (A1111 resize modes) -> NCHW [-1, 1]."""
+        return to_model_input(resize_image(image, self.width, self.height, resize_mode))
+
     @property
     def vae_choices(self) -> tuple[str, ...]:
-        return ("full", "tiny") if self.vae_decoder_tiny is not None else ("full",)
+        return VAE_CHOICES if self.vae_decoder_tiny is not None else (DEFAULT_VAE,)
 
     # ---- stages ------------------------------------------------------------------------------
 
@@ -403,7 +418,7 @@ class Pipeline:
             if self.vae_decoder_tiny is None:
                 raise InvalidInput("this model folder has no tiny VAE decoder (vae_decoder_tiny.onnx)")
             return self.vae_decoder_tiny, self.tiny_vae_scaling_factor
-        raise InvalidInput(f"vae must be 'full' or 'tiny', not {vae!r}")
+        raise InvalidInput(f"vae must be {' or '.join(map(repr, VAE_CHOICES))}, not {vae!r}")
 
     def decode_latent(self, latent: np.ndarray, vae: str = "full") -> np.ndarray:
         """Latent -> HWC uint8 RGB with the full or the tiny (TAESD) decoder, converted as diffusers does."""
@@ -480,10 +495,10 @@ class Pipeline:
         timings.total_ms = _ms_since(start)
         return GenerationResult(
             pixels=pixels,
-            seed=params.seed,
+            params=params,
             timesteps=tuple(timesteps),
             timings=timings,
-            randn_source=params.randn_source,
+            model_name=self.model_name,
         )
 
 

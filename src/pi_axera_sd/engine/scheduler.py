@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TXT2IMG_TIMESTEPS = (999, 759, 499, 259)
+from pi_axera_sd.defaults import TXT2IMG_TIMESTEPS
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pi_axera_sd.interrogate.atomic import write_text_atomic
+from pi_axera_sd.fileio import write_text_atomic
 
 log = logging.getLogger(__name__)
 

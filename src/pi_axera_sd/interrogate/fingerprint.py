@@ -11,8 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-from pi_axera_sd.interrogate.atomic import write_text_atomic
-from pi_axera_sd.modeltools.onnx_io import sha256_file
+from pi_axera_sd.fileio import sha256_file, write_text_atomic
 
 log = logging.getLogger(__name__)
 

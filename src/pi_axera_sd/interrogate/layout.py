@@ -83,7 +83,7 @@ def has_clip_files(root: Path) -> bool:
 
 
 def _tokenizer_dir(candidates: list[Path]) -> Path:
-    from pi_axera_sd.modeltools.tiny import packaged_tokenizer_dir
+    from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
 
     for folder in candidates:
         if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pi_axera_sd.engine.layout_diffusers import MODEL_INDEX, ONNX_FILE, OPENVINO_FILE
+from pi_axera_sd.engine.contract import MODEL_INDEX, ONNX_FILE, OPENVINO_FILE
 from pi_axera_sd.modeltools.export_sd import _text_module, _vae_modules, save_clip_tokenizer
 from pi_axera_sd.modeltools.onnx_io import export_module
 

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from pi_axera_sd import __version__
-from pi_axera_sd.engine.layout import MANIFEST, TEXT_ENCODER_STEM
-from pi_axera_sd.engine.pipeline import AXERA_TIME_INPUT
+from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, MANIFEST, TEXT_ENCODER_STEM
 from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS
-from pi_axera_sd.modeltools.onnx_io import export_module, sha256_file
+from pi_axera_sd.fileio import sha256_file
+from pi_axera_sd.modeltools.onnx_io import export_module
 from pi_axera_sd.modeltools.progress import Stages
 
 log = logging.getLogger(__name__)

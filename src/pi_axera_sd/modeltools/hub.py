@@ -28,7 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pi_axera_sd.engine.layout import MANIFEST, check_layout, resolve_layout
+from pi_axera_sd.engine.contract import (
+    MANIFEST,
+    MODEL_INDEX,
+    ONNX_FILE,
+    OPENVINO_FILE,
+    UNET,
+    VAE_DECODER,
+    axera_component_files,
+)
+from pi_axera_sd.engine.layout import check_layout, missing_files_message, resolve_layout
 from pi_axera_sd.errors import ModelError, PiAxeraError
 from pi_axera_sd.modeltools.verify import ManifestCheck, check_manifest
 
@@ -36,26 +45,13 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = ".pi-axera-sd-pull.json"  # which files in dest a pull placed (safe to replace later)
 # AXERA layout: the UNet file; diffusers/optimum layout: model_index.json beside the component folders
-MODEL_MARKERS = ("unet.axmodel", "unet.onnx", "model_index.json")
+MODEL_MARKERS = (f"{UNET}.axmodel", f"{UNET}.onnx", MODEL_INDEX)
 LINK_MODES = ("hardlink", "symlink", "copy")
 # files of a component the engine loads: a pull refuses to mix these with another model's
 _COMPONENT_NAMES = (
-    "unet.onnx",
-    "unet.onnx.data",
-    "unet.axmodel",
-    "vae_decoder.onnx",
-    "vae_decoder.axmodel",
-    "vae_encoder.onnx",
-    "vae_encoder.axmodel",
-    "text_encoder/sd15_text_encoder_sim.onnx",
-    "text_encoder/sd15_text_encoder_sim.axmodel",
-    "time_input_txt2img.npy",
-    "time_input_img2img.npy",
-    "model_index.json",
-    "unet/model.onnx",
-    "unet/openvino_model.xml",
-    "vae_decoder/model.onnx",
-    "vae_decoder/openvino_model.xml",
+    *axera_component_files(),
+    MODEL_INDEX,
+    *(f"{c}/{f}" for c in (UNET, VAE_DECODER) for f in (ONNX_FILE, OPENVINO_FILE)),
 )
 # what the engine reads of a diffusers/optimum OpenVINO export (no ONNX/PyTorch copies, no extras)
 OPENVINO_LAYOUT_FILES = (
@@ -611,11 +607,12 @@ def pull(
     meta = {"repo_id": preset.repo_id, "revision": revision, "commit": commit, "subfolder": folder}
     files, placed_by, removed = place_model(source, dest, mode=link, force=force, meta=meta)
     try:
-        check_layout(resolve_layout(dest))
-    except ModelError as exc:
+        placed = resolve_layout(dest)
+        check_layout(placed)
+    except ModelError as exc:  # the advice to run 'pull' would send the user in a circle: files only
+        what = missing_files_message(placed, exc.problems) if exc.problems else str(exc)
         raise PullError(
-            f"{preset.repo_id} was downloaded to {dest}, but it is not a complete model: "
-            f"{str(exc).split('. Get a model folder')[0]}"
+            f"{preset.repo_id} was downloaded to {dest}, but it is not a complete model: {what}"
         ) from exc
     return PullResult(
         repo_id=preset.repo_id,

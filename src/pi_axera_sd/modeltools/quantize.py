@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from pi_axera_sd.engine.contract import MANIFEST
 from pi_axera_sd.engine.imageio import to_model_input
-from pi_axera_sd.engine.layout import MANIFEST, resolve_layout
+from pi_axera_sd.engine.layout import resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.modeltools.progress import Stages
 from pi_axera_sd.runtime import RuntimeOptions

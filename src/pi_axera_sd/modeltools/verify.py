@@ -9,7 +9,7 @@ the components agree with each other (text width, latent and image sizes), and c
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,15 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from pi_axera_sd.engine.layout import MANIFEST, ModelLayout, resolve_layout
-from pi_axera_sd.engine.pipeline import AXERA_TIME_INPUT, GUIDANCE_INPUT
+from pi_axera_sd.engine.contract import (
+    AXERA_TIME_INPUT,
+    GUIDANCE_INPUT,
+    LATENT_CHANNELS,
+    MANIFEST,
+    TOKENS,
+    VAE_FACTOR,
+    unet_inputs,
+)
+from pi_axera_sd.engine.layout import ModelLayout, resolve_layout
 from pi_axera_sd.errors import PiAxeraError, RuntimeUnavailable
+from pi_axera_sd.fileio import sha256_file
 from pi_axera_sd.runtime import RuntimeOptions, Session, TensorSpec, open_session, runtime_for
 
-TOKENS = 77
-LATENT_CHANNELS = 4
-VAE_FACTOR = 8
-TIMESTEP_INPUTS = ("timestep", "timesteps", "t")
 OK, ABSENT, MISMATCH, MISSING, NEEDS_AXENGINE, UNAVAILABLE, ERROR = (
     "OK",
     "absent",
@@ -37,11 +42,6 @@ OK, ABSENT, MISMATCH, MISSING, NEEDS_AXENGINE, UNAVAILABLE, ERROR = (
     "error",
 )
 PASSING = (OK, ABSENT)
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def shape_text(shape: Sequence[Any]) -> str:
@@ -341,33 +341,14 @@ def _check_text_encoder(row: Row, s: Session, facts: Facts) -> None:
     facts.text_width = width if _known(width) else None
 
 
-def _find_unet_inputs(s: Session) -> tuple[TensorSpec | None, TensorSpec | None, TensorSpec | None]:
-    rest = list(s.inputs)
-
-    def take(*tests) -> TensorSpec | None:
-        for test in tests:
-            for spec in rest:
-                if test(spec):
-                    rest.remove(spec)
-                    return spec
-        return None
-
-    sample = take(lambda x: x.name == "sample", lambda x: len(x.shape) == 4)
-    hidden = take(lambda x: x.name == "encoder_hidden_states", lambda x: len(x.shape) == 3)
-    take(lambda x: x.name == GUIDANCE_INPUT)  # LCM guidance embedding: checked by _check_guidance
-    time = take(lambda x: x.name in (AXERA_TIME_INPUT, *TIMESTEP_INPUTS), lambda x: len(rest) == 1)
-    if rest:
-        return sample, hidden, None
-    return sample, hidden, time
-
-
 def _check_unet(row: Row, s: Session, facts: Facts) -> None:
     d = facts.text_width if facts.text_width is not None else "D"
     expected = (
         f"sample [1,{LATENT_CHANNELS},h,w], encoder_hidden_states [1,{TOKENS},{d}] and a time input "
         f"({AXERA_TIME_INPUT} [1,T] or timestep [1])"
     )
-    sample, hidden, time = _find_unet_inputs(s)
+    found = unet_inputs(s.inputs)  # the guidance embedding is checked by _check_guidance
+    sample, hidden, time = found.sample, found.hidden, None if found.unknown else found.time
     if (
         sample is None
         or hidden is None
@@ -385,9 +366,7 @@ def _check_unet(row: Row, s: Session, facts: Facts) -> None:
             "(files from different models)"
         )
     last = time.shape[-1] if time.shape else 1
-    if time.name == AXERA_TIME_INPUT or (
-        time.name not in TIMESTEP_INPUTS and len(time.shape) == 2 and _known(last) and last > 1
-    ):
+    if found.takes_embedding and (time.name == AXERA_TIME_INPUT or len(time.shape) == 2):
         if not _dims_match(time.shape, (1, None)):
             row.fail(f"time embedding input {time.describe()}: expected [1,T]")
         facts.time_width = last if _known(last) else None
@@ -434,6 +413,11 @@ def _check_vae_decoder(row: Row, s: Session, facts: Facts) -> None:
     if facts.latent is None:
         facts.latent = tuple(d if _known(d) else None for d in x.shape[1:])  # type: ignore[assignment]
     facts.image = tuple(d if _known(d) else None for d in out.shape[2:])  # type: ignore[assignment]
+
+
+def _check_tiny_decoder(row: Row, s: Session, facts: Facts) -> None:
+    """The TAESD decoder must take the UNet's latent like the full one (the engine loads it so)."""
+    _check_vae_decoder(row, s, dataclasses.replace(facts))  # its image size must not change the facts
 
 
 def _check_vae_encoder(row: Row, s: Session, facts: Facts) -> None:
@@ -546,6 +530,8 @@ def verify_model(
         "vae_decoder": (layout.vae_decoder, _check_vae_decoder),
         "vae_encoder": (layout.vae_encoder, _check_vae_encoder),
     }
+    if layout.vae_decoder_tiny is not None:  # optional; a row only where the folder has one
+        checks["vae_decoder_tiny"] = (layout.vae_decoder_tiny, _check_tiny_decoder)
     for name, (path, _) in checks.items():
         row = Row(name, path)
         if path is None:

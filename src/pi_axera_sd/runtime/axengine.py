@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from pi_axera_sd.defaults import AX_PROVIDERS
 from pi_axera_sd.errors import ModelError, RuntimeUnavailable
 from pi_axera_sd.runtime.base import Session
 from pi_axera_sd.runtime.faults import (
@@ -30,7 +31,7 @@ from pi_axera_sd.runtime.faults import (
     NpuNotReady,
     is_not_ready_message,
 )
-from pi_axera_sd.runtime.options import AX_PROVIDERS, RuntimeOptions
+from pi_axera_sd.runtime.options import RuntimeOptions
 
 log = logging.getLogger(__name__)
 

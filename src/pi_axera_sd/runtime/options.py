@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RUNTIMES = ("auto", "onnxruntime", "axengine", "openvino")
-AX_PROVIDERS = ("AxEngineExecutionProvider", "AXCLRTExecutionProvider")
+from pi_axera_sd.defaults import AX_PROVIDERS, DEVICES, RUNTIMES
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class RuntimeOptions:
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, not {self.runtime!r}")
-        if self.device not in ("cpu", "cuda"):
+        if self.device not in DEVICES:
             raise ValueError(f"device must be 'cpu' or 'cuda', not {self.device!r}")
         if self.ax_provider is not None and self.ax_provider not in AX_PROVIDERS:
             raise ValueError(f"ax_provider must be one of {AX_PROVIDERS}, not {self.ax_provider!r}")

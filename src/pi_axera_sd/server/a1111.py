@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from pi_axera_sd.defaults import A1111_STRENGTH, DEFAULT_RANDN_SOURCE
 from pi_axera_sd.engine.infotext import VERSION
-from pi_axera_sd.engine.noise import DEFAULT_RANDN_SOURCE, randn_source
+from pi_axera_sd.engine.noise import randn_source
 from pi_axera_sd.server.lane import LaneStatus
 from pi_axera_sd.server.live_preview import OPTION_DEFAULTS as PREVIEW_OPTIONS
 from pi_axera_sd.server.modelinfo import ModelInfo
@@ -94,7 +95,7 @@ IMG2IMG_DEFAULTS: dict[str, Any] = {
     "initial_noise_multiplier": None,
     "latent_mask": None,
     "include_init_images": False,
-    "denoising_strength": 0.75,
+    "denoising_strength": A1111_STRENGTH,
 }
 
 

@@ -14,18 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 from starlette.requests import Request
 
-from pi_axera_sd.engine.noise import DEFAULT_RANDN_SOURCE
+from pi_axera_sd.defaults import A1111_STRENGTH, DEFAULT_RANDN_SOURCE, DEFAULT_VAE
+from pi_axera_sd.engine.imageio import decode_base64_image
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, StageTimings
 from pi_axera_sd.engine.scheduler import img2img_timesteps
 from pi_axera_sd.errors import Cancelled, InvalidInput
-from pi_axera_sd.server.host import EncodedImage, EncodeOptions, decode_init_image, encode_result
+from pi_axera_sd.server.host import EncodedImage, EncodeOptions, encode_result
 from pi_axera_sd.server.lane import JobContext
 from pi_axera_sd.server.live_preview import LivePreview
 from pi_axera_sd.server.problems import ApiError, to_api_error
 from pi_axera_sd.server.service import Service
 from pi_axera_sd.server.waiting import run_on_lane
-
-DEFAULT_STRENGTH = 0.75
 
 
 @dataclass(frozen=True)
@@ -36,12 +35,12 @@ class BatchSpec:
     encode: EncodeOptions
     init_image: np.ndarray | None = None
     strength: float | None = None
-    vae: str = "full"
+    vae: str = DEFAULT_VAE
     randn_source: str = DEFAULT_RANDN_SOURCE
 
     @property
     def used_strength(self) -> float:
-        return self.strength if self.strength is not None else DEFAULT_STRENGTH
+        return self.strength if self.strength is not None else A1111_STRENGTH
 
 
 @dataclass
@@ -65,7 +64,7 @@ def require_pipeline(service: Service) -> Pipeline:
     return service.pipeline
 
 
-async def prepare_init_image(
+async def decode_init_image(
     service: Service, pipeline: Pipeline, image_b64: str, resize_mode: int
 ) -> tuple[np.ndarray, float]:
     """Decode and resize an img2img input on a host thread, after checking the model and the queue
@@ -74,8 +73,9 @@ async def prepare_init_image(
         raise InvalidInput("img2img is unavailable: the model folder has no VAE encoder")
     service.lane.ensure_room()
     t0 = time.perf_counter()
+    limits = service.settings.image_limits()
     init = await service.run_host(
-        decode_init_image, image_b64, service.settings.image_limits(), pipeline, resize_mode
+        lambda: pipeline.prepare_image(decode_base64_image(image_b64, limits), resize_mode)
     )
     decode_ms = (time.perf_counter() - t0) * 1000.0
     service.metrics.observe_stage("host_decode", decode_ms)
@@ -90,7 +90,7 @@ def service_randn_source(request: Request) -> str:
 def choose_vae(pipeline: Pipeline, vae: str) -> str:
     """Validate the decoder choice before queueing, so a bad one costs no lane time."""
     if vae not in pipeline.vae_choices:
-        raise InvalidInput("vae 'tiny' is unavailable: the model folder has no vae_decoder_tiny.onnx")
+        raise InvalidInput(f"vae {vae!r} is unavailable: the model folder has no vae_decoder_tiny.onnx")
     return vae
 
 
@@ -126,7 +126,7 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: Li
                     break
                 continue  # skipped: on to the next image of the batch
             service.metrics.observe_generation(spec.mode, result.timings)
-            encoded = service.host_pool.submit(encode_result, pipeline, result, spec.encode, index)
+            encoded = service.host_pool.submit(encode_result, result, spec.encode, index)
             made.append((result.timings, encoded))
         return made, ctx.interrupted
 

@@ -3,41 +3,16 @@ decoding client images, reading PNG text, encoding results and saving copies."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-
-from pi_axera_sd.engine.imageio import ImageLimits, decode_base64_image, encode_png, to_base64
-from pi_axera_sd.engine.pipeline import GenerationResult, Pipeline
-from pi_axera_sd.engine.render import infotext_for, prepare_init_image
-from pi_axera_sd.errors import InvalidInput, PayloadTooLarge
-
-_DATA_URI_PREFIX = re.compile(r"^\s*data:[^,]*;base64,", re.IGNORECASE)
-_WHITESPACE = re.compile(r"\s+")
-
-
-def decode_init_image(text: str, limits: ImageLimits, pipeline: Pipeline, resize_mode: int) -> np.ndarray:
-    """Client base64 image -> the model's NCHW input, resized with A1111's resize mode."""
-    return prepare_init_image(decode_base64_image(text, limits), pipeline, resize_mode)
-
-
-def base64_bytes(text: str, max_bytes: int) -> bytes:
-    """Raw bytes of a base64 string or data URI, without decoding any pixels (for png-info)."""
-    body = _WHITESPACE.sub("", _DATA_URI_PREFIX.sub("", text, count=1))
-    if not body:
-        raise InvalidInput("image is empty")
-    if len(body) * 3 // 4 > max_bytes:
-        raise PayloadTooLarge(f"image is larger than the limit of {max_bytes} bytes")
-    try:
-        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput("image is not valid base64") from None
+from pi_axera_sd.engine.imageio import encode_png, to_base64
+from pi_axera_sd.engine.infotext import result_infotext
+from pi_axera_sd.engine.pipeline import GenerationResult
+from pi_axera_sd.fileio import write_bytes_atomic
 
 
 @dataclass(frozen=True)
@@ -52,22 +27,16 @@ class EncodedImage:
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    prompt: str
-    negative_prompt: str
-    strength: float | None  # img2img only, recorded in the infotext
     compress_level: int
     want_base64: bool
     save_dir: Path | None  # the opt-in copy in OUTPUT_DIR
     name_prefix: str  # request id, so saved files can be matched with log lines
 
 
-def encode_result(
-    pipeline: Pipeline, result: GenerationResult, opts: EncodeOptions, index: int
-) -> EncodedImage:
+def encode_result(result: GenerationResult, opts: EncodeOptions, index: int) -> EncodedImage:
     """Infotext, PNG (with the infotext in its ``parameters`` chunk), base64, and the saved copy."""
     start = time.perf_counter()
-    # The negative prompt is not used (CFG 1), so the infotext does not claim it was.
-    text = infotext_for(pipeline, result, opts.prompt, denoising_strength=opts.strength)
+    text = result_infotext(result)
     png = None
     if opts.want_base64 or opts.save_dir is not None:
         png = encode_png(result.pixels, text, compress_level=opts.compress_level)
@@ -89,10 +58,7 @@ def save_copy(directory: Path, png: bytes, prefix: str, index: int, seed: int) -
     """``<dir>/<YYYY-MM-DD>/<HHMMSS>-<request id>-<index>-<seed>.png``, written atomically."""
     now = datetime.now()
     day = directory / now.strftime("%Y-%m-%d")
-    day.mkdir(parents=True, exist_ok=True)
     safe_prefix = re.sub(r"[^A-Za-z0-9_-]", "", prefix)[:16] or "req"
     path = day / f"{now:%H%M%S}-{safe_prefix}-{index}-{seed}.png"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(png)
-    tmp.replace(path)
+    write_bytes_atomic(path, png)
     return path

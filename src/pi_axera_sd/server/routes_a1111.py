@@ -9,15 +9,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from pi_axera_sd.defaults import A1111_STRENGTH
 from pi_axera_sd.engine.pipeline import MAX_SEED, resolve_seed
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.server import a1111
 from pi_axera_sd.server.context import note, read_json, request_id, service_of
 from pi_axera_sd.server.generation import (
-    DEFAULT_STRENGTH,
     BatchSpec,
     choose_vae,
-    prepare_init_image,
+    decode_init_image,
     require_pipeline,
     run_batch,
     service_randn_source,
@@ -69,8 +69,8 @@ async def img2img(request: Request) -> JSONResponse:
     if not req.init_images:
         raise InvalidInput("init_images is required: a list holding one base64 image")
     pipeline = require_pipeline(service)
-    init, _ = await prepare_init_image(service, pipeline, req.init_images[0], req.resize_mode)
-    strength = req.denoising_strength if req.denoising_strength is not None else DEFAULT_STRENGTH
+    init, _ = await decode_init_image(service, pipeline, req.init_images[0], req.resize_mode)
+    strength = req.denoising_strength if req.denoising_strength is not None else A1111_STRENGTH
     return await _generate(request, body, req, a1111.IMG2IMG_DEFAULTS, init=init, strength=strength)
 
 
@@ -98,9 +98,6 @@ async def _generate(
         vae=choose_vae(pipeline, req.requested_vae() or settings.vae),
         randn_source=req.requested_randn_source() or service_randn_source(request),
         encode=EncodeOptions(
-            prompt=req.prompt,
-            negative_prompt=req.negative_prompt,
-            strength=strength,
             compress_level=settings.png_compress_level,
             want_base64=req.send_images,
             save_dir=settings.output_dir if settings.save_images else None,

@@ -14,13 +14,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from pi_axera_sd.engine.imageio import read_png_parameters
+from pi_axera_sd.engine.imageio import decode_base64_payload, read_png_parameters
 from pi_axera_sd.engine.infotext import parse_infotext
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.safetext import valid_text
 from pi_axera_sd.server.a1111 import SAMPLER
 from pi_axera_sd.server.context import read_json, service_of
-from pi_axera_sd.server.host import base64_bytes
 from pi_axera_sd.server.problems import ApiError
 from pi_axera_sd.server.schemas import PngInfoRequest, openapi_body
 
@@ -195,7 +194,7 @@ async def png_info(request: Request) -> dict[str, Any]:
 
 def _png_info(image: str, max_bytes: int) -> dict[str, Any]:
     """On a host thread: a PNG's text chunks can hold megabytes (compressed) to inflate and parse."""
-    text, chunks = read_png_parameters(base64_bytes(image, max_bytes))
+    text, chunks = read_png_parameters(decode_base64_payload(image, max_bytes))
     items = {k: valid_text(v) if isinstance(v, str) else v for k, v in chunks.items() if k != "parameters"}
     text = valid_text(text) if text else ""
     return {"info": text, "items": items, "parameters": parse_infotext(text) if text else {}}

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from pi_axera_sd.defaults import GENERATE_STRENGTH
 from pi_axera_sd.engine.pipeline import resolve_seed
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.server import axera_sample
@@ -15,7 +16,7 @@ from pi_axera_sd.server.context import note, read_json, request_id, service_of
 from pi_axera_sd.server.generation import (
     BatchSpec,
     choose_vae,
-    prepare_init_image,
+    decode_init_image,
     require_pipeline,
     run_batch,
     service_randn_source,
@@ -25,8 +26,6 @@ from pi_axera_sd.server.problems import ApiError
 from pi_axera_sd.server.schemas import GENERATE_RULES, GenerateRequest, openapi_body
 
 router = APIRouter(tags=["generate"])
-# The original Pi service's img2img default (the A1111 routes keep A1111's 0.75).
-GENERATE_DEFAULT_STRENGTH = 0.5
 
 
 class GenerateResponse(BaseModel):
@@ -75,11 +74,11 @@ async def generate(request: Request) -> JSONResponse:
     if mode == "img2img":
         if not req.init_image:
             raise InvalidInput("init_image is required for img2img (a base64 PNG, JPEG or WebP)")
-        init, decode_ms = await prepare_init_image(service, pipeline, req.init_image, req.resize_mode)
+        init, decode_ms = await decode_init_image(service, pipeline, req.init_image, req.resize_mode)
     settings = service.settings
     strength = None
     if init is not None:
-        strength = req.denoising_strength if req.denoising_strength is not None else GENERATE_DEFAULT_STRENGTH
+        strength = req.denoising_strength if req.denoising_strength is not None else GENERATE_STRENGTH
     spec = BatchSpec(
         mode=mode,
         prompt=req.prompt,
@@ -89,9 +88,6 @@ async def generate(request: Request) -> JSONResponse:
         vae=choose_vae(pipeline, req.vae or settings.vae),
         randn_source=service_randn_source(request),
         encode=EncodeOptions(
-            prompt=req.prompt,
-            negative_prompt="",
-            strength=strength,
             compress_level=settings.png_compress_level,
             want_base64=True,
             save_dir=settings.output_dir if settings.save_images or not axera_base64 else None,

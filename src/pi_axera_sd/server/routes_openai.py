@@ -19,14 +19,14 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BeforeValidator, ValidationError
 from starlette.datastructures import UploadFile
 
+from pi_axera_sd.defaults import A1111_STRENGTH
 from pi_axera_sd.engine.pipeline import MAX_SEED, resolve_seed
 from pi_axera_sd.errors import InvalidInput, PayloadTooLarge
 from pi_axera_sd.server.context import note, read_json, request_id, service_of
 from pi_axera_sd.server.generation import (
-    DEFAULT_STRENGTH,
     BatchSpec,
     choose_vae,
-    prepare_init_image,
+    decode_init_image,
     require_pipeline,
     run_batch,
     service_randn_source,
@@ -142,11 +142,11 @@ async def edits(request: Request) -> JSONResponse:
         )
     pipeline = require_pipeline(service)
     try:
-        init, _ = await prepare_init_image(service, pipeline, image_b64, 0)
+        init, _ = await decode_init_image(service, pipeline, image_b64, 0)
     except InvalidInput as exc:
         status = 413 if isinstance(exc, PayloadTooLarge) else 400
         raise ApiError(status, f"image: {exc}", kind=type(exc).__name__, errors="image") from None
-    strength = req.strength if req.strength is not None else DEFAULT_STRENGTH
+    strength = req.strength if req.strength is not None else A1111_STRENGTH
     return await _generate(request, req, init=init, strength=strength)
 
 
@@ -203,9 +203,6 @@ async def _generate(
         vae=choose_vae(pipeline, settings.vae),
         randn_source=service_randn_source(request),
         encode=EncodeOptions(
-            prompt=req.prompt,
-            negative_prompt="",
-            strength=strength,
             compress_level=settings.png_compress_level,
             want_base64=True,
             save_dir=settings.output_dir if settings.save_images else None,

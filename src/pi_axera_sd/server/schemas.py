@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from pi_axera_sd.defaults import A1111_STRENGTH, DEFAULT_VAE, TINY_VAE_NAMES, VAE_CHOICES
 from pi_axera_sd.engine.noise import randn_source
 from pi_axera_sd.errors import InvalidInput
 
@@ -128,7 +129,8 @@ def _mode(value: Any) -> str | None:
     raise _bad("mode", "must be 'txt2img' or 'img2img'", value)
 
 
-TINY_VAE_NAMES = ("tiny", "taesd")
+_FULL_VAE_NAMES = ("full", "automatic", "auto", "none")  # A1111's names for "the model's own VAE"
+_VAE_RULE = "must be " + " or ".join(f"'{v}'" for v in VAE_CHOICES)
 
 
 def _vae(value: Any) -> str | None:
@@ -136,13 +138,13 @@ def _vae(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise _bad("vae", "must be 'full' or 'tiny'", value)
+        raise _bad("vae", _VAE_RULE, value)
     name = value.strip().lower()
     if name in TINY_VAE_NAMES:
         return "tiny"
-    if name in ("full", "automatic", "none", "auto"):
-        return "full"
-    raise _bad("vae", "must be 'full' or 'tiny' (TAESD)", value)
+    if name in _FULL_VAE_NAMES:
+        return DEFAULT_VAE
+    raise _bad("vae", f"{_VAE_RULE} (TAESD)", value)
 
 
 def _image_list(value: Any) -> list[str] | None:
@@ -175,7 +177,7 @@ Mode = Annotated[Literal["txt2img", "img2img"] | None, BeforeValidator(_mode)]
 ImageList = Annotated[list[str] | None, BeforeValidator(_image_list)]
 Image = Annotated[str | None, BeforeValidator(_image)]
 # Documented as accepted: the names _vae knows (any case, surrounding spaces allowed).
-_VAE_NAMES = ["", "full", "tiny", "taesd", "automatic", "auto", "none"]
+_VAE_NAMES = ["", *dict.fromkeys((*VAE_CHOICES, *TINY_VAE_NAMES, *_FULL_VAE_NAMES))]
 Vae = Annotated[
     str | None,
     BeforeValidator(_vae),
@@ -273,7 +275,7 @@ class Img2ImgRequest(Txt2ImgRequest):
 
     init_images: ImageList = None
     resize_mode: ResizeMode = 0
-    denoising_strength: Strength = 0.75
+    denoising_strength: Strength = A1111_STRENGTH
     include_init_images: Flag = False
 
 

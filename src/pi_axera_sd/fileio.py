@@ -1,9 +1,13 @@
-"""Atomic file writes: write a temporary file beside the target, then rename it over the target,
-so a crash or a full disk never leaves a half-written cache file under the final name."""
+"""Small file helpers shared by every layer: atomic writes and file hashing.
+
+Atomic writes put a temporary file beside the target, then rename it over the target, so a crash
+or a full disk never leaves a half-written file under the final name.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -30,3 +34,13 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    write_atomic(path, lambda f: f.write(data))
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks (model files are hundreds of MB)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

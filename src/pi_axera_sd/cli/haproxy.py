@@ -10,7 +10,8 @@ from pi_axera_sd import exitcodes
 
 
 def cmd_haproxy(args: argparse.Namespace) -> int:
-    from pi_axera_sd.cli import settings_from_args
+    from pi_axera_sd.cli.common import settings_from_args
+    from pi_axera_sd.cli.serve import _given_settings
     from pi_axera_sd.deploy.haproxy import (
         INSTANCE_ENV_DIR,
         TEMPLATE_NAME,
@@ -21,7 +22,6 @@ def cmd_haproxy(args: argparse.Namespace) -> int:
         template_unit,
     )
     from pi_axera_sd.deploy.systemd import unit_for_install
-    from pi_axera_sd.server.cli import _given_settings
 
     try:
         backends = backends_for(args.instances or [], args.server or [], args.base_port)
@@ -72,8 +72,8 @@ def cmd_haproxy(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, _models_sub: argparse._SubParsersAction) -> None:
-    from pi_axera_sd.cli import _add_engine_flags
-    from pi_axera_sd.server.flags import add_settings_flags
+    from pi_axera_sd.cli.common import add_engine_flags
+    from pi_axera_sd.cli.settings_flags import add_settings_flags
 
     p = sub.add_parser(
         "haproxy",
@@ -103,6 +103,6 @@ def register(sub: argparse._SubParsersAction, _models_sub: argparse._SubParsersA
     p.add_argument("--env", action="append", metavar="KEY=VALUE", help="extra Environment= line")
     p.add_argument("--working-directory", type=Path, help="default: the current directory")
     p.add_argument("-o", "--output", type=Path, default=Path("haproxy"), help="folder to write into")
-    _add_engine_flags(p)
+    add_engine_flags(p)
     add_settings_flags(p)
     p.set_defaults(func=cmd_haproxy)

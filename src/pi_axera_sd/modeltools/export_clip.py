@@ -21,6 +21,7 @@ import numpy as np
 
 from pi_axera_sd import __version__
 from pi_axera_sd.errors import ModelError
+from pi_axera_sd.fileio import sha256_file
 from pi_axera_sd.interrogate.layout import (
     MANIFEST,
     MANIFEST_FORMAT,
@@ -30,7 +31,7 @@ from pi_axera_sd.interrogate.layout import (
     VISION_STEM,
 )
 from pi_axera_sd.interrogate.preprocess import CLIP_MEAN, CLIP_STD
-from pi_axera_sd.modeltools.onnx_io import export_module, sha256_file
+from pi_axera_sd.modeltools.onnx_io import export_module
 from pi_axera_sd.modeltools.progress import Stages
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def _describe_transformers(model) -> dict[str, Any]:
 
 
 def _copy_tokenizer(out: Path, source_dir: Path | None) -> None:
-    from pi_axera_sd.modeltools.tiny import packaged_tokenizer_dir
+    from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
 
     target = out / "tokenizer"
     target.mkdir(parents=True, exist_ok=True)

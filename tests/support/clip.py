@@ -46,7 +46,7 @@ def warm(interrogator) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_clip():
-    from pi_axera_sd.interrogate.random_clip import build_clip_model
+    from pi_axera_sd.modeltools.random_clip import build_clip_model
 
     return build_clip_model("tiny", seed=0)
 
@@ -55,7 +55,7 @@ def tiny_clip():
 def clip_exports(tiny_clip, tmp_path_factory) -> dict[str, Path]:
     """The tiny CLIP in three layouts: projected towers (int64 ids, dynamic text axes), split
     projections with int32 ids (the prior NPU layout), and static batch-1 towers (NPU-shaped)."""
-    from pi_axera_sd.interrogate.export import export_clip_model
+    from pi_axera_sd.modeltools.export_clip import export_clip_model
 
     root = tmp_path_factory.mktemp("clip")
     layouts = {
@@ -95,7 +95,7 @@ def reference_logits(model, images: list[Image.Image], texts: list[str]) -> np.n
     import torch
     from transformers import CLIPImageProcessor, CLIPTokenizer
 
-    from pi_axera_sd.modeltools.tiny import packaged_tokenizer_dir
+    from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
 
     tokenizer = CLIPTokenizer.from_pretrained(str(packaged_tokenizer_dir()))
     processor = CLIPImageProcessor()  # the PIL-backed class when torchvision is absent
@@ -113,7 +113,7 @@ def reference_text_embeds(model, texts: list[str]) -> np.ndarray:
     import torch
     from transformers import CLIPTokenizer
 
-    from pi_axera_sd.modeltools.tiny import packaged_tokenizer_dir
+    from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
 
     tokenizer = CLIPTokenizer.from_pretrained(str(packaged_tokenizer_dir()))
     tokens = tokenizer(texts, padding="max_length", max_length=77, truncation=True, return_tensors="pt")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -34,11 +35,12 @@ def _base_type(annotation: Any) -> Any:
     return annotation
 
 
-def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """Add ``--<field>`` for each setting the parser has no flag for yet (default None = not given)."""
+def add_settings_flags(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
+    """Add ``--<field>`` for each setting (or each of ``only``) the parser has no flag for yet
+    (default None = not given)."""
     taken = {action.dest for action in parser._actions}
     for name, field in Settings.model_fields.items():
-        if name in taken:
+        if name in taken or (only is not None and name not in only):
             continue
         flag = "--" + name.replace("_", "-")
         kind = _base_type(field.annotation)

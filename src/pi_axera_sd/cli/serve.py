@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from pi_axera_sd.server.flags import add_settings_flags
+from pi_axera_sd.cli.settings_flags import add_settings_flags
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ A quick smoke test with random weights (needs the 'export' extra): {random}
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pi_axera_sd.cli import settings_from_args
+    from pi_axera_sd.cli.common import settings_from_args
     from pi_axera_sd.engine.layout import check_layout, holds_model_files
     from pi_axera_sd.errors import ModelError
     from pi_axera_sd.hints import command
@@ -92,7 +92,7 @@ def banner(layout, settings) -> str:
 
 
 def cmd_systemd(args: argparse.Namespace) -> int:
-    from pi_axera_sd.cli import settings_from_args
+    from pi_axera_sd.cli.common import settings_from_args
     from pi_axera_sd.deploy.systemd import UNIT_NAME, render_unit, unit_for_install
 
     settings = settings_from_args(args)
@@ -130,14 +130,14 @@ def _given_settings(args: argparse.Namespace) -> set[str]:
 
 
 def register(sub: argparse._SubParsersAction, _models_sub: argparse._SubParsersAction) -> None:
-    from pi_axera_sd.cli import _add_engine_flags
+    from pi_axera_sd.cli.common import add_engine_flags
 
     serve = sub.add_parser(
         "serve",
         help="run the HTTP service (/generate, the A1111 API, /docs)",
         description="Every setting comes from its environment variable; a flag given here overrides it.",
     )
-    _add_engine_flags(serve)
+    add_engine_flags(serve)
     add_settings_flags(serve)
     serve.set_defaults(func=cmd_serve)
 
@@ -157,6 +157,6 @@ def register(sub: argparse._SubParsersAction, _models_sub: argparse._SubParsersA
     unit.add_argument(
         "-o", "--output", help="file to write (default ./pi_axera_sd_generator.service; - = stdout)"
     )
-    _add_engine_flags(unit)
+    add_engine_flags(unit)
     add_settings_flags(unit)
     unit.set_defaults(func=cmd_systemd)

@@ -12,7 +12,7 @@ from pi_axera_sd.errors import InvalidInput
 
 
 def cmd_export_clip(args: argparse.Namespace) -> int:
-    from pi_axera_sd.interrogate.export import export_clip
+    from pi_axera_sd.modeltools.export_clip import export_clip
 
     manifest = export_clip(
         args.source,
@@ -28,8 +28,8 @@ def cmd_export_clip(args: argparse.Namespace) -> int:
 
 
 def cmd_random_clip(args: argparse.Namespace) -> int:
-    from pi_axera_sd.interrogate.export import export_clip_model
-    from pi_axera_sd.interrogate.random_clip import build_clip_model
+    from pi_axera_sd.modeltools.export_clip import export_clip_model
+    from pi_axera_sd.modeltools.random_clip import build_clip_model
 
     model = build_clip_model(args.size, seed=args.seed)
     export_clip_model(
@@ -54,7 +54,7 @@ def _read_categories(text: str) -> object:
 
 
 def cmd_interrogate(args: argparse.Namespace) -> int:
-    from pi_axera_sd.cli import settings_from_args
+    from pi_axera_sd.cli.common import settings_from_args
     from pi_axera_sd.engine.imageio import decode_image_bytes
     from pi_axera_sd.errors import ModelError
     from pi_axera_sd.interrogate.scoring import check_categories
@@ -108,7 +108,7 @@ def _add_npu_flags(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAction) -> None:
-    from pi_axera_sd.cli import _add_engine_flags
+    from pi_axera_sd.cli.common import add_engine_flags
 
     exp = models_sub.add_parser(
         "export-clip", help="transformers (or open_clip) CLIP -> CLIP tower layout (needs [export] extra)"
@@ -145,5 +145,5 @@ def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAc
     itg.add_argument("--threshold", type=float, default=0.22)
     itg.add_argument("--template", action="append", help="prompt template with {} (repeatable)")
     itg.add_argument("--categories", help='structured mode: JSON {"name": ["label", ...]} or @file.json')
-    _add_engine_flags(itg)
+    add_engine_flags(itg)
     itg.set_defaults(func=cmd_interrogate)

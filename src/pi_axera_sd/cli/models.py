@@ -1,4 +1,4 @@
-"""``pi-axera-sd models pull`` and ``pi-axera-sd models verify`` (registered by pi_axera_sd.cli)."""
+"""``pi-axera-sd models ...``: export, random, quantize, pull and verify model folders."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from pi_axera_sd.defaults import AX_PROVIDERS, DEVICES, RUNTIMES
 from pi_axera_sd.errors import PiAxeraError
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
-    from pi_axera_sd.cli import settings_from_args
+    from pi_axera_sd.cli.common import settings_from_args
     from pi_axera_sd.engine.layout import missing_models_hint
     from pi_axera_sd.modeltools.verify import verify_model
 
@@ -177,14 +178,98 @@ def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAc
     )
     verify.add_argument(
         "--runtime",
-        choices=["auto", "onnxruntime", "axengine", "openvino"],
+        choices=RUNTIMES,
         help="auto: .axmodel with pyaxengine when it is usable, else .onnx with ONNX Runtime "
         "(env PI_AXERA_SD_RUNTIME, default auto)",
     )
-    verify.add_argument("--device", choices=["cpu", "cuda"], help="ONNX Runtime device (default cpu)")
+    verify.add_argument("--device", choices=DEVICES, help="ONNX Runtime device (default cpu)")
     verify.add_argument("--threads", type=int, help="CPU threads per session (0 = default)")
-    verify.add_argument("--ax-provider", choices=["AxEngineExecutionProvider", "AXCLRTExecutionProvider"])
+    verify.add_argument("--ax-provider", choices=AX_PROVIDERS)
     verify.add_argument("--npu-device", type=int, help="M.2 card index (env PI_AXERA_SD_NPU_DEVICE)")
     verify.add_argument("--no-hash", action="store_true", help="check manifest sizes only, not sha256")
     verify.add_argument("--json", action="store_true", help="machine-readable report")
     verify.set_defaults(func=cmd_models_verify)
+
+
+def cmd_models_export(args: argparse.Namespace) -> int:
+    from pi_axera_sd.modeltools.export_sd import export_model
+
+    manifest = export_model(
+        args.source,
+        args.out,
+        lora=args.lora,
+        lora_scale=args.lora_scale,
+        name=args.name,
+        unet_time_input=args.unet_time_input,
+        tiny_vae=args.tiny_vae,
+    )
+    print(json.dumps({k: v for k, v in manifest.items() if k != "files"}, indent=2))
+    print(f"wrote {len(manifest['files'])} files to {args.out}")
+    return 0
+
+
+def cmd_models_tiny(args: argparse.Namespace) -> int:
+    from pi_axera_sd.modeltools.export_sd import export_pipeline
+    from pi_axera_sd.modeltools.random_sd import build_sd_pipeline, build_taesd
+
+    logging.getLogger(__name__).info("random: building %s weights...", args.size)
+    pipe = build_sd_pipeline(args.size, seed=args.seed)
+    export_pipeline(
+        pipe,
+        args.out,
+        name=f"random-{args.size}-sd15",
+        source=f"random {args.size} weights",
+        tiny_vae=build_taesd(args.size, seed=args.seed),
+        tiny_vae_source=f"random {args.size} TAESD weights",
+    )
+    print(f"wrote a {args.size} SD1.5-shaped model with random weights to {args.out}")
+    return 0
+
+
+def cmd_models_quantize(args: argparse.Namespace) -> int:
+    from pi_axera_sd.modeltools.quantize import quantize_model
+
+    info = quantize_model(args.model_dir, components=args.components)
+    print(json.dumps(info, indent=2))
+    print("use it with PI_AXERA_SD_VARIANT=int8 (OpenVINO runtime)")
+    return 0
+
+
+def register_tools(msub: argparse._SubParsersAction) -> None:
+    """``models export``, ``models random`` and ``models quantize`` (registered before the others)."""
+    exp = msub.add_parser(
+        "export", help="diffusers SD1.5 (+LCM-LoRA) -> AXERA ONNX layout (needs [export] extra)"
+    )
+    exp.add_argument("source", help="diffusers model folder or hub id (HF_ENDPOINT honoured)")
+    exp.add_argument("out", type=Path, help="output model folder")
+    exp.add_argument("--lora", help="LoRA (e.g. latent-consistency/lcm-lora-sdv1-5) fused into the UNet")
+    exp.add_argument("--lora-scale", type=float, default=1.0)
+    exp.add_argument("--name", help="model name reported by the API (default: folder name)")
+    exp.add_argument(
+        "--unet-time-input",
+        choices=["embedding", "timestep"],
+        default="embedding",
+        help="embedding: AXERA's cut UNet + time_input_*.npy; timestep: plain UNet",
+    )
+    exp.add_argument(
+        "--tiny-vae",
+        help="also export a TAESD decoder (AutoencoderTiny folder or hub id, "
+        "e.g. madebyollin/taesd) as vae_decoder_tiny.onnx",
+    )
+    exp.set_defaults(func=cmd_models_export)
+    tiny = msub.add_parser(
+        "random", help="export an SD1.5-shaped model with random weights (tests, benchmarks)"
+    )
+    tiny.add_argument("out", type=Path)
+    tiny.add_argument("--size", choices=["tiny", "full"], default="tiny")
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.set_defaults(func=cmd_models_tiny)
+
+    quant = msub.add_parser(
+        "quantize", help="write INT8 OpenVINO variants of the UNet / VAE decoder (needs openvino + nncf)"
+    )
+    quant.add_argument("model_dir", type=Path)
+    quant.add_argument(
+        "--components", nargs="+", choices=["unet", "vae_decoder"], default=["unet", "vae_decoder"]
+    )
+    quant.set_defaults(func=cmd_models_quantize)

@@ -1,0 +1,41 @@
+"""Every default value and choice list that more than one module needs: one home each.
+
+Choice lists are ``Literal`` types (what ``Settings`` and the schemas are typed with) and the
+tuples derived from them (what argparse ``choices`` and error messages use), so the two never drift.
+Nothing here imports the rest of the package: any layer may import it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# ---- img2img strength: two dialects, two defaults -------------------------------------------------
+# A1111's img2img default (the /sdapi routes, the OpenAI edits route, the CLI and the engine).
+A1111_STRENGTH = 0.75
+# The original Pi service's /generate default, kept for its clients.
+GENERATE_STRENGTH = 0.5
+
+# ---- the sampler ------------------------------------------------------------------------------------
+# LCM's 4-step txt2img schedule (the rows of AXERA's time_input_txt2img.npy belong to these).
+TXT2IMG_TIMESTEPS = (999, 759, 499, 259)
+# SD1.5's VAE latent scaling (diffusers' vae.config.scaling_factor), unless the model says otherwise.
+VAE_SCALING_FACTOR = 0.18215
+
+# ---- VAE decoders -----------------------------------------------------------------------------------
+Vae = Literal["full", "tiny"]  # the model's VAE decoder, or TAESD (vae_decoder_tiny.*)
+VAE_CHOICES: tuple[Vae, ...] = get_args(Vae)
+DEFAULT_VAE: Vae = "full"
+TINY_VAE_NAMES = ("tiny", "taesd")  # what clients may call the tiny decoder (A1111 names it taesd)
+
+# ---- noise ------------------------------------------------------------------------------------------
+RandnSource = Literal["CPU", "PCG64"]  # torch's CPU generator (A1111's default) or numpy's PCG64
+RANDN_SOURCES: tuple[RandnSource, ...] = get_args(RandnSource)
+DEFAULT_RANDN_SOURCE: RandnSource = "CPU"
+
+# ---- runtimes and providers -------------------------------------------------------------------------
+Runtime = Literal["auto", "onnxruntime", "axengine", "openvino"]
+RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
+Device = Literal["cpu", "cuda"]  # ONNX Runtime's target
+DEVICES: tuple[Device, ...] = get_args(Device)
+AxProvider = Literal["AxEngineExecutionProvider", "AXCLRTExecutionProvider"]  # board, M.2 card
+AX_PROVIDERS: tuple[AxProvider, ...] = get_args(AxProvider)

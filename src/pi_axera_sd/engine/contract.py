@@ -1,0 +1,116 @@
+"""The model contract: what each component is called on disk and what its tensors look like.
+
+One home for the facts the engine (:mod:`pipeline`), the layouts (:mod:`layout`,
+:mod:`layout_diffusers`), ``models verify``, ``models pull`` and the exporters all rely on.
+Only names and pure helpers live here; nothing opens a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pi_axera_sd.runtime.base import TensorSpec
+
+# ---- components -------------------------------------------------------------------------------------
+TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER, VAE_DECODER_TINY = (
+    "text_encoder",
+    "unet",
+    "vae_decoder",
+    "vae_encoder",
+    "vae_decoder_tiny",
+)
+TIME_INPUT_TXT2IMG, TIME_INPUT_IMG2IMG = "time_input_txt2img", "time_input_img2img"
+
+# ---- AXERA layout (AXERA-TECH/lcm-lora-sdv1-5, models/): <stem>.onnx or <stem>.axmodel --------------
+AXERA_SUFFIXES = (".axmodel", ".onnx")
+TEXT_ENCODER_STEM = "text_encoder/sd15_text_encoder_sim"
+FLAT_TEXT_ENCODER_STEM = "sd15_text_encoder_sim"  # the export scripts' output: at the folder root
+AXERA_STEMS = {
+    TEXT_ENCODER: TEXT_ENCODER_STEM,
+    UNET: UNET,
+    VAE_DECODER: VAE_DECODER,
+    VAE_ENCODER: VAE_ENCODER,
+    VAE_DECODER_TINY: VAE_DECODER_TINY,
+}
+TIME_INPUT_FILES = {
+    TIME_INPUT_TXT2IMG: "time_input_txt2img.npy",
+    TIME_INPUT_IMG2IMG: "time_input_img2img.npy",
+}
+MANIFEST = "manifest.json"  # written by our exporters: name, scaling, timesteps, file sizes and sha256
+
+# ---- diffusers / optimum layout: one folder per component -------------------------------------------
+MODEL_INDEX = "model_index.json"
+DIFFUSERS_COMPONENTS = (TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER)
+ONNX_FILE = "model.onnx"
+OPENVINO_FILE = "openvino_model.xml"
+
+
+def axera_component_files() -> tuple[str, ...]:
+    """The AXERA-layout files a pull guards against mixing with another model's (the optional
+    tiny decoder is not among them)."""
+    unet, dec, enc, text = (AXERA_STEMS[c] for c in (UNET, VAE_DECODER, VAE_ENCODER, TEXT_ENCODER))
+    return (
+        f"{unet}.onnx",
+        f"{unet}.onnx.data",
+        f"{unet}.axmodel",
+        *(f"{stem}{suffix}" for stem in (dec, enc, text) for suffix in (".onnx", ".axmodel")),
+        *TIME_INPUT_FILES.values(),
+    )
+
+
+# ---- tensors ----------------------------------------------------------------------------------------
+TOKENS = 77  # CLIP's context length: input_ids [1,77]
+LATENT_CHANNELS = 4
+VAE_FACTOR = 8  # image side / latent side
+# The AXERA export cuts the UNet after silu(time_embedding(time_proj(t))) and names that tensor so.
+AXERA_TIME_INPUT = "/down_blocks.0/resnets.0/act_1/Mul_output_0"
+TIMESTEP_INPUTS = ("timestep", "timesteps", "t")
+# LCM UNets distilled with a guidance input (diffusers' time_cond_proj_dim) take its embedding here
+GUIDANCE_INPUT = "timestep_cond"
+
+
+@dataclass(frozen=True)
+class UnetInputs:
+    """A UNet's inputs by role; a role is None where no input plays it."""
+
+    sample: TensorSpec | None
+    hidden: TensorSpec | None
+    time: TensorSpec | None
+    guidance: TensorSpec | None
+    unknown: tuple[TensorSpec, ...]  # inputs that fit no role: not an SD UNet
+
+    @property
+    def complete(self) -> bool:
+        return None not in (self.sample, self.hidden, self.time) and not self.unknown
+
+    @property
+    def takes_embedding(self) -> bool:
+        """True: AXERA's cut graph, fed rows of time_input_*.npy; False: a plain timestep input."""
+        time = self.time
+        if time is None:
+            return False
+        last = time.shape[-1] if time.shape else 1
+        return time.name == AXERA_TIME_INPUT or (
+            time.name not in TIMESTEP_INPUTS and isinstance(last, int) and last > 1
+        )
+
+
+def unet_inputs(inputs: Sequence[TensorSpec]) -> UnetInputs:
+    """Find the sample, text, guidance and time inputs by name, falling back to rank for unnamed
+    exports (the time input: the one input left)."""
+    rest = list(inputs)
+
+    def take(*tests: Callable[[TensorSpec], bool]) -> TensorSpec | None:
+        for test in tests:
+            for spec in rest:
+                if test(spec):
+                    rest.remove(spec)
+                    return spec
+        return None
+
+    sample = take(lambda s: s.name == "sample", lambda s: len(s.shape) == 4)
+    hidden = take(lambda s: s.name == "encoder_hidden_states", lambda s: len(s.shape) == 3)
+    guidance = take(lambda s: s.name == GUIDANCE_INPUT)
+    time = take(lambda s: s.name in (AXERA_TIME_INPUT, *TIMESTEP_INPUTS), lambda s: len(rest) == 1)
+    return UnetInputs(sample, hidden, time, guidance, tuple(rest))

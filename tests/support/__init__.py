@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: servers in a subprocess, fake hubs, the pyaxengine stand-in, CLIP fixtures."""
