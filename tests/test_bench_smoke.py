@@ -54,6 +54,11 @@ def test_benchmark_smoke_run(tmp_path):
     for row in rows.values():
         assert row["median_s"] > 0 and row["peak_rss_gb"] > 0
         assert set(row["stages_ms"]) >= {"text", "unet", "vae_decode"}
+        assert 0 < row["floor_fraction"] and 0 < row["rss_after_load_gb"] <= row["peak_rss_gb"]
+    # floors per precision, measured in the same run
+    assert {"fp32", "bf16", "int8"} <= set(report["gemm_rates_gmacs"])
+    assert report_path.with_suffix(".md").read_text().startswith("| mode | config |")
+    assert report_path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert 0 <= ort["engine_overhead_pct"] < 100
     assert report["macs"]["unet_per_step"] > 0 and report["macs"]["vae_decoder"] > 0
     assert "| txt2img | engine:onnxruntime |" in run.stdout
