@@ -54,7 +54,7 @@ def test_benchmark_smoke_run(tmp_path):
     for row in rows.values():
         assert row["median_s"] > 0 and row["peak_rss_gb"] > 0
         assert set(row["stages_ms"]) >= {"text", "unet", "vae_decode"}
-        assert 0 < row["floor_fraction"] and 0 < row["rss_after_load_gb"] <= row["peak_rss_gb"]
+        assert row["floor_fraction"] > 0 and 0 < row["rss_after_load_gb"] <= row["peak_rss_gb"]
     # floors per precision, measured in the same run
     assert {"fp32", "bf16", "int8"} <= set(report["gemm_rates_gmacs"])
     assert report_path.with_suffix(".md").read_text().startswith("| mode | config |")
