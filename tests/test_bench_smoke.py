@@ -63,3 +63,43 @@ def test_benchmark_smoke_run(tmp_path):
     assert report["macs"]["unet_per_step"] > 0 and report["macs"]["vae_decoder"] > 0
     assert "| txt2img | engine:onnxruntime |" in run.stdout
     assert report["host_work_ms"]["png_level4"] > 0 and "host work per image" in run.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_startup_smoke_run(tmp_path):
+    env = {
+        "PI_AXERA_SD_BENCH_CACHE": str(tmp_path / "cache"),
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "HOME": str(tmp_path),
+    }
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "startup.py"),
+            "--size",
+            "tiny",
+            "--out",
+            str(tmp_path),
+            "--configs",
+            "onnxruntime",
+            "openvino",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (report_path,) = tmp_path.glob("startup-*.json")
+    rows = {r["config"]: r for r in json.loads(report_path.read_text())["rows"]}
+    assert set(rows) == {"onnxruntime", "openvino"}
+    for row in rows.values():
+        assert row["cold_ready_s"] > 0 and row["warm_ready_s"] > 0
+        assert 0 < row["rss_at_ready_gb"] <= row["peak_rss_gb"]
+    # the second OpenVINO start imported every model from the cache the first one wrote
+    assert rows["openvino"]["warm_from_cache"] and all(rows["openvino"]["warm_from_cache"])
+    assert not any(rows["openvino"]["cold_from_cache"])
+    assert rows["onnxruntime"]["warm_from_cache"] == []
+    assert "| openvino |" in report_path.with_suffix(".md").read_text()
