@@ -102,4 +102,5 @@ def test_startup_smoke_run(tmp_path):
     assert rows["openvino"]["warm_from_cache"] and all(rows["openvino"]["warm_from_cache"])
     assert not any(rows["openvino"]["cold_from_cache"])
     assert rows["onnxruntime"]["warm_from_cache"] == []
+    assert rows["openvino"]["warm_peak_rss_gb"] > 0
     assert "| openvino |" in report_path.with_suffix(".md").read_text()
