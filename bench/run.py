@@ -29,6 +29,7 @@ from chart import write_chart  # noqa: E402
 from floors import config_floor_s  # noqa: E402
 from macs import count_macs, measure_gemm_rates  # noqa: E402
 from models import ensure_int8, ensure_sd15  # noqa: E402
+from targets import evaluate, format_targets  # noqa: E402
 
 DEFAULT_CONFIGS = [
     "engine:onnxruntime",
@@ -227,12 +228,13 @@ def main() -> int:
             "taesd_decoder": tiny_macs,
         },
         "rows": table,
+        "targets": (targets := evaluate(table)),
         "host_work_ms": host,
         "raw": [{k: v for k, v in r.items() if k != "image"} for r in results],
     }
     path = args.out / f"bench-{stamp}.json"
     path.write_text(json.dumps(report, indent=2, default=float))
-    markdown = format_table(table)
+    markdown = format_table(table) + "\n\n" + format_targets(targets)
     print("\n" + markdown)
     path.with_suffix(".md").write_text(markdown + "\n")
     chart = write_chart(table, path.with_suffix(".png"))

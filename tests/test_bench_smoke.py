@@ -58,6 +58,9 @@ def test_benchmark_smoke_run(tmp_path):
     # floors per precision, measured in the same run
     assert {"fp32", "bf16", "int8"} <= set(report["gemm_rates_gmacs"])
     assert report_path.with_suffix(".md").read_text().startswith("| mode | config |")
+    # each target with its measured ratio against the same run's peers
+    targets = {t["target"].split(":")[0] for t in report["targets"]}
+    assert targets == {"txt2img", "img2img"} and all(t["ratio"] > 0 for t in report["targets"])
     assert report_path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert 0 <= ort["engine_overhead_pct"] < 100
     assert report["macs"]["unet_per_step"] > 0 and report["macs"]["vae_decoder"] > 0
