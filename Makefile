@@ -65,6 +65,7 @@ test-fast: install-fast
 bench: $(BIN)/python
 	$(PIP) install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/startup.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_MODELS) build dist .pytest_cache .ruff_cache src/*.egg-info

@@ -25,8 +25,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from macs import count_macs, measure_fp32_peak  # noqa: E402
+from chart import write_chart  # noqa: E402
+from floors import config_floor_s  # noqa: E402
+from macs import count_macs, measure_gemm_rates  # noqa: E402
 from models import ensure_int8, ensure_sd15  # noqa: E402
+from targets import evaluate, format_targets  # noqa: E402
 
 DEFAULT_CONFIGS = [
     "engine:onnxruntime",
@@ -158,14 +161,23 @@ def main() -> int:
                     np.linalg.norm(np.load(probe) - ref_unet) / np.linalg.norm(ref_unet)
                 )
 
-    # The FP32 floor: the MACs of one image at the machine's own FP32 GEMM rate, measured now.
-    peak_gmacs = measure_fp32_peak()
-    print(f"FP32 GEMM peak of this machine (ONNX Runtime, 2048^3 MatMul): {peak_gmacs:.0f} GMAC/s")
+    # The floor per precision: each configuration's MACs at the GEMM rates, measured now, of the
+    # precisions it runs in (FP32, BF16, INT8).
+    rates = measure_gemm_rates()
+    print(
+        "GEMM rates of this machine (2048^3 MatMul, best of 5), GMAC/s: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in rates.items())
+    )
+    macs = {
+        "text": text_macs,
+        "vae_encode": enc_macs,
+        "unet": unet_macs,
+        "vae_decode": vae_macs,
+        "vae_decode_tiny": tiny_macs,
+    }
     table = []
     for mode in args.modes:
         steps = 4 if mode == "txt2img" else 2
-        floor_macs = text_macs + steps * unet_macs + vae_macs + (enc_macs if mode == "img2img" else 0)
-        floor_s = floor_macs / (peak_gmacs * 1e9)
         by = {r["config"]: r for r in results if r["mode"] == mode and "error" not in r}
         torch_ms = by.get("torch", {}).get("median_ms")
         ov_ms = by.get("bare-openvino", {}).get("median_ms")
@@ -186,7 +198,9 @@ def main() -> int:
                 "peak_rss_gb": r["peak_rss_mb"] / 1024,
                 "vs_torch": med / torch_ms if torch_ms else None,
                 "vs_bare_openvino": med / ov_ms if ov_ms else None,
-                "fp32_floor_fraction": floor_s / (med / 1000),
+                "floor_s": (floor := config_floor_s(r["config"], r["provider"], mode, steps, macs, rates)),
+                "floor_fraction": floor / (med / 1000),
+                "rss_after_load_gb": r.get("rss_after_load_mb", 0.0) / 1024,
                 "psnr_vs_ort_fp32": r.get("psnr_vs_ort_fp32"),
                 "unet_rel_error": r.get("unet_rel_error"),
                 "engine_overhead_pct": 100 * statistics.median(overhead) / med if overhead else None,
@@ -205,7 +219,7 @@ def main() -> int:
             "python": sys.version.split()[0],
         },
         "runs": args.runs,
-        "fp32_gemm_peak_gmacs": peak_gmacs,
+        "gemm_rates_gmacs": rates,
         "macs": {
             "unet_per_step": unet_macs,
             "vae_decoder": vae_macs,
@@ -214,14 +228,18 @@ def main() -> int:
             "taesd_decoder": tiny_macs,
         },
         "rows": table,
+        "targets": (targets := evaluate(table)),
         "host_work_ms": host,
         "raw": [{k: v for k, v in r.items() if k != "image"} for r in results],
     }
     path = args.out / f"bench-{stamp}.json"
     path.write_text(json.dumps(report, indent=2, default=float))
-    print_table(table)
+    markdown = format_table(table) + "\n\n" + format_targets(targets)
+    print("\n" + markdown)
+    path.with_suffix(".md").write_text(markdown + "\n")
+    chart = write_chart(table, path.with_suffix(".png"))
     print("\nhost work per image (ms, best of 5): " + ", ".join(f"{k} {v:.1f}" for k, v in host.items()))
-    print(f"\nwrote {path}")
+    print(f"\nwrote {path}, {path.with_suffix('.md').name}" + (f", {chart.name}" if chart else ""))
     return 1 if any("error" in row for row in table) else 0
 
 
@@ -229,7 +247,7 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_table(rows: list[dict]) -> None:
+def format_table(rows: list[dict]) -> str:
     head = (
         "mode",
         "config",
@@ -239,6 +257,7 @@ def print_table(rows: list[dict]) -> None:
         "unet",
         "vae dec",
         "peak GB",
+        "GB/image",
         "x torch",
         "x bare OV",
         "floor %",
@@ -246,10 +265,10 @@ def print_table(rows: list[dict]) -> None:
         "UNet rel err",
         "overhead %",
     )
-    print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if "error" in r:
-            print(f"| {r['mode']} | {r['config']} | error: {r['error']} |")
+            lines.append(f"| {r['mode']} | {r['config']} | error: {r['error']} |")
             continue
         st = r["stages_ms"]
         cells = [
@@ -261,14 +280,17 @@ def print_table(rows: list[dict]) -> None:
             _fmt(st.get("unet"), ".0f"),
             _fmt(st.get("vae_decode"), ".0f"),
             _fmt(r["peak_rss_gb"], ".2f"),
+            # working memory of one image: the high-water mark above what the loaded models hold
+            _fmt(r["peak_rss_gb"] - r["rss_after_load_gb"] if r["rss_after_load_gb"] else None, ".2f"),
             _fmt(r["vs_torch"], ".2f"),
             _fmt(r["vs_bare_openvino"], ".2f"),
-            _fmt(100 * r["fp32_floor_fraction"], ".0f"),
+            _fmt(100 * r["floor_fraction"], ".0f"),
             _fmt(r["psnr_vs_ort_fp32"], ".1f"),
             _fmt(r["unet_rel_error"], ".2e"),
             _fmt(r["engine_overhead_pct"], ".2f"),
         ]
-        print("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

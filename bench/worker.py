@@ -32,8 +32,19 @@ def _init_image(size: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def _rss_mb(field: str = "VmRSS") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's own high-water mark (VmHWM). Not ru_maxrss: on Linux that keeps the parent's
+    high-water mark across fork + exec, so every worker would report at least the parent's size."""
+    return (
+        _rss_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    )  # not Linux: best effort
 
 
 class Timer:
@@ -65,6 +76,7 @@ def run_engine(model_dir: Path, spec: str, mode: str, runs: int, out: Path) -> d
     layout = resolve_layout(model_dir, variant=variant, overrides=overrides)
     pipe = Pipeline.load(layout, RuntimeOptions(runtime=runtime, precision=precision))
     load_s = time.perf_counter() - t0
+    rss_after_load = _rss_mb()
     init = None
     if mode == "img2img":
         init = pipe.prepare_image(Image.fromarray(_init_image(pipe.width)), 0)
@@ -89,7 +101,12 @@ def run_engine(model_dir: Path, spec: str, mode: str, runs: int, out: Path) -> d
         pipe._text_cache.clear()  # time the text encoder every run, as a new prompt would
     np.save(out, last)
     _save_unet_probe(pipe, out.with_suffix(".unet.npy"))
-    return {"load_s": load_s, "samples": samples, "provider": pipe.unet.provider}
+    return {
+        "load_s": load_s,
+        "samples": samples,
+        "provider": pipe.unet.provider,
+        "rss_after_load_mb": rss_after_load,
+    }
 
 
 def _time_session_calls(pipe) -> list[float]:
@@ -140,6 +157,8 @@ def run_bare_openvino(model_dir: Path, mode: str, runs: int, out: Path) -> dict:
     dec = core.compile_model(str(model_dir / "vae_decoder.onnx"), "CPU", cfg)
     enc = core.compile_model(str(model_dir / "vae_encoder.onnx"), "CPU", cfg) if mode == "img2img" else None
     load_s = time.perf_counter() - t0
+    rss_after_load = _rss_mb()
+    precision = unet.get_property("INFERENCE_PRECISION_HINT").to_string()
     tok = ClipTokenizer(model_dir / "tokenizer")
     temb = np.load(model_dir / "time_input_txt2img.npy")
     betas = np.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=np.float32) ** 2
@@ -190,7 +209,12 @@ def run_bare_openvino(model_dir: Path, mode: str, runs: int, out: Path) -> dict:
         if i:
             samples.append({"total_ms": (time.perf_counter() - start) * 1000.0, "stages": timer.stages})
     np.save(out, image)
-    return {"load_s": load_s, "samples": samples, "provider": "openvino/CPU (default precision)"}
+    return {
+        "load_s": load_s,
+        "samples": samples,
+        "provider": f"openvino/CPU/{precision} (its default)",
+        "rss_after_load_mb": rss_after_load,
+    }
 
 
 # ---- diffusers + PyTorch ---------------------------------------------------------------------
@@ -210,6 +234,7 @@ def run_torch(base: Path, mode: str, runs: int, out: Path) -> dict:
         pipe = StableDiffusionImg2ImgPipeline(**pipe.components)
     pipe.set_progress_bar_config(disable=True)
     load_s = time.perf_counter() - t0
+    rss_after_load = _rss_mb()
     timer = Timer()
 
     def timed(module, name):
@@ -238,7 +263,12 @@ def run_torch(base: Path, mode: str, runs: int, out: Path) -> dict:
         if i:
             samples.append({"total_ms": (time.perf_counter() - t0) * 1000.0, "stages": dict(timer.stages)})
     np.save(out, (image * 255).round().astype(np.uint8))
-    return {"load_s": load_s, "samples": samples, "provider": f"torch {torch.__version__} CPU fp32"}
+    return {
+        "load_s": load_s,
+        "samples": samples,
+        "provider": f"torch {torch.__version__} CPU fp32",
+        "rss_after_load_mb": rss_after_load,
+    }
 
 
 def main() -> int:

@@ -54,7 +54,56 @@ def test_benchmark_smoke_run(tmp_path):
     for row in rows.values():
         assert row["median_s"] > 0 and row["peak_rss_gb"] > 0
         assert set(row["stages_ms"]) >= {"text", "unet", "vae_decode"}
+        assert row["floor_fraction"] > 0 and 0 < row["rss_after_load_gb"] <= row["peak_rss_gb"]
+    # floors per precision, measured in the same run
+    assert {"fp32", "bf16", "int8"} <= set(report["gemm_rates_gmacs"])
+    assert report_path.with_suffix(".md").read_text().startswith("| mode | config |")
+    # each target with its measured ratio against the same run's peers
+    targets = {t["target"].split(":")[0] for t in report["targets"]}
+    assert targets == {"txt2img", "img2img"} and all(t["ratio"] > 0 for t in report["targets"])
+    assert report_path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert 0 <= ort["engine_overhead_pct"] < 100
     assert report["macs"]["unet_per_step"] > 0 and report["macs"]["vae_decoder"] > 0
     assert "| txt2img | engine:onnxruntime |" in run.stdout
     assert report["host_work_ms"]["png_level4"] > 0 and "host work per image" in run.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_startup_smoke_run(tmp_path):
+    env = {
+        "PI_AXERA_SD_BENCH_CACHE": str(tmp_path / "cache"),
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "HOME": str(tmp_path),
+    }
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "startup.py"),
+            "--size",
+            "tiny",
+            "--out",
+            str(tmp_path),
+            "--configs",
+            "onnxruntime",
+            "openvino",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (report_path,) = tmp_path.glob("startup-*.json")
+    rows = {r["config"]: r for r in json.loads(report_path.read_text())["rows"]}
+    assert set(rows) == {"onnxruntime", "openvino"}
+    for row in rows.values():
+        assert row["cold_ready_s"] > 0 and row["warm_ready_s"] > 0
+        assert 0 < row["rss_at_ready_gb"] <= row["peak_rss_gb"]
+    # the second OpenVINO start imported every model from the cache the first one wrote
+    assert rows["openvino"]["warm_from_cache"] and all(rows["openvino"]["warm_from_cache"])
+    assert not any(rows["openvino"]["cold_from_cache"])
+    assert rows["onnxruntime"]["warm_from_cache"] == []
+    assert rows["openvino"]["warm_peak_rss_gb"] > 0
+    assert "| openvino |" in report_path.with_suffix(".md").read_text()

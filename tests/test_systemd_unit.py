@@ -38,6 +38,7 @@ def test_unit_for_this_install(tmp_path):
     assert env["PI_AXERA_SD_QUEUE_SIZE"] == "3"
     assert env["AXCL_LOG_LEVEL"] == "2"
     assert env["PI_AXERA_SD_EMBEDDING_CACHE_DIR"] == "%S/pi-axera-sd/clip-cache"
+    assert env["PI_AXERA_SD_OPENVINO_CACHE_DIR"] == "%S/pi-axera-sd/openvino-cache"
     assert "top-secret" not in text and "PI_AXERA_SD_API_TOKEN" not in env
     assert "PI_AXERA_SD_API_TOKEN is set but not written here" in text
     assert service["EnvironmentFile"] == ["-/etc/pi-axera-sd.env"]

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     ax_provider: AxProvider | None = None
     precision: Literal["f32", "bf16", "f16"] | None = None  # OpenVINO (default: the device's choice)
     variant: Literal["int8"] | None = None  # int8: use <component>.int8.xml (OpenVINO) if present
+    # OpenVINO keeps compiled models here, so a restart imports them instead of compiling again
+    openvino_cache: bool = True
+    openvino_cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/pi-axera-sd/openvino
     npu_device: int | None = Field(None, ge=0)  # M.2 card index (AXCLRT provider); None = card 0
     npu_wait_s: float = Field(120.0, ge=0)  # start-up waits this long for an NPU that is not up yet
     reopen_sessions: bool = True  # on max_runtime_failures, reopen the models once before exiting 3
@@ -149,7 +152,15 @@ class Settings(BaseSettings):
             ax_provider=self.ax_provider,
             ax_device=self.npu_device,
             precision=self.precision,
+            cache_dir=self.openvino_cache_root(),
         )
+
+    def openvino_cache_root(self) -> Path | None:
+        if not self.openvino_cache:
+            return None
+        from pi_axera_sd.runtime.ovcache import default_cache_root
+
+        return self.openvino_cache_dir or default_cache_root()
 
     def model_layout(self) -> ModelLayout:
         overrides = {

@@ -137,10 +137,15 @@ def unit_for_install(
     state_env = (
         {} if "PI_AXERA_SD_EMBEDDING_CACHE_DIR" in env else {"PI_AXERA_SD_EMBEDDING_CACHE_DIR": "clip-cache"}
     )
+    # So is OpenVINO's compiled-model cache (the service user's home may be read-only or absent).
+    if "PI_AXERA_SD_OPENVINO_CACHE_DIR" not in env:
+        state_env["PI_AXERA_SD_OPENVINO_CACHE_DIR"] = "openvino-cache"
     user = user or _default_user()
     writable = [_absolute(settings.output_dir, base)]
     if settings.embedding_cache_dir is not None:
         writable.append(_absolute(settings.embedding_cache_dir, base))
+    if settings.openvino_cache_dir is not None:
+        writable.append(_absolute(settings.openvino_cache_dir, base))
     return Unit(
         exec_start=[*installed_command(), "serve"],
         working_directory=base,

@@ -6,6 +6,8 @@ so the shared :class:`Session` wrapper (dtype casting, name checks) is used unch
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,9 @@ import numpy as np
 from pi_axera_sd.errors import ModelError, RuntimeUnavailable
 from pi_axera_sd.runtime.base import Session
 from pi_axera_sd.runtime.options import RuntimeOptions
+from pi_axera_sd.runtime.ovcache import cache_dir_for
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,24 +29,29 @@ class _Port:
     dtype: np.dtype
 
 
+def _port_name(port) -> str:
+    """The ONNX name of a compiled model's port. Compiling may add aliases, the names of internal
+    tensors folded into it (``/text_encoder/Reshape_output_0``), which start with ``/``."""
+    names = sorted(port.get_names())
+    plain = [n for n in names if not n.startswith("/")]
+    return (plain or names or [port.get_any_name()])[0]
+
+
 def _ports(ports) -> list[_Port]:
     found = []
     for port in ports:
-        names = sorted(port.get_names())
         pshape = port.get_partial_shape()
         shape = [d.get_length() if d.is_static else None for d in pshape] if pshape.rank.is_static else []
-        found.append(
-            _Port(names[0] if names else port.get_any_name(), shape, port.get_element_type().to_dtype())
-        )
+        found.append(_Port(_port_name(port), shape, port.get_element_type().to_dtype()))
     return found
 
 
 class _OpenVinoInner:
-    def __init__(self, model, compiled) -> None:
-        # Names come from the model as read (the ONNX names); the compiled model may add aliases.
-        self._inputs = _ports(model.inputs)
-        self._outputs = _ports(model.outputs)
+    def __init__(self, compiled) -> None:
+        self._inputs = _ports(compiled.inputs)
+        self._outputs = _ports(compiled.outputs)
         self._request = compiled.create_infer_request()
+        self.from_cache = False  # whether OpenVINO imported a compiled blob instead of compiling
 
     def get_inputs(self) -> list[_Port]:
         return self._inputs
@@ -71,10 +81,27 @@ def open_openvino(path: Path, options: RuntimeOptions) -> Session:
         config["INFERENCE_NUM_THREADS"] = options.threads
     if options.precision:
         config["INFERENCE_PRECISION_HINT"] = options.precision
+    if options.cache_dir is not None and (folder := cache_dir_for(options.cache_dir, path)) is not None:
+        config["CACHE_DIR"] = str(folder)
     try:
-        model = core.read_model(str(path))
-        compiled = core.compile_model(model, "CPU", config)
+        # From the path, not a read ov.Model: with a cache hit OpenVINO then skips reading the
+        # source model entirely, and no second copy of the weights lives on the Python side.
+        started = time.perf_counter()
+        compiled = core.compile_model(str(path), "CPU", config)
     except Exception as exc:  # OpenVINO raises RuntimeError subclasses with the reason
         raise ModelError(f"{path}: OpenVINO could not load the model: {exc}") from exc
     precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # e.g. "f32", "bf16"
-    return Session(_OpenVinoInner(model, compiled), path, runtime="openvino", provider=f"CPU/{precision}")
+    inner = _OpenVinoInner(compiled)
+    inner.from_cache = "CACHE_DIR" in config and bool(compiled.get_property("LOADED_FROM_CACHE"))
+    log.info(
+        "OpenVINO model ready",
+        extra={
+            "fields": {
+                "model": str(path),
+                "from_cache": inner.from_cache,
+                "load_s": round(time.perf_counter() - started, 3),
+                "cache_dir": config.get("CACHE_DIR"),
+            }
+        },
+    )
+    return Session(inner, path, runtime="openvino", provider=f"CPU/{precision}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from pi_axera_sd.defaults import AX_PROVIDERS, DEVICES, RUNTIMES
 
@@ -26,6 +27,7 @@ class RuntimeOptions:
     ax_device: int | None = None
     optimize: bool = True  # ONNX Runtime graph optimisation (all levels)
     precision: str | None = None  # OpenVINO inference precision: None (its default), "f32", "bf16"
+    cache_dir: Path | None = None  # OpenVINO compiled-model cache root; None: compile at every start
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:

@@ -1,0 +1,209 @@
+"""Start-up time and memory of `pi-axera-sd serve` on the full-size benchmark model, per configuration.
+
+    python bench/startup.py [--size full|tiny] [--configs onnxruntime openvino openvino:int8]
+
+For each configuration, in one run: a cold start (empty OpenVINO model cache) timed from process
+start to the first 200 from ``/ready``; one txt2img and one img2img image through ``/generate``; the
+server's own peak memory (``VmHWM`` of its process, read from /proc) at ready and after the images;
+then a warm start (second start, same cache) with one more image, whose peak is what a restarted
+service needs (no compiling). Writes ``bench/results/startup-*.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from models import ensure_int8, ensure_sd15  # noqa: E402
+
+PI_AXERA_SD = str(Path(sys.executable).with_name("pi-axera-sd"))
+CONFIGS = {
+    "onnxruntime": {"PI_AXERA_SD_RUNTIME": "onnxruntime"},
+    "openvino": {"PI_AXERA_SD_RUNTIME": "openvino"},
+    "openvino:int8": {"PI_AXERA_SD_RUNTIME": "openvino", "PI_AXERA_SD_VARIANT": "int8"},
+    "openvino:int8unet": {"PI_AXERA_SD_RUNTIME": "openvino", "PI_AXERA_SD_VARIANT": "int8"},
+}
+READY_LIMIT_S = 900.0
+
+
+def _status(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (GB) of one process, from /proc (its own high-water mark, not its parent's)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024**2
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _init_png(size: int = 512) -> str:
+    from PIL import Image
+
+    rng = np.random.default_rng(123)
+    ramp = np.linspace(0, 255, size, dtype=np.float32)
+    img = np.clip(ramp[None, :, None] + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+class Server:
+    def __init__(self, models: Path, env: dict[str, str], cache: Path, log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PI_AXERA_SD_")},
+            "MODELS_DIR": str(models),
+            "PORT": str(self.port),
+            "PI_AXERA_SD_OPENVINO_CACHE_DIR": str(cache),
+            "PI_AXERA_SD_CLIP_DIR": "/nonexistent",
+            "PI_AXERA_SD_AUTO_DOWNLOAD": "0",
+            "PI_AXERA_SD_SHUTDOWN_GRACE_S": "5",
+            **env,
+        }
+        self.log = log
+        self.started = time.perf_counter()
+        with log.open("w") as out:
+            self.proc = subprocess.Popen([PI_AXERA_SD, "serve"], env=full_env, stdout=out, stderr=out)
+
+    def wait_ready(self) -> float:
+        deadline = self.started + READY_LIMIT_S
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited {self.proc.returncode}: {self.log.read_text()[-1500:]}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    return time.perf_counter() - self.started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("serve not ready in time")
+
+    def generate(self, body: dict) -> float:
+        t = time.perf_counter()
+        r = httpx.post(f"{self.url}/generate", json=body, timeout=600)
+        r.raise_for_status()
+        return time.perf_counter() - t
+
+    def from_cache(self) -> list[bool]:
+        lines = [json.loads(x) for x in self.log.read_text().splitlines() if x.startswith("{")]
+        return [x["from_cache"] for x in lines if x.get("msg") == "OpenVINO model ready"]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
+def measure(name: str, models: Path, tmp: Path) -> dict:
+    env = dict(CONFIGS[name])
+    if name == "openvino:int8unet":  # INT8 UNet, BF16 decoder
+        env["VAE_DECODER_MODEL"] = str(models / "vae_decoder.onnx")
+    cache = tmp / f"cache-{name.replace(':', '_')}"
+    row: dict = {"config": name}
+    server = Server(models, env, cache, tmp / f"{name}-cold.log")
+    try:
+        row["cold_ready_s"] = server.wait_ready()
+        at_ready = _status(server.proc.pid)
+        row["rss_at_ready_gb"] = at_ready["VmRSS"]
+        row["txt2img_s"] = server.generate({"prompt": "a red fox in the snow", "seed": 1})
+        after_txt = _status(server.proc.pid)
+        row["img2img_s"] = server.generate(
+            {"prompt": "a red fox in the snow", "seed": 1, "init_image": _init_png(), "strength": 0.5}
+        )
+        after = _status(server.proc.pid)
+        row["peak_rss_gb"] = after["VmHWM"]
+        row["per_image_gb"] = {
+            "txt2img": after_txt["VmHWM"] - at_ready["VmRSS"],
+            "img2img": after["VmHWM"] - at_ready["VmRSS"],
+        }
+        row["cold_from_cache"] = server.from_cache()
+    finally:
+        server.stop()
+    server = Server(models, env, cache, tmp / f"{name}-warm.log")
+    try:
+        row["warm_ready_s"] = server.wait_ready()
+        row["warm_rss_at_ready_gb"] = _status(server.proc.pid)["VmRSS"]
+        row["warm_from_cache"] = server.from_cache()
+        # a warm start compiles nothing, so its peak (with one image) is what a restarted service needs
+        server.generate({"prompt": "a red fox in the snow", "seed": 1})
+        row["warm_peak_rss_gb"] = _status(server.proc.pid)["VmHWM"]
+    finally:
+        server.stop()
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [
+        "| config | cold start s | warm start s | warm from cache | RSS at ready GB | peak RSS GB "
+        "| warm peak RSS GB | txt2img s | GB per txt2img | GB per img2img |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['config']} | error: {r['error']} |")
+            continue
+        warm = r["warm_from_cache"]
+        cached = f"{sum(warm)}/{len(warm)} models" if warm else "(no cache)"
+        lines.append(
+            f"| {r['config']} | {r['cold_ready_s']:.1f} | {r['warm_ready_s']:.1f} | {cached} "
+            f"| {r['rss_at_ready_gb']:.2f} | {r['peak_rss_gb']:.2f} | {r['warm_peak_rss_gb']:.2f} "
+            f"| {r['txt2img_s']:.1f} "
+            f"| {r['per_image_gb']['txt2img']:.2f} | {r['per_image_gb']['img2img']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=["full", "tiny"], default="full")
+    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    args = ap.parse_args()
+    base = ensure_sd15(size=args.size)
+    if any("int8" in c for c in args.configs):
+        ensure_int8(base)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.configs:
+            print(f"  {name} ...", flush=True)
+            try:
+                rows.append(measure(name, base / "axera", Path(tmp)))
+            except (RuntimeError, httpx.HTTPError) as exc:
+                rows.append({"config": name, "error": str(exc).splitlines()[-1][:300]})
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"startup-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps({"size": args.size, "rows": rows}, indent=2))
+    table = format_table(rows)
+    path.with_suffix(".md").write_text(table + "\n")
+    print("\n" + table + f"\n\nwrote {path}")
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
