@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import logging
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -67,6 +68,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
+# OpenVINO's compiled-model cache goes to a folder of this run, not the user's ~/.cache
+os.environ.setdefault("PI_AXERA_SD_OPENVINO_CACHE_DIR", tempfile.mkdtemp(prefix="pi-axera-sd-ov-cache-"))
 # runtime=auto would pick OpenVINO (BF16 on some CPUs); the reference tests need ONNX Runtime's
 # exact FP32. tests/test_readme_commands.py clears this to run the default as users get it.
 os.environ.setdefault("PI_AXERA_SD_RUNTIME", "onnxruntime")
