@@ -87,6 +87,7 @@ def test_an_unwritable_cache_means_no_cache(tmp_path):
 
 
 def test_settings_default_and_off(monkeypatch, tmp_path):
+    monkeypatch.delenv("PI_AXERA_SD_OPENVINO_CACHE_DIR", raising=False)  # conftest's folder for the run
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_root() == tmp_path / "pi-axera-sd" / "openvino"
     assert Settings().runtime_options().cache_dir == tmp_path / "pi-axera-sd" / "openvino"

@@ -19,7 +19,8 @@ def _settings(tmp_path: Path, **overrides) -> Settings:
     return Settings(**{**base, **overrides})
 
 
-def test_unit_for_this_install(tmp_path):
+def test_unit_for_this_install(tmp_path, monkeypatch):
+    monkeypatch.delenv("PI_AXERA_SD_OPENVINO_CACHE_DIR", raising=False)  # conftest's folder for the run
     settings = _settings(tmp_path, port=5001, queue_size=3, shutdown_grace_s=30, api_token="top-secret")
     unit = unit_for_install(
         settings, user="pi", group="pi", extra_env=["AXCL_LOG_LEVEL=2"], working_directory=tmp_path
