@@ -11,7 +11,7 @@ from pi_axera_sd import exitcodes
 
 def cmd_haproxy(args: argparse.Namespace) -> int:
     from pi_axera_sd.cli.common import settings_from_args
-    from pi_axera_sd.cli.serve import _given_settings
+    from pi_axera_sd.cli.serve import unit_from_args
     from pi_axera_sd.deploy.haproxy import (
         INSTANCE_ENV_DIR,
         TEMPLATE_NAME,
@@ -21,7 +21,6 @@ def cmd_haproxy(args: argparse.Namespace) -> int:
         render_instance_env,
         template_unit,
     )
-    from pi_axera_sd.deploy.systemd import unit_for_install
 
     try:
         backends = backends_for(args.instances or [], args.server or [], args.base_port)
@@ -37,14 +36,7 @@ def cmd_haproxy(args: argparse.Namespace) -> int:
         unit_text = None
         if local:
             settings = settings_from_args(args)
-            unit = unit_for_install(
-                settings,
-                user=args.user,
-                group=args.group,
-                extra_env=args.env or [],
-                working_directory=args.working_directory,
-                given=_given_settings(args),
-            )
+            unit = unit_from_args(args, settings)
             unit_text = template_unit(unit, settings)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

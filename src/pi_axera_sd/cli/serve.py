@@ -93,18 +93,11 @@ def banner(layout, settings) -> str:
 
 def cmd_systemd(args: argparse.Namespace) -> int:
     from pi_axera_sd.cli.common import settings_from_args
-    from pi_axera_sd.deploy.systemd import UNIT_NAME, render_unit, unit_for_install
+    from pi_axera_sd.deploy.systemd import UNIT_NAME, render_unit
 
     settings = settings_from_args(args)
     try:
-        unit = unit_for_install(
-            settings,
-            user=args.user,
-            group=args.group,
-            extra_env=args.env or [],
-            working_directory=args.working_directory,
-            given=_given_settings(args),
-        )
+        unit = unit_from_args(args, settings)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -121,6 +114,20 @@ def cmd_systemd(args: argparse.Namespace) -> int:
     print(f"  sudo systemctl enable --now {UNIT_NAME}")
     print(f"  sudo journalctl -u {UNIT_NAME} -f")
     return 0
+
+
+def unit_from_args(args: argparse.Namespace, settings):
+    """The systemd unit for this install from the unit flags shared by ``systemd`` and ``haproxy``."""
+    from pi_axera_sd.deploy.systemd import unit_for_install
+
+    return unit_for_install(
+        settings,
+        user=args.user,
+        group=args.group,
+        extra_env=args.env or [],
+        working_directory=args.working_directory,
+        given=_given_settings(args),
+    )
 
 
 def _given_settings(args: argparse.Namespace) -> set[str]:
