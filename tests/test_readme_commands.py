@@ -158,6 +158,8 @@ def user_env(cwd: Path, **extra: str) -> Env:
             "PATH": path,
             "HF_HUB_OFFLINE": "1",
             "HF_HOME": str(cwd / ".hf-home"),
+            # the default OpenVINO model cache (under XDG_CACHE_HOME) lands in this test's folder
+            "XDG_CACHE_HOME": str(cwd / ".cache"),
             "PI_AXERA_SD_CLIP_DIR": str(cwd / "no-clip"),
             **extra,
         },
