@@ -17,9 +17,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from pi_axera_sd.interrogate.api import CategoryResult, StructuredResult, TagScore, WarmupState
+from pi_axera_sd.interrogate.protocol import CategoryResult, StructuredResult, TagScore, WarmupState
 from pi_axera_sd.server.app import create_app
-from pi_axera_sd.server.runner import build_server
+from pi_axera_sd.server.core.runner import build_server
 from support.server import (
     SEED_PNG_1X1,
     FailingInner,

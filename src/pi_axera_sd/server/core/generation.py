@@ -19,12 +19,12 @@ from pi_axera_sd.engine.imageio import decode_base64_image
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, StageTimings
 from pi_axera_sd.engine.scheduler import img2img_timesteps
 from pi_axera_sd.errors import Cancelled, InvalidInput
-from pi_axera_sd.server.host import EncodedImage, EncodeOptions, encode_result
-from pi_axera_sd.server.lane import JobContext
-from pi_axera_sd.server.live_preview import LivePreview
-from pi_axera_sd.server.problems import ApiError, to_api_error
-from pi_axera_sd.server.service import Service
-from pi_axera_sd.server.waiting import run_on_lane
+from pi_axera_sd.server.core.context import run_on_lane
+from pi_axera_sd.server.core.host import EncodedImage, EncodeOptions, encode_result
+from pi_axera_sd.server.core.lane import JobContext
+from pi_axera_sd.server.core.live_preview import LivePreview
+from pi_axera_sd.server.core.service import Service
+from pi_axera_sd.server.dialects.problems import ApiError, to_api_error
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Every route's error answers are added to the document here, in one place, so a route added later
 is documented the same way: the body shape its path family uses (A1111's under ``/sdapi/``, the
-seed's elsewhere, see :mod:`pi_axera_sd.server.problems`) for each status it can answer.
+seed's elsewhere, see :mod:`pi_axera_sd.server.dialects.problems`) for each status it can answer.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pi_axera_sd.server.openai_errors import OPENAI_PREFIX, OpenAIError
-from pi_axera_sd.server.problems import A1111_PREFIX
+from pi_axera_sd.server.dialects.problems import A1111_PREFIX, OPENAI_PREFIX, OpenAIError
 
 
 class ErrorResponse(BaseModel):

@@ -11,9 +11,8 @@ from pydantic import BaseModel
 from pi_axera_sd.defaults import GENERATE_STRENGTH
 from pi_axera_sd.engine.pipeline import resolve_seed
 from pi_axera_sd.errors import InvalidInput
-from pi_axera_sd.server import axera_sample
-from pi_axera_sd.server.context import note, read_json, request_id, service_of
-from pi_axera_sd.server.generation import (
+from pi_axera_sd.server.core.context import note, read_json, request_id, service_of
+from pi_axera_sd.server.core.generation import (
     BatchSpec,
     choose_vae,
     decode_init_image,
@@ -21,9 +20,10 @@ from pi_axera_sd.server.generation import (
     run_batch,
     service_randn_source,
 )
-from pi_axera_sd.server.host import EncodeOptions
-from pi_axera_sd.server.problems import ApiError
-from pi_axera_sd.server.schemas import GENERATE_RULES, GenerateRequest, openapi_body
+from pi_axera_sd.server.core.host import EncodeOptions
+from pi_axera_sd.server.dialects import axera_sample
+from pi_axera_sd.server.dialects.problems import ApiError
+from pi_axera_sd.server.dialects.schemas import GENERATE_RULES, GenerateRequest, openapi_body
 
 router = APIRouter(tags=["generate"])
 

@@ -12,13 +12,12 @@ from PIL import Image
 
 from pi_axera_sd.engine.imageio import decode_base64_image
 from pi_axera_sd.errors import InvalidInput
-from pi_axera_sd.interrogate.api import Interrogator
+from pi_axera_sd.interrogate.protocol import Interrogator
 from pi_axera_sd.interrogate.scoring import check_categories
-from pi_axera_sd.server.context import note, read_json, service_of
-from pi_axera_sd.server.problems import ApiError
-from pi_axera_sd.server.schemas import InterrogateRequest, StructuredInterrogateRequest, openapi_body
-from pi_axera_sd.server.service import Service
-from pi_axera_sd.server.waiting import run_on_lane
+from pi_axera_sd.server.core.context import note, read_json, run_on_lane, service_of
+from pi_axera_sd.server.core.service import Service
+from pi_axera_sd.server.dialects.problems import ApiError
+from pi_axera_sd.server.dialects.schemas import InterrogateRequest, StructuredInterrogateRequest, openapi_body
 
 router = APIRouter(prefix="/sdapi/v1", tags=["interrogate"])
 
