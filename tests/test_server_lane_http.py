@@ -17,6 +17,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from pi_axera_sd.interrogate.errors import WarmingUp
 from pi_axera_sd.interrogate.protocol import CategoryResult, StructuredResult, TagScore, WarmupState
 from pi_axera_sd.server.app import create_app
 from pi_axera_sd.server.core.runner import build_server
@@ -371,6 +372,47 @@ def test_interrogation_routes_with_a_warming_up_interrogator(tiny_model_dir, rea
             assert answer.status_code == 400, bad
             assert "categories" in answer.json()["detail"]
     assert fake.threads == {"inference-lane"}
+
+
+class RewarmingInterrogator(FakeInterrogator):
+    """Says it is ready, then finds its taxonomy gone on the lane (a route that skips the pre-check)."""
+
+    def __init__(self) -> None:
+        super().__init__(total=0)
+
+    def structured(self, image, categories, general_top_k=10, general_threshold=0.2):
+        raise WarmingUp(WarmupState(False, 5, 20, "embedding the taxonomy"))
+
+
+class BrokenInterrogator(FakeInterrogator):
+    def status(self) -> WarmupState:
+        return WarmupState(False, 0, 20, "embedding failed", error="taxonomy file unreadable")
+
+
+def test_interrogation_503s_carry_retry_after_and_warming_up_on_the_lane_is_no_runtime_failure(
+    tiny_model_dir, real_pipeline
+):
+    categories = {"animal": ["cat", "fox"]}
+    body = {"image": _png_b64(), "categories": categories}
+    app = create_app(
+        make_settings(tiny_model_dir), pipeline=real_pipeline, interrogator=RewarmingInterrogator()
+    )
+    with running_server(app) as url:
+        rewarming = _post(url, "/sdapi/v1/interrogate/structured", body)
+        assert rewarming.status_code == 503
+        assert int(rewarming.headers["Retry-After"]) > 0
+        assert "5/20" in rewarming.json()["detail"] and rewarming.json()["errors"]["warming_up"] is True
+        assert app.state.service.failures.total == 0
+    broken = create_app(
+        make_settings(tiny_model_dir), pipeline=real_pipeline, interrogator=BrokenInterrogator()
+    )
+    missing = create_app(make_settings(tiny_model_dir), pipeline=real_pipeline)
+    for refusing in (broken, missing):
+        with running_server(refusing) as url:
+            for path in ("/sdapi/v1/interrogate", "/sdapi/v1/interrogate/structured"):
+                answer = _post(url, path, body)
+                assert answer.status_code == 503, path
+                assert int(answer.headers["Retry-After"]) > 0, path
 
 
 def test_interrogation_without_a_model_is_503(tiny_model_dir, real_pipeline):

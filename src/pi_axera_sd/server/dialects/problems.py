@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 
 from pi_axera_sd.errors import Cancelled, InvalidInput, PayloadTooLarge
+from pi_axera_sd.interrogate.errors import WarmingUp
 from pi_axera_sd.server.core.lane import LaneUnavailable, QueueFull
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 A1111_PREFIX = "/sdapi/"
 OPENAI_PREFIX = "/v1/"
 _CODES = {401: "invalid_api_key", 404: "not_found", 413: "payload_too_large"}
+# A taxonomy build takes minutes on a Pi; polling faster than this only adds load.
+WARMING_UP_RETRY_S = "10"
 # nginx's "client closed request": only ever seen in our logs and metrics, never by a client.
 CLIENT_CLOSED = 499
 
@@ -79,6 +82,8 @@ def to_api_error(exc: BaseException) -> ApiError:
         return ApiError(
             503, exc.reason, kind="ServiceUnavailable", headers={"Retry-After": str(exc.retry_after)}
         )
+    if isinstance(exc, WarmingUp):
+        return _warming_up(exc)
     if isinstance(exc, Cancelled):
         return ApiError(409, "interrupted before an image was finished", kind="Interrupted")
     if isinstance(exc, ClientGone | ClientDisconnect):
@@ -88,10 +93,26 @@ def to_api_error(exc: BaseException) -> ApiError:
     return ApiError(500, f"inference failed: {type(exc).__name__}: {exc}", kind=type(exc).__name__)
 
 
+def _warming_up(exc: WarmingUp) -> ApiError:
+    state = exc.state
+    return ApiError(
+        503,
+        f"interrogation model is warming up: {state.message} "
+        f"({state.done}/{state.total} labels, {state.progress:.0%})",
+        headers={"Retry-After": WARMING_UP_RETRY_S},
+        errors={
+            "warming_up": True,
+            "progress": round(state.progress, 4),
+            "done": state.done,
+            "total": state.total,
+        },
+    )
+
+
 def counts_as_runtime_failure(exc: BaseException) -> bool:
     """True for failures of the runtime or the model (a 500), which count toward the restart limit;
     the client's mistakes (4xx), interrupts and refusals (503) say nothing about the accelerator."""
-    return to_api_error(exc).status >= 500 and not isinstance(exc, LaneUnavailable)
+    return to_api_error(exc).status == 500
 
 
 class OpenAIErrorDetail(BaseModel):
