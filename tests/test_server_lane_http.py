@@ -230,7 +230,8 @@ def test_basic_auth_and_bearer_token_guard_every_route_but_health(tiny_model_dir
         assert denied.json() == {"status": "error", "error": "authentication required"}
         denied_a1111 = httpx.get(f"{url}/sdapi/v1/options")
         assert denied_a1111.status_code == 401 and denied_a1111.json()["error"] == "Unauthorized"
-        for path in ("/ready", "/metrics", "/docs", "/sdapi/v1/progress"):
+        assert httpx.get(f"{url}/ready").status_code == 200  # load balancer and systemd probes
+        for path in ("/metrics", "/docs", "/sdapi/v1/progress"):
             assert httpx.get(f"{url}{path}").status_code == 401, path
         assert httpx.get(f"{url}/sdapi/v1/options", auth=("alice", "wrong")).status_code == 401
         assert httpx.get(f"{url}/sdapi/v1/options", auth=("mallory", "s3cret")).status_code == 401
@@ -238,7 +239,7 @@ def test_basic_auth_and_bearer_token_guard_every_route_but_health(tiny_model_dir
         assert httpx.get(f"{url}/sdapi/v1/options", auth=("bob", "pw:with:colons")).status_code == 200
         bearer = {"Authorization": "Bearer tok-123"}
         assert _post(url, "/generate", {"prompt": "x"}, headers=bearer).status_code == 200
-        assert httpx.get(f"{url}/ready", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert httpx.get(f"{url}/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
 
         webuiapi = pytest.importorskip("webuiapi")
         api = webuiapi.WebUIApi(

@@ -17,6 +17,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pi_axera_sd.server.dialects.problems import A1111_PREFIX, OPENAI_PREFIX, OpenAIError
+from pi_axera_sd.server.middleware.auth import OPEN_PATHS
 
 
 class ErrorResponse(BaseModel):
@@ -56,7 +57,6 @@ _EXTRA = {  # (path, method) -> further statuses
     ("/sdapi/v1/interrogate", "post"): {404: "unknown interrogation model"},
     ("/sdapi/v1/sd-models", "get"): {503: "models still loading"},
 }
-_UNAUTHENTICATED = {"/health"}
 _PROBED = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -109,7 +109,7 @@ def _document(schema: dict[str, Any]) -> dict[str, Any]:
             if "requestBody" in operation:
                 codes |= _WITH_BODY
             codes |= _EXTRA.get((path, method), {})
-            if path in _UNAUTHENTICATED:
+            if path in OPEN_PATHS:
                 codes.pop(401)
             for code, text in codes.items():
                 entry = responses.setdefault(str(code), {"description": text})

@@ -30,7 +30,7 @@ async def health(request: Request) -> dict[str, Any]:
     return body
 
 
-@router.get("/ready", summary="models loaded and jobs taken; 503 while loading, failed or stopping")
+@router.get("/ready", summary="models loaded and jobs taken (no auth); 503 while loading, failed or stopping")
 async def ready(request: Request) -> JSONResponse:
     service = service_of(request)
     ok, reason = service.ready()
