@@ -27,9 +27,9 @@ from PIL import Image
 
 from pi_axera_sd.config import Settings
 from pi_axera_sd.interrogate.layout import MANIFEST
+from pi_axera_sd.interrogate.loading import load_interrogator
 from pi_axera_sd.interrogate.preprocess import clip_pixels
 from pi_axera_sd.interrogate.scoring import cosine_scores, top_indices
-from pi_axera_sd.interrogate.service import load_interrogator
 from pi_axera_sd.interrogate.taxonomy import load_labels
 
 VARIANTS = {"dynamic": None, "static64": 64, "static1": 1}

@@ -28,7 +28,7 @@ from models import ensure_sd15
 
 from pi_axera_sd.engine.layout import resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
-from pi_axera_sd.server.live_preview import CHEAP_TYPE, COST_BUDGET, LivePreview
+from pi_axera_sd.server.core.live_preview import CHEAP_TYPE, COST_BUDGET, LivePreview
 
 PROMPT = "a photograph of a red fox in the snow, highly detailed"
 # name -> (show_progress_type, cost budget); "auto" is the service's default behaviour.

@@ -9,7 +9,7 @@ import pytest
 
 from pi_axera_sd.cli import main
 from pi_axera_sd.interrogate.layout import MANIFEST, resolve_clip_layout
-from pi_axera_sd.interrogate.service import build_interrogator, load_interrogator
+from pi_axera_sd.interrogate.loading import build_interrogator, load_interrogator
 from support.clip import random_image, settings_for, warm
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pi_axera_sd.interrogate.service import load_interrogator
+from pi_axera_sd.interrogate.loading import load_interrogator
 from support.clip import random_image, reference_logits, reference_text_embeds, settings_for, warm
 
 TOL = 1e-4

@@ -18,7 +18,7 @@ import pytest
 
 from pi_axera_sd.config import Settings
 from pi_axera_sd.deploy.systemd import render_unit, unit_for_install
-from pi_axera_sd.server.firstrun import default_spec, wants_first_run
+from pi_axera_sd.server.core.firstrun import default_spec, wants_first_run
 from support.hubserver import FakeHub, hub_env
 from support.server import ServeProcess
 from test_hub_openvino import INT8_REPO, openvino_repo_files

@@ -13,7 +13,7 @@ import pytest
 from pi_axera_sd.errors import ModelError
 from pi_axera_sd.interrogate import fingerprint
 from pi_axera_sd.interrogate.errors import WarmingUp
-from pi_axera_sd.interrogate.service import load_interrogator
+from pi_axera_sd.interrogate.loading import load_interrogator
 from support.clip import N_LABELS, random_image, settings_for, warm
 
 STEP = 64  # labels per warm-up step with the dynamic-batch text tower

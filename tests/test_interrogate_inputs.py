@@ -9,8 +9,8 @@ import pytest
 
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.interrogate.labels import check_templates
+from pi_axera_sd.interrogate.loading import load_interrogator
 from pi_axera_sd.interrogate.scoring import check_categories, softmax, top_indices
-from pi_axera_sd.interrogate.service import load_interrogator
 from support.clip import random_image, settings_for, warm
 
 

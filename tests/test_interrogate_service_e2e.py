@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from pi_axera_sd.interrogate.service import load_interrogator
+from pi_axera_sd.interrogate.loading import load_interrogator
 from support.clip import random_image, settings_for, warm
 from support.server import ServeProcess
 

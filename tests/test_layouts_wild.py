@@ -138,7 +138,7 @@ def test_stale_img2img_time_input_is_only_a_warning(tiny_model_dir, tmp_path, mo
 
 def test_clip_towers_at_text_model_dir_root_are_found(clip_exports, tmp_path):
     """The original service kept the CLIP files at TEXT_MODEL_DIR's root (default: the model folder)."""
-    from pi_axera_sd.interrogate.service import find_clip_dir, load_interrogator
+    from pi_axera_sd.interrogate.loading import find_clip_dir, load_interrogator
 
     text_dir = shutil.copytree(clip_exports["split"], tmp_path / "text")
     settings = Settings(

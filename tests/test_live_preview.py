@@ -20,7 +20,7 @@ from PIL import Image
 from pi_axera_sd.engine.pipeline import GenerationParams
 from pi_axera_sd.engine.preview import LINEAR, TINY, linear_preview, preview_method
 from pi_axera_sd.server.app import create_app
-from pi_axera_sd.server.live_preview import LivePreview
+from pi_axera_sd.server.core.live_preview import LivePreview
 from support.server import GatedPipeline, load_tiny, make_settings, running_server
 
 WAIT = 15.0

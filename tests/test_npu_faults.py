@@ -27,7 +27,7 @@ from pi_axera_sd.runtime.faults import (
     exit_code_for,
 )
 from pi_axera_sd.server.app import create_app
-from pi_axera_sd.server.service import Service
+from pi_axera_sd.server.core.service import Service
 from support import fake_axengine
 from support.server import make_settings, running_server
 

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from pi_axera_sd.engine.infotext import parse_infotext
+from pi_axera_sd.server.routes.generate import GenerateResponse
 from support.server import SEED_PNG_1X1, ServeProcess
 
 SEED_TXT2IMG = """curl -X POST http://localhost:5000/generate \\
@@ -120,6 +121,14 @@ def test_generate_is_reproducible_and_ignores_what_it_cannot_honour(http):
     assert first["seed"] == second["seed"] == 1234567890
     assert first["base64"] == second["base64"]
     assert png_of(second["base64"]).size == (128, 128)
+
+
+def test_generate_answers_exactly_its_documented_shape(http):
+    documented = http.get("/openapi.json").json()["components"]["schemas"]["GenerateResponse"]
+    answer = http.post("/generate", json={"prompt": "a fox", "seed": 3}).json()
+    assert set(answer) == set(documented["properties"])
+    assert set(documented["required"]) <= set(answer)
+    assert GenerateResponse.model_validate(answer).seed == 3
 
 
 def test_generate_img2img_strength_and_resize(http):

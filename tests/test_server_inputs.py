@@ -12,12 +12,12 @@ import pytest
 
 from pi_axera_sd.errors import Cancelled, InvalidInput, PayloadTooLarge
 from pi_axera_sd.interrogate.scoring import check_categories
-from pi_axera_sd.server import inputs
-from pi_axera_sd.server.a1111 import OptionsStore
-from pi_axera_sd.server.inputs import JsonLimits, decode_json
-from pi_axera_sd.server.lane import LaneUnavailable, QueueFull
-from pi_axera_sd.server.logs import JsonFormatter
-from pi_axera_sd.server.problems import ClientGone, counts_as_runtime_failure, to_api_error
+from pi_axera_sd.server.core.lane import LaneUnavailable, QueueFull
+from pi_axera_sd.server.core.logs import JsonFormatter
+from pi_axera_sd.server.dialects.a1111 import OptionsStore
+from pi_axera_sd.server.dialects.problems import ClientGone, counts_as_runtime_failure, to_api_error
+from pi_axera_sd.server.middleware import inputs
+from pi_axera_sd.server.middleware.inputs import JsonLimits, decode_json
 
 
 @pytest.mark.parametrize(

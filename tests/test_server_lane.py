@@ -9,7 +9,7 @@ from concurrent.futures import CancelledError
 import pytest
 
 from pi_axera_sd.errors import Cancelled
-from pi_axera_sd.server.lane import Lane, LaneUnavailable, QueueFull
+from pi_axera_sd.server.core.lane import Lane, LaneUnavailable, QueueFull
 
 WAIT = 10.0
 

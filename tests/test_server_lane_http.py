@@ -17,9 +17,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from pi_axera_sd.interrogate.api import CategoryResult, StructuredResult, TagScore, WarmupState
+from pi_axera_sd.interrogate.errors import WarmingUp
+from pi_axera_sd.interrogate.protocol import CategoryResult, StructuredResult, TagScore, WarmupState
 from pi_axera_sd.server.app import create_app
-from pi_axera_sd.server.runner import build_server
+from pi_axera_sd.server.core.runner import build_server
 from support.server import (
     SEED_PNG_1X1,
     FailingInner,
@@ -229,7 +230,8 @@ def test_basic_auth_and_bearer_token_guard_every_route_but_health(tiny_model_dir
         assert denied.json() == {"status": "error", "error": "authentication required"}
         denied_a1111 = httpx.get(f"{url}/sdapi/v1/options")
         assert denied_a1111.status_code == 401 and denied_a1111.json()["error"] == "Unauthorized"
-        for path in ("/ready", "/metrics", "/docs", "/sdapi/v1/progress"):
+        assert httpx.get(f"{url}/ready").status_code == 200  # load balancer and systemd probes
+        for path in ("/metrics", "/docs", "/sdapi/v1/progress"):
             assert httpx.get(f"{url}{path}").status_code == 401, path
         assert httpx.get(f"{url}/sdapi/v1/options", auth=("alice", "wrong")).status_code == 401
         assert httpx.get(f"{url}/sdapi/v1/options", auth=("mallory", "s3cret")).status_code == 401
@@ -237,7 +239,7 @@ def test_basic_auth_and_bearer_token_guard_every_route_but_health(tiny_model_dir
         assert httpx.get(f"{url}/sdapi/v1/options", auth=("bob", "pw:with:colons")).status_code == 200
         bearer = {"Authorization": "Bearer tok-123"}
         assert _post(url, "/generate", {"prompt": "x"}, headers=bearer).status_code == 200
-        assert httpx.get(f"{url}/ready", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert httpx.get(f"{url}/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
 
         webuiapi = pytest.importorskip("webuiapi")
         api = webuiapi.WebUIApi(
@@ -371,6 +373,47 @@ def test_interrogation_routes_with_a_warming_up_interrogator(tiny_model_dir, rea
             assert answer.status_code == 400, bad
             assert "categories" in answer.json()["detail"]
     assert fake.threads == {"inference-lane"}
+
+
+class RewarmingInterrogator(FakeInterrogator):
+    """Says it is ready, then finds its taxonomy gone on the lane (a route that skips the pre-check)."""
+
+    def __init__(self) -> None:
+        super().__init__(total=0)
+
+    def structured(self, image, categories, general_top_k=10, general_threshold=0.2):
+        raise WarmingUp(WarmupState(False, 5, 20, "embedding the taxonomy"))
+
+
+class BrokenInterrogator(FakeInterrogator):
+    def status(self) -> WarmupState:
+        return WarmupState(False, 0, 20, "embedding failed", error="taxonomy file unreadable")
+
+
+def test_interrogation_503s_carry_retry_after_and_warming_up_on_the_lane_is_no_runtime_failure(
+    tiny_model_dir, real_pipeline
+):
+    categories = {"animal": ["cat", "fox"]}
+    body = {"image": _png_b64(), "categories": categories}
+    app = create_app(
+        make_settings(tiny_model_dir), pipeline=real_pipeline, interrogator=RewarmingInterrogator()
+    )
+    with running_server(app) as url:
+        rewarming = _post(url, "/sdapi/v1/interrogate/structured", body)
+        assert rewarming.status_code == 503
+        assert int(rewarming.headers["Retry-After"]) > 0
+        assert "5/20" in rewarming.json()["detail"] and rewarming.json()["errors"]["warming_up"] is True
+        assert app.state.service.failures.total == 0
+    broken = create_app(
+        make_settings(tiny_model_dir), pipeline=real_pipeline, interrogator=BrokenInterrogator()
+    )
+    missing = create_app(make_settings(tiny_model_dir), pipeline=real_pipeline)
+    for refusing in (broken, missing):
+        with running_server(refusing) as url:
+            for path in ("/sdapi/v1/interrogate", "/sdapi/v1/interrogate/structured"):
+                answer = _post(url, path, body)
+                assert answer.status_code == 503, path
+                assert int(answer.headers["Retry-After"]) > 0, path
 
 
 def test_interrogation_without_a_model_is_503(tiny_model_dir, real_pipeline):

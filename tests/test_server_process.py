@@ -26,8 +26,8 @@ sys.path.insert(0, {tests_dir!r})
 from pi_axera_sd.config import Settings
 from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.server.app import create_app
-from pi_axera_sd.server.logs import configure_logging
-from pi_axera_sd.server.runner import run
+from pi_axera_sd.server.core.logs import configure_logging
+from pi_axera_sd.server.core.runner import run
 from support.server import FailingInner
 
 settings = Settings()

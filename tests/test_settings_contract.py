@@ -94,7 +94,7 @@ def test_a_missing_extra_names_the_extra(tmp_path):
 
 
 def test_missing_openvino_for_the_folder_is_a_config_error(tiny_model_dir, tmp_path, monkeypatch):
-    from pi_axera_sd.server import preflight
+    from pi_axera_sd.server.core import preflight
 
     monkeypatch.setattr(preflight.importlib.util, "find_spec", lambda name: None)
     settings = Settings(models_dir=tiny_model_dir, runtime="openvino")
@@ -103,7 +103,7 @@ def test_missing_openvino_for_the_folder_is_a_config_error(tiny_model_dir, tmp_p
 
 
 def test_a_missing_variant_warns_or_fails_when_required(tiny_model_dir, caplog):
-    from pi_axera_sd.server import preflight
+    from pi_axera_sd.server.core import preflight
 
     settings = Settings(models_dir=tiny_model_dir, variant="int8")
     with caplog.at_level(logging.WARNING):
@@ -134,8 +134,7 @@ def test_auto_prefers_openvino_on_the_cpu_when_installed(monkeypatch):
 
 
 def test_journal_lines_carry_the_syslog_priority(tmp_path, monkeypatch):
-    from pi_axera_sd.server.logformat import formatter_for
-    from pi_axera_sd.server.logs import JsonFormatter
+    from pi_axera_sd.server.core.logs import JsonFormatter, formatter_for
 
     with open(tmp_path / "journal", "w") as stream:
         st = os.fstat(stream.fileno())
@@ -187,8 +186,7 @@ def test_help_lists_only_commands_that_run():
 
 
 def test_a_terminal_gets_readable_lines(monkeypatch):
-    from pi_axera_sd.server.logformat import ConsoleFormatter, formatter_for
-    from pi_axera_sd.server.logs import JsonFormatter
+    from pi_axera_sd.server.core.logs import ConsoleFormatter, JsonFormatter, formatter_for
 
     class Tty:
         def isatty(self) -> bool:

@@ -141,7 +141,7 @@ class ServeProcess:
 @contextlib.contextmanager
 def running_server(app) -> Iterator[str]:
     """Serve ``app`` with the service's uvicorn runner on a free loopback port, in a thread."""
-    from pi_axera_sd.server.runner import build_server
+    from pi_axera_sd.server.core.runner import build_server
 
     server = build_server(app, app.state.service.settings, port=0)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)

@@ -57,8 +57,8 @@ def cmd_interrogate(args: argparse.Namespace) -> int:
     from pi_axera_sd.cli.common import settings_from_args
     from pi_axera_sd.engine.imageio import decode_image_bytes
     from pi_axera_sd.errors import ModelError
+    from pi_axera_sd.interrogate.loading import load_interrogator
     from pi_axera_sd.interrogate.scoring import check_categories
-    from pi_axera_sd.interrogate.service import load_interrogator
 
     settings = settings_from_args(args)
     image = decode_image_bytes(Path(args.image).read_bytes(), settings.image_limits())

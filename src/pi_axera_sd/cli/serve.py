@@ -27,11 +27,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pi_axera_sd.errors import ModelError
     from pi_axera_sd.hints import command
     from pi_axera_sd.server.app import create_app
-    from pi_axera_sd.server.firstrun import FirstRunDownload, default_spec, startup_problem, wants_first_run
-    from pi_axera_sd.server.logs import configure_logging
-    from pi_axera_sd.server.preflight import check_port, check_runtimes, check_variant
-    from pi_axera_sd.server.runner import run
-    from pi_axera_sd.server.service import EXIT_CONFIG
+    from pi_axera_sd.server.core.firstrun import (
+        FirstRunDownload,
+        default_spec,
+        startup_problem,
+        wants_first_run,
+    )
+    from pi_axera_sd.server.core.logs import configure_logging
+    from pi_axera_sd.server.core.preflight import check_port, check_runtimes, check_variant
+    from pi_axera_sd.server.core.runner import run
+    from pi_axera_sd.server.core.service import EXIT_CONFIG
 
     settings = settings_from_args(args)
     configure_logging("debug" if args.verbose else settings.log_level, settings.log_max_string)

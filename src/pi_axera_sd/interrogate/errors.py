@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pi_axera_sd.errors import PiAxeraError
-from pi_axera_sd.interrogate.api import WarmupState
+from pi_axera_sd.interrogate.protocol import WarmupState
 
 
 class WarmingUp(PiAxeraError):

@@ -1,4 +1,4 @@
-"""The CLIP interrogator: the :class:`~pi_axera_sd.interrogate.api.Interrogator` the service calls.
+"""The CLIP interrogator: the :class:`~pi_axera_sd.interrogate.protocol.Interrogator` the service calls.
 
 Start-up is cheap: :meth:`ClipInterrogator.warmup_step`'s first call hashes the text encoder
 (remembered across starts) and memory-maps the cached taxonomy embeddings if they exist. Otherwise
@@ -18,11 +18,11 @@ import numpy as np
 from PIL import Image
 
 from pi_axera_sd.errors import ModelError
-from pi_axera_sd.interrogate.api import CategoryResult, StructuredResult, TagScore, WarmupState
 from pi_axera_sd.interrogate.cache import CacheSpec, EmbeddingCache, PartialBuild
 from pi_axera_sd.interrogate.encoders import ImageEncoder, TextEncoder
 from pi_axera_sd.interrogate.errors import WarmingUp
 from pi_axera_sd.interrogate.labels import DEFAULT_TEMPLATES, LabelCache, check_templates, embed_labels
+from pi_axera_sd.interrogate.protocol import CategoryResult, StructuredResult, TagScore, WarmupState
 from pi_axera_sd.interrogate.scoring import (
     category_result,
     check_categories,

@@ -19,30 +19,21 @@ from pi_axera_sd import __version__
 from pi_axera_sd.config import Settings
 from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.errors import PiAxeraError
-from pi_axera_sd.interrogate.api import Interrogator
-from pi_axera_sd.server import (
-    apidoc,
-    routes_a1111,
-    routes_a1111_meta,
-    routes_generate,
-    routes_interrogate,
-    routes_openai,
-    routes_ops,
-    routes_progress,
-    routes_web,
-)
-from pi_axera_sd.server.a1111 import OptionsStore
-from pi_axera_sd.server.access import AccessMiddleware
-from pi_axera_sd.server.apidoc import allow_header, allowed_methods
-from pi_axera_sd.server.auth import AuthMiddleware, Credentials
-from pi_axera_sd.server.context import note
-from pi_axera_sd.server.firstrun import FirstRunDownload
-from pi_axera_sd.server.image_links import ImageLinks
-from pi_axera_sd.server.lane import LaneUnavailable
-from pi_axera_sd.server.limits import BodyLimitMiddleware
-from pi_axera_sd.server.live_preview import LivePreview
-from pi_axera_sd.server.problems import ApiError, ClientGone, error_response, to_api_error
-from pi_axera_sd.server.service import Service
+from pi_axera_sd.interrogate.protocol import Interrogator
+from pi_axera_sd.server.core.context import note
+from pi_axera_sd.server.core.firstrun import FirstRunDownload
+from pi_axera_sd.server.core.image_links import ImageLinks
+from pi_axera_sd.server.core.lane import LaneUnavailable
+from pi_axera_sd.server.core.live_preview import LivePreview
+from pi_axera_sd.server.core.service import Service
+from pi_axera_sd.server.dialects import apidoc
+from pi_axera_sd.server.dialects.a1111 import OptionsStore
+from pi_axera_sd.server.dialects.apidoc import allow_header, allowed_methods
+from pi_axera_sd.server.dialects.problems import ApiError, ClientGone, error_response, to_api_error
+from pi_axera_sd.server.middleware.access import AccessMiddleware
+from pi_axera_sd.server.middleware.auth import AuthMiddleware, Credentials
+from pi_axera_sd.server.middleware.body_limit import BodyLimitMiddleware
+from pi_axera_sd.server.routes import a1111, a1111_meta, generate, interrogate, openai, ops, progress, web
 
 DESCRIPTION = """Stable Diffusion 1.5 + LCM-LoRA on one inference lane (Axera AX650N NPU, CPU or GPU).
 
@@ -126,16 +117,7 @@ def create_app(
         app.add_exception_handler(exc_class, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (
-        routes_generate,
-        routes_a1111,
-        routes_a1111_meta,
-        routes_progress,
-        routes_interrogate,
-        routes_openai,
-        routes_ops,
-        routes_web,
-    ):
+    for module in (generate, a1111, a1111_meta, progress, interrogate, openai, ops, web):
         app.include_router(module.router)
     apidoc.install(app)
     return app

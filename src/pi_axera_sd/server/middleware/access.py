@@ -15,10 +15,10 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pi_axera_sd.server.context import log_context
-from pi_axera_sd.server.logs import ACCESS_LOGGER
-from pi_axera_sd.server.metrics import Metrics
-from pi_axera_sd.server.problems import ApiError, error_body
+from pi_axera_sd.server.core.context import log_context
+from pi_axera_sd.server.core.logs import ACCESS_LOGGER
+from pi_axera_sd.server.core.metrics import Metrics
+from pi_axera_sd.server.dialects.problems import ApiError, error_body
 
 log = logging.getLogger(ACCESS_LOGGER)
 errors_log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ errors_log = logging.getLogger(__name__)
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Polled endpoints: their lines go to debug so a polling client does not flood the journal.
 QUIET_ROUTES = frozenset({"/health", "/ready", "/metrics", "/sdapi/v1/progress"})
+READY_ROUTE = "/ready"
 
 
 def _route_of(scope: Scope) -> str:
@@ -107,7 +108,9 @@ class AccessMiddleware:
         for key in ("timings", "error", "job"):
             if key in context:
                 fields[key] = context[key]
-        level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
+        # /ready's 503 is its "not ready" answer, not a failure: a load balancer polls it every second.
+        quiet = route in QUIET_ROUTES and (status < 400 or (route == READY_ROUTE and status == 503))
+        level = logging.DEBUG if quiet else logging.INFO
         log.log(level, "%s %s %s", scope["method"], scope["path"], status, extra={"fields": fields})
 
 

@@ -9,14 +9,14 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pi_axera_sd import __version__
-from pi_axera_sd.server.context import service_of
+from pi_axera_sd.server.core.context import service_of
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", summary="alive (no auth); the accelerator's state and the runtime in use")
 async def health(request: Request) -> dict[str, Any]:
-    from pi_axera_sd.server.runtimeinfo import runtime_info
+    from pi_axera_sd.server.core.modelinfo import runtime_info
 
     service = service_of(request)
     # Liveness stays "ok" while waiting for the NPU: the process is healthy, only not ready yet.
@@ -30,7 +30,7 @@ async def health(request: Request) -> dict[str, Any]:
     return body
 
 
-@router.get("/ready", summary="models loaded and jobs taken; 503 while loading, failed or stopping")
+@router.get("/ready", summary="models loaded and jobs taken (no auth); 503 while loading, failed or stopping")
 async def ready(request: Request) -> JSONResponse:
     service = service_of(request)
     ok, reason = service.ready()

@@ -3,26 +3,33 @@ decides whose fault an error is: :func:`to_api_error` gives the status, and only
 runtime or the model failed) counts toward the restart limit (:func:`counts_as_runtime_failure`).
 
 ``/sdapi/...`` answers like AUTOMATIC1111: ``{"error": type, "detail": message, "body", "errors"}``.
-``/v1/...`` answers like OpenAI (:mod:`openai_errors`).
+``/v1/...`` answers like OpenAI: ``{"error": {"message", "type", "param", "code"}}`` (the ``openai``
+SDK picks its exception class from the status code and reads ``message``/``param``/``code``).
 Everything else (the seed's ``/generate``, health...) answers ``{"status": "error", "error": message}``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 
 from pi_axera_sd.errors import Cancelled, InvalidInput, PayloadTooLarge
-from pi_axera_sd.server.lane import LaneUnavailable, QueueFull
-from pi_axera_sd.server.openai_errors import OPENAI_PREFIX, openai_error_body
+from pi_axera_sd.interrogate.errors import WarmingUp
+from pi_axera_sd.server.core.lane import LaneUnavailable, QueueFull
 
 log = logging.getLogger(__name__)
 
 A1111_PREFIX = "/sdapi/"
+OPENAI_PREFIX = "/v1/"
+_CODES = {401: "invalid_api_key", 404: "not_found", 413: "payload_too_large"}
+# A taxonomy build takes minutes on a Pi; polling faster than this only adds load.
+WARMING_UP_RETRY_S = "10"
 # nginx's "client closed request": only ever seen in our logs and metrics, never by a client.
 CLIENT_CLOSED = 499
 
@@ -75,6 +82,8 @@ def to_api_error(exc: BaseException) -> ApiError:
         return ApiError(
             503, exc.reason, kind="ServiceUnavailable", headers={"Retry-After": str(exc.retry_after)}
         )
+    if isinstance(exc, WarmingUp):
+        return _warming_up(exc)
     if isinstance(exc, Cancelled):
         return ApiError(409, "interrupted before an image was finished", kind="Interrupted")
     if isinstance(exc, ClientGone | ClientDisconnect):
@@ -84,10 +93,54 @@ def to_api_error(exc: BaseException) -> ApiError:
     return ApiError(500, f"inference failed: {type(exc).__name__}: {exc}", kind=type(exc).__name__)
 
 
+def _warming_up(exc: WarmingUp) -> ApiError:
+    state = exc.state
+    return ApiError(
+        503,
+        f"interrogation model is warming up: {state.message} "
+        f"({state.done}/{state.total} labels, {state.progress:.0%})",
+        headers={"Retry-After": WARMING_UP_RETRY_S},
+        errors={
+            "warming_up": True,
+            "progress": round(state.progress, 4),
+            "done": state.done,
+            "total": state.total,
+        },
+    )
+
+
 def counts_as_runtime_failure(exc: BaseException) -> bool:
     """True for failures of the runtime or the model (a 500), which count toward the restart limit;
     the client's mistakes (4xx), interrupts and refusals (503) say nothing about the accelerator."""
-    return to_api_error(exc).status >= 500 and not isinstance(exc, LaneUnavailable)
+    return to_api_error(exc).status == 500
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIError(BaseModel):
+    """The body of every error answer under ``/v1/`` (documented so in the OpenAPI document)."""
+
+    error: OpenAIErrorDetail
+
+
+def _snake(kind: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
+
+
+def openai_error_body(status: int, message: str, kind: str, param: Any = None) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error" if status < 500 else "server_error",
+            "param": param if isinstance(param, str) else None,
+            "code": _CODES.get(status) or _snake(kind),
+        }
+    }
 
 
 def error_body(path: str, err: ApiError) -> dict[str, Any]:

@@ -12,19 +12,21 @@ from PIL import Image
 
 from pi_axera_sd.engine.imageio import decode_base64_image
 from pi_axera_sd.errors import InvalidInput
-from pi_axera_sd.interrogate.api import Interrogator
+from pi_axera_sd.interrogate.errors import WarmingUp
+from pi_axera_sd.interrogate.protocol import Interrogator
 from pi_axera_sd.interrogate.scoring import check_categories
-from pi_axera_sd.server.context import note, read_json, service_of
-from pi_axera_sd.server.problems import ApiError
-from pi_axera_sd.server.schemas import InterrogateRequest, StructuredInterrogateRequest, openapi_body
-from pi_axera_sd.server.service import Service
-from pi_axera_sd.server.waiting import run_on_lane
+from pi_axera_sd.server.core.context import note, read_json, run_on_lane, service_of
+from pi_axera_sd.server.core.service import Service
+from pi_axera_sd.server.dialects.problems import ApiError
+from pi_axera_sd.server.dialects.schemas import InterrogateRequest, StructuredInterrogateRequest, openapi_body
 
 router = APIRouter(prefix="/sdapi/v1", tags=["interrogate"])
 
 MODELS = ("clip",)
 MAX_TOP_K = 100
 DEFAULT_THRESHOLD = 0.22
+# Missing or broken CLIP files stay so until someone installs them and restarts: no quick retry.
+_RETRY_LATER = {"Retry-After": "60"}
 
 
 def _interrogator(service: Service, *, needs_taxonomy: bool) -> Interrogator:
@@ -33,23 +35,14 @@ def _interrogator(service: Service, *, needs_taxonomy: bool) -> Interrogator:
         raise ApiError(503, service.ready()[1], headers={"Retry-After": "5"})
     found = service.interrogator
     if found is None:
-        raise ApiError(503, f"interrogation model not loaded: {service.interrogator_error}")
+        raise ApiError(
+            503, f"interrogation model not loaded: {service.interrogator_error}", headers=_RETRY_LATER
+        )
     state = found.status()
     if state.error:
-        raise ApiError(503, f"interrogation unavailable: {state.error}")
+        raise ApiError(503, f"interrogation unavailable: {state.error}", headers=_RETRY_LATER)
     if needs_taxonomy and not state.ready:
-        raise ApiError(
-            503,
-            f"interrogation model is warming up: {state.message} "
-            f"({state.done}/{state.total} labels, {state.progress:.0%})",
-            headers={"Retry-After": "10"},
-            errors={
-                "warming_up": True,
-                "progress": round(state.progress, 4),
-                "done": state.done,
-                "total": state.total,
-            },
-        )
+        raise WarmingUp(state)  # answered by the problems module: 503 with Retry-After and progress
     return found
 
 

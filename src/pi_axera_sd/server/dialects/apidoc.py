@@ -2,7 +2,7 @@
 
 Every route's error answers are added to the document here, in one place, so a route added later
 is documented the same way: the body shape its path family uses (A1111's under ``/sdapi/``, the
-seed's elsewhere, see :mod:`pi_axera_sd.server.problems`) for each status it can answer.
+seed's elsewhere, see :mod:`pi_axera_sd.server.dialects.problems`) for each status it can answer.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pi_axera_sd.server.openai_errors import OPENAI_PREFIX, OpenAIError
-from pi_axera_sd.server.problems import A1111_PREFIX
+from pi_axera_sd.server.dialects.problems import A1111_PREFIX, OPENAI_PREFIX, OpenAIError
+from pi_axera_sd.server.middleware.auth import OPEN_PATHS
 
 
 class ErrorResponse(BaseModel):
@@ -57,7 +57,6 @@ _EXTRA = {  # (path, method) -> further statuses
     ("/sdapi/v1/interrogate", "post"): {404: "unknown interrogation model"},
     ("/sdapi/v1/sd-models", "get"): {503: "models still loading"},
 }
-_UNAUTHENTICATED = {"/health"}
 _PROBED = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -110,7 +109,7 @@ def _document(schema: dict[str, Any]) -> dict[str, Any]:
             if "requestBody" in operation:
                 codes |= _WITH_BODY
             codes |= _EXTRA.get((path, method), {})
-            if path in _UNAUTHENTICATED:
+            if path in OPEN_PATHS:
                 codes.pop(401)
             for code, text in codes.items():
                 entry = responses.setdefault(str(code), {"description": text})

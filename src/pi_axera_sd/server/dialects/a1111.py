@@ -14,9 +14,9 @@ from typing import Any
 from pi_axera_sd.defaults import A1111_STRENGTH, DEFAULT_RANDN_SOURCE
 from pi_axera_sd.engine.infotext import VERSION
 from pi_axera_sd.engine.noise import randn_source
-from pi_axera_sd.server.lane import LaneStatus
-from pi_axera_sd.server.live_preview import OPTION_DEFAULTS as PREVIEW_OPTIONS
-from pi_axera_sd.server.modelinfo import ModelInfo
+from pi_axera_sd.server.core.lane import LaneStatus
+from pi_axera_sd.server.core.live_preview import OPTION_DEFAULTS as PREVIEW_OPTIONS
+from pi_axera_sd.server.core.modelinfo import ModelInfo
 
 SAMPLER = "LCM"
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from pi_axera_sd.server.a1111 import progress_body
-from pi_axera_sd.server.context import note, service_of
-from pi_axera_sd.server.live_preview import LivePreview
+from pi_axera_sd.server.core.context import note, service_of
+from pi_axera_sd.server.core.live_preview import LivePreview
+from pi_axera_sd.server.dialects.a1111 import progress_body
 
 router = APIRouter(prefix="/sdapi/v1", tags=["a1111"])
 

@@ -17,14 +17,14 @@ from pi_axera_sd import exitcodes
 from pi_axera_sd.config import Settings
 from pi_axera_sd.deploy.notify import notify
 from pi_axera_sd.engine.pipeline import Pipeline
-from pi_axera_sd.interrogate.api import Interrogator
+from pi_axera_sd.interrogate.protocol import Interrogator
 from pi_axera_sd.runtime.faults import NpuNotReady, exit_code_for, fault_kind
-from pi_axera_sd.server.accelerator import AcceleratorStatus, load_with_retry
-from pi_axera_sd.server.firstrun import FirstRunDownload
-from pi_axera_sd.server.lane import Lane
-from pi_axera_sd.server.metrics import Metrics
-from pi_axera_sd.server.modelinfo import ModelInfo, describe
-from pi_axera_sd.server.problems import counts_as_runtime_failure
+from pi_axera_sd.server.core.accelerator import AcceleratorStatus, load_with_retry
+from pi_axera_sd.server.core.firstrun import FirstRunDownload
+from pi_axera_sd.server.core.lane import Lane
+from pi_axera_sd.server.core.metrics import Metrics
+from pi_axera_sd.server.core.modelinfo import ModelInfo, describe
+from pi_axera_sd.server.dialects.problems import counts_as_runtime_failure
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -301,7 +301,7 @@ class Service:
 def load_interrogator_from(settings: Settings) -> tuple[Interrogator | None, str | None]:
     """The CLIP interrogator if its model files are present, else None and the reason."""
     try:
-        from pi_axera_sd.interrogate.service import load_interrogator
+        from pi_axera_sd.interrogate.loading import load_interrogator
     except ImportError as exc:
         return None, f"interrogation is not available in this install ({exc})"
     try:

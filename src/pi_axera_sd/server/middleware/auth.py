@@ -1,5 +1,6 @@
-"""Optional authentication on every route but ``/health`` and the browser page (``/``, ``/ui/*``,
-which hold no data and ask for credentials themselves): A1111-style HTTP Basic
+"""Optional authentication on every route but ``/health``, ``/ready`` (load balancer and systemd
+probes carry no credentials) and the browser page (``/``, ``/ui/*``, which hold no data and ask
+for credentials themselves): A1111-style HTTP Basic
 (``--api-auth user:pass[,user2:pass2]``) and/or a bearer token. Either one that is configured
 is accepted."""
 
@@ -14,10 +15,10 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pi_axera_sd.config import Settings
-from pi_axera_sd.server.image_links import LINK_PREFIX
-from pi_axera_sd.server.problems import ApiError, error_response
+from pi_axera_sd.server.core.image_links import LINK_PREFIX
+from pi_axera_sd.server.dialects.problems import ApiError, error_response
 
-OPEN_PATHS = frozenset({"/health", "/"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/"})
 # Image links for OpenAI clients: fetched by browsers without credentials; the random name is the key.
 # The page's static assets hold no data; the page asks for credentials itself.
 OPEN_PREFIXES = (LINK_PREFIX, "/ui/")

@@ -12,9 +12,8 @@ from pydantic import BaseModel
 from pi_axera_sd.defaults import A1111_STRENGTH
 from pi_axera_sd.engine.pipeline import MAX_SEED, resolve_seed
 from pi_axera_sd.errors import InvalidInput
-from pi_axera_sd.server import a1111
-from pi_axera_sd.server.context import note, read_json, request_id, service_of
-from pi_axera_sd.server.generation import (
+from pi_axera_sd.server.core.context import note, read_json, request_id, service_of
+from pi_axera_sd.server.core.generation import (
     BatchSpec,
     choose_vae,
     decode_init_image,
@@ -22,8 +21,9 @@ from pi_axera_sd.server.generation import (
     run_batch,
     service_randn_source,
 )
-from pi_axera_sd.server.host import EncodeOptions
-from pi_axera_sd.server.schemas import Img2ImgRequest, Txt2ImgRequest, openapi_body
+from pi_axera_sd.server.core.host import EncodeOptions
+from pi_axera_sd.server.dialects import a1111
+from pi_axera_sd.server.dialects.schemas import Img2ImgRequest, Txt2ImgRequest, openapi_body
 
 router = APIRouter(prefix="/sdapi/v1", tags=["a1111"])
 

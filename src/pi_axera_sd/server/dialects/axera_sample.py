@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pi_axera_sd.server.schemas import Flag, Lenient
+from pi_axera_sd.server.dialects.schemas import Flag, Lenient
 
 AXERA_FIELDS = ("init_image_base64", "return_base64")
 # AXERA's img2img sample runs the last two LCM steps ([499, 259]), i.e. strength 0.5.

@@ -18,10 +18,10 @@ from pi_axera_sd.engine.imageio import decode_base64_payload, read_png_parameter
 from pi_axera_sd.engine.infotext import parse_infotext
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.safetext import valid_text
-from pi_axera_sd.server.a1111 import SAMPLER
-from pi_axera_sd.server.context import read_json, service_of
-from pi_axera_sd.server.problems import ApiError
-from pi_axera_sd.server.schemas import PngInfoRequest, openapi_body
+from pi_axera_sd.server.core.context import read_json, service_of
+from pi_axera_sd.server.dialects.a1111 import SAMPLER
+from pi_axera_sd.server.dialects.problems import ApiError
+from pi_axera_sd.server.dialects.schemas import PngInfoRequest, openapi_body
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/sdapi/v1", tags=["a1111"])
@@ -36,7 +36,7 @@ def _model_or_503(request: Request):
 
 @router.get("/options")
 async def get_options(request: Request) -> dict[str, Any]:
-    from pi_axera_sd.server.runtimeinfo import runtime_info
+    from pi_axera_sd.server.core.modelinfo import runtime_info
 
     service = service_of(request)
     options = request.app.state.options.read(service.model)

@@ -22,8 +22,8 @@ from starlette.datastructures import UploadFile
 from pi_axera_sd.defaults import A1111_STRENGTH
 from pi_axera_sd.engine.pipeline import MAX_SEED, resolve_seed
 from pi_axera_sd.errors import InvalidInput, PayloadTooLarge
-from pi_axera_sd.server.context import note, read_json, request_id, service_of
-from pi_axera_sd.server.generation import (
+from pi_axera_sd.server.core.context import note, read_json, request_id, service_of
+from pi_axera_sd.server.core.generation import (
     BatchSpec,
     choose_vae,
     decode_init_image,
@@ -31,11 +31,19 @@ from pi_axera_sd.server.generation import (
     run_batch,
     service_randn_source,
 )
-from pi_axera_sd.server.host import EncodeOptions
-from pi_axera_sd.server.image_links import LINK_PREFIX, ImageLinks
-from pi_axera_sd.server.modelinfo import ModelInfo
-from pi_axera_sd.server.problems import ApiError
-from pi_axera_sd.server.schemas import Count, Lenient, Seed, Strength, Text, describe_errors, openapi_body
+from pi_axera_sd.server.core.host import EncodeOptions
+from pi_axera_sd.server.core.image_links import LINK_PREFIX, ImageLinks
+from pi_axera_sd.server.core.modelinfo import ModelInfo
+from pi_axera_sd.server.dialects.problems import ApiError
+from pi_axera_sd.server.dialects.schemas import (
+    Count,
+    Lenient,
+    Seed,
+    Strength,
+    Text,
+    describe_errors,
+    openapi_body,
+)
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 OWNER = "pi-axera-sd"

@@ -23,7 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from pi_axera_sd.config import Settings
-from pi_axera_sd.server.service import Service
+from pi_axera_sd.server.core.service import Service
 
 log = logging.getLogger(__name__)
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -11,9 +11,9 @@ from pydantic import BaseModel
 from pi_axera_sd.defaults import GENERATE_STRENGTH
 from pi_axera_sd.engine.pipeline import resolve_seed
 from pi_axera_sd.errors import InvalidInput
-from pi_axera_sd.server import axera_sample
-from pi_axera_sd.server.context import note, read_json, request_id, service_of
-from pi_axera_sd.server.generation import (
+from pi_axera_sd.server.core.context import note, read_json, request_id, service_of
+from pi_axera_sd.server.core.generation import (
+    BatchOutcome,
     BatchSpec,
     choose_vae,
     decode_init_image,
@@ -21,9 +21,10 @@ from pi_axera_sd.server.generation import (
     run_batch,
     service_randn_source,
 )
-from pi_axera_sd.server.host import EncodeOptions
-from pi_axera_sd.server.problems import ApiError
-from pi_axera_sd.server.schemas import GENERATE_RULES, GenerateRequest, openapi_body
+from pi_axera_sd.server.core.host import EncodeOptions
+from pi_axera_sd.server.dialects import axera_sample
+from pi_axera_sd.server.dialects.problems import ApiError
+from pi_axera_sd.server.dialects.schemas import GENERATE_RULES, GenerateRequest, openapi_body
 
 router = APIRouter(tags=["generate"])
 
@@ -34,6 +35,18 @@ class GenerateResponse(BaseModel):
     text_time_ms: float
     total_time_ms: float
     seed: int
+
+    @classmethod
+    def from_outcome(cls, outcome: BatchOutcome, total_ms: float) -> GenerateResponse:
+        """The answer for the batch's one image, so the documented shape is the shape sent."""
+        image = outcome.images[0]
+        assert image.base64 is not None  # /generate always asks for base64
+        return cls(
+            base64=image.base64,
+            text_time_ms=round(outcome.text_ms, 2),
+            total_time_ms=round(total_ms, 2),
+            seed=image.seed,
+        )
 
 
 class ErrorResponse(BaseModel):
@@ -60,7 +73,7 @@ _ERRORS = {
     openapi_extra=openapi_body(GenerateRequest, extra=GENERATE_RULES),
     summary="txt2img or img2img; unsupported or extra parameters are ignored",
 )
-async def generate(request: Request) -> JSONResponse:
+async def generate(request: Request) -> GenerateResponse | JSONResponse:
     start = time.perf_counter()
     service = service_of(request)
     body = await read_json(request)
@@ -110,19 +123,15 @@ async def generate(request: Request) -> JSONResponse:
             "request_ms": round(total_ms, 2),
         },
     )
-    answer = {
-        "status": "ok",
-        "base64": image.base64,
-        "text_time_ms": round(outcome.text_ms, 2),
-        "total_time_ms": round(total_ms, 2),
-        "seed": image.seed,
-    }
-    if axera:
-        answer = axera_sample.axera_answer(
-            answer,
+    answer = GenerateResponse.from_outcome(outcome, total_ms)
+    if not axera:
+        return answer
+    return JSONResponse(
+        axera_sample.axera_answer(
+            answer.model_dump(),
             width=pipeline.width,
             height=pipeline.height,
             saved_to=image.saved_to,
             with_image=axera_base64,
         )
-    return JSONResponse(answer)
+    )

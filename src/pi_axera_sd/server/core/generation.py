@@ -17,14 +17,13 @@ from starlette.requests import Request
 from pi_axera_sd.defaults import A1111_STRENGTH, DEFAULT_RANDN_SOURCE, DEFAULT_VAE
 from pi_axera_sd.engine.imageio import decode_base64_image
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, StageTimings
-from pi_axera_sd.engine.scheduler import img2img_timesteps
 from pi_axera_sd.errors import Cancelled, InvalidInput
-from pi_axera_sd.server.host import EncodedImage, EncodeOptions, encode_result
-from pi_axera_sd.server.lane import JobContext
-from pi_axera_sd.server.live_preview import LivePreview
-from pi_axera_sd.server.problems import ApiError, to_api_error
-from pi_axera_sd.server.service import Service
-from pi_axera_sd.server.waiting import run_on_lane
+from pi_axera_sd.server.core.context import run_on_lane
+from pi_axera_sd.server.core.host import EncodedImage, EncodeOptions, encode_result
+from pi_axera_sd.server.core.lane import JobContext
+from pi_axera_sd.server.core.live_preview import LivePreview
+from pi_axera_sd.server.core.service import Service
+from pi_axera_sd.server.dialects.problems import ApiError, to_api_error
 
 
 @dataclass(frozen=True)
@@ -94,18 +93,13 @@ def choose_vae(pipeline: Pipeline, vae: str) -> str:
     return vae
 
 
-def planned_steps(pipeline: Pipeline, spec: BatchSpec) -> int:
-    if spec.init_image is None:
-        return len(pipeline.timesteps)
-    return len(img2img_timesteps(spec.used_strength, pipeline.timesteps))
-
-
 Made = list[tuple[StageTimings, Future]]
 
 
 def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: LivePreview | None):
-    def run(ctx: JobContext) -> tuple[Made, bool]:
+    def run(ctx: JobContext) -> tuple[Made, bool, int]:
         made: Made = []
+        steps = 0  # what the scheduler chose, as the results (or the step callback) report it
         on_latent = preview.hook(pipeline, ctx.job.id) if preview is not None else None
         # Passed only when on, so pipeline stand-ins without the keyword work with previews off.
         extra = {"on_latent": on_latent} if on_latent is not None else {}
@@ -125,10 +119,12 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: Li
                 if ctx.interrupted:
                     break
                 continue  # skipped: on to the next image of the batch
+            steps = len(result.timesteps)
             service.metrics.observe_generation(spec.mode, result.timings)
             encoded = service.host_pool.submit(encode_result, result, spec.encode, index)
             made.append((result.timings, encoded))
-        return made, ctx.interrupted
+        # No image finished: the pipeline's step callback still said how many steps it planned.
+        return made, ctx.interrupted, steps or ctx.steps
 
     return run
 
@@ -136,7 +132,7 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: Li
 async def run_batch(service: Service, spec: BatchSpec, request: Request) -> BatchOutcome:
     pipeline = require_pipeline(service)
     preview = getattr(request.app.state, "preview", None)
-    (made, interrupted), job = await run_on_lane(
+    (made, interrupted, steps), job = await run_on_lane(
         service, "generate", _lane_job(service, pipeline, spec, preview), request, label=spec.mode
     )
     try:
@@ -150,7 +146,7 @@ async def run_batch(service: Service, spec: BatchSpec, request: Request) -> Batc
         images=images,
         timings=[timings for timings, _ in made],
         interrupted=interrupted,
-        steps=planned_steps(pipeline, spec),
+        steps=steps,
         queue_ms=job.wait_s * 1000.0,
         lane_ms=lane_ms,
     )
