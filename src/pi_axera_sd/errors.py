@@ -20,10 +20,12 @@ class ModelError(PiAxeraError):
     """A model file is missing, unreadable, or does not have the expected signature.
 
     ``problems`` lists what is wrong, one item each, without the advice the message adds, so a
-    caller can report them its own way instead of taking the message apart.
+    caller can report them its own way instead of taking the message apart: the missing files'
+    descriptions (``check_layout``) or the model contract's structured ``Problem`` objects
+    (``engine.contract_checks``); ``str()`` of each is one line.
     """
 
-    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, problems: tuple[object, ...] = ()) -> None:
         super().__init__(message)
         self.problems = problems
 

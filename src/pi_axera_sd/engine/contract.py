@@ -21,6 +21,8 @@ TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER, VAE_DECODER_TINY = (
     "vae_decoder_tiny",
 )
 TIME_INPUT_TXT2IMG, TIME_INPUT_IMG2IMG = "time_input_txt2img", "time_input_img2img"
+TOKENIZER = "tokenizer"
+TOKENIZER_FILES = ("vocab.json", "merges.txt")  # CLIP's BPE, in the tokenizer folder
 
 # ---- AXERA layout (AXERA-TECH/lcm-lora-sdv1-5, models/): <stem>.onnx or <stem>.axmodel --------------
 AXERA_SUFFIXES = (".axmodel", ".onnx")
@@ -47,16 +49,17 @@ OPENVINO_FILE = "openvino_model.xml"
 
 
 def axera_component_files() -> tuple[str, ...]:
-    """The AXERA-layout files a pull guards against mixing with another model's (the optional
-    tiny decoder is not among them)."""
-    unet, dec, enc, text = (AXERA_STEMS[c] for c in (UNET, VAE_DECODER, VAE_ENCODER, TEXT_ENCODER))
+    """Every file name of the AXERA layout's components (the optional tiny decoder included)."""
     return (
-        f"{unet}.onnx",
-        f"{unet}.onnx.data",
-        f"{unet}.axmodel",
-        *(f"{stem}{suffix}" for stem in (dec, enc, text) for suffix in (".onnx", ".axmodel")),
+        f"{AXERA_STEMS[UNET]}.onnx.data",  # the UNet's external weights
+        *(f"{stem}{suffix}" for stem in AXERA_STEMS.values() for suffix in reversed(AXERA_SUFFIXES)),
         *TIME_INPUT_FILES.values(),
     )
+
+
+def diffusers_component_files() -> tuple[str, ...]:
+    """The files of a diffusers/optimum layout's components, ONNX or OpenVINO IR."""
+    return (MODEL_INDEX, *(f"{c}/{f}" for c in DIFFUSERS_COMPONENTS for f in (ONNX_FILE, OPENVINO_FILE)))
 
 
 # ---- tensors ----------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from pi_axera_sd.engine.contract import (
     TIME_INPUT_FILES,
     TIME_INPUT_IMG2IMG,
     TIME_INPUT_TXT2IMG,
+    TOKENIZER_FILES,
     UNET,
     VAE_DECODER,
     VAE_DECODER_TINY,
@@ -119,7 +120,7 @@ def _pick(stem: Path, prefer_axmodel: bool, variant: str | None = None) -> Path:
 
 
 def _has_tokenizer(folder: Path) -> bool:
-    return (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
+    return all((folder / name).is_file() for name in TOKENIZER_FILES)
 
 
 def _tokenizer_dir(*folders: Path) -> tuple[Path, bool]:
@@ -254,7 +255,7 @@ def check_layout(layout: ModelLayout) -> None:
     """Raise :class:`ModelError` naming every required file that is missing and the layout tried."""
     problems = []
     tok = layout.tokenizer_dir
-    for name in ("vocab.json", "merges.txt"):
+    for name in TOKENIZER_FILES:
         if not (tok / name).is_file():
             problems.append(f"tokenizer file {tok / name} (CLIP BPE {name})")
     for label, path in (
@@ -290,9 +291,11 @@ def check_layout(layout: ModelLayout) -> None:
     raise ModelError(f"{message}. {missing_models_hint(layout.root)}", found)
 
 
-def missing_files_message(layout: ModelLayout, problems: tuple[str, ...]) -> str:
+def missing_files_message(layout: ModelLayout, problems: tuple[object, ...]) -> str:
     """The files :func:`check_layout` found missing, without advice on where to get a model."""
-    return f"model files missing in {layout.root} (layout tried: {layout.kind}): " + "; ".join(problems)
+    return f"model files missing in {layout.root} (layout tried: {layout.kind}): " + "; ".join(
+        map(str, problems)
+    )
 
 
 def missing_time_input_message(layout: ModelLayout, unet: Path, input_name: str) -> str:
