@@ -123,10 +123,10 @@ def _want(expected: Sequence[int | None], letters: Sequence[str] = ()) -> str:
     return "[" + ",".join(str(e) if e is not None else next(names, "?") for e in expected) + "]"
 
 
-def _got(s: SessionLike) -> str:
+def _tensors(s: SessionLike) -> str:
     ins = ", ".join(x.describe() for x in s.inputs)
     outs = ", ".join(x.describe() for x in s.outputs)
-    return f"got {ins} -> {outs}"
+    return f"{ins} -> {outs}"
 
 
 def _declared(s: SessionLike) -> str:
@@ -135,15 +135,22 @@ def _declared(s: SessionLike) -> str:
     return f"the file has inputs [{ins}] and outputs [{outs}]"
 
 
+def _file_problem(
+    component: str, s: SessionLike, expected: str, detail: str, message: str, hint: str = ""
+) -> Problem:
+    """A problem with the tensors the file declares (all of them are what was found)."""
+    return Problem(component, str(s.path), expected, _tensors(s), detail, f"{s.path}: {message}", hint)
+
+
 def _signature(component: str, s: SessionLike, role: str, expected: str, what: str = "") -> Problem:
     """The file declares tensors that are not those of ``role``."""
-    return Problem(
+    detail = f"expected {expected}; got {_tensors(s)}"
+    return _file_problem(
         component,
-        str(s.path),
+        s,
         expected,
-        _got(s).removeprefix("got "),
-        detail=f"{what}: expected {expected}; {_got(s)}" if what else f"expected {expected}; {_got(s)}",
-        message=f"{s.path}: expected {role}: {expected}; {_declared(s)}",
+        f"{what}: {detail}" if what else detail,
+        f"expected {role}: {expected}; {_declared(s)}",
     )
 
 
@@ -200,13 +207,12 @@ def check_unet(s: SessionLike, facts: ModelFacts, guidance_dim: int | None = Non
     ):
         got = [x.describe() for x in s.inputs]
         return [
-            Problem(
+            _file_problem(
                 UNET,
-                str(s.path),
+                s,
                 f"inputs {expected}",
-                _got(s).removeprefix("got "),
-                detail=f"expected inputs {expected}; {_got(s)}",
-                message=f"{s.path}: not an SD UNet signature; expected inputs {expected}; got {got}",
+                f"expected inputs {expected}; got {_tensors(s)}",
+                f"not an SD UNet signature; expected inputs {expected}; got {got}",
             )
         ]
     problems: list[Problem] = []
@@ -215,15 +221,14 @@ def check_unet(s: SessionLike, facts: ModelFacts, guidance_dim: int | None = Non
     width = hidden.shape[2]
     if facts.text_width is not None and _known(width) and width != facts.text_width:
         problems.append(
-            Problem(
+            _file_problem(
                 UNET,
-                str(s.path),
+                s,
                 f"encoder_hidden_states width {facts.text_width} (the text encoder's)",
-                str(width),
-                detail=f"encoder_hidden_states width {width} != the text encoder's {facts.text_width} "
+                f"encoder_hidden_states width {width} != the text encoder's {facts.text_width} "
                 "(files from different models)",
-                message=f"{s.path}: encoder_hidden_states width {width} does not match the text "
-                f"encoder's {facts.text_width}; the files come from different models",
+                f"encoder_hidden_states width {width} does not match the text encoder's "
+                f"{facts.text_width}; the files come from different models",
                 hint="files from different models",
             )
         )
@@ -234,14 +239,12 @@ def check_unet(s: SessionLike, facts: ModelFacts, guidance_dim: int | None = Non
     if out is None or not _dims_match(out.shape, latent):
         want = _want(latent, "chw")
         problems.append(
-            Problem(
+            _file_problem(
                 UNET,
-                str(s.path),
+                s,
                 f"noise prediction {want}",
-                _got(s).removeprefix("got "),
-                detail=f"noise prediction output {want} (same as sample); {_got(s)}",
-                message=f"{s.path}: expected a noise prediction output {want} (same as sample); "
-                f"{_declared(s)}",
+                f"noise prediction output {want} (same as sample); got {_tensors(s)}",
+                f"expected a noise prediction output {want} (same as sample); {_declared(s)}",
             )
         )
     return problems
