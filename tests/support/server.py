@@ -99,12 +99,40 @@ class ServeProcess:
         self.log = LogLines(self.proc.stderr)
         self.out = LogLines(self.proc.stdout)
 
-    def wait_ready(self) -> ServeProcess:
-        wait_ready(self.url, proc=self.proc)
+    def wait_ready(
+        self, timeout: float = READY_TIMEOUT_S, headers: dict[str, str] | None = None
+    ) -> ServeProcess:
+        """Poll /ready (bounded; ``headers``: credentials where /ready is behind auth)."""
+        try:
+            instances.wait_ready(self.url, timeout, self.proc, headers=headers)
+        except instances.InstanceError as exc:
+            raise AssertionError(f"{exc}\n{self.log.text()[-2000:]}") from exc
         return self
 
     def stop(self) -> None:
         instances.stop_process(self.proc, grace_s=20)
+
+
+@contextlib.contextmanager
+def tiny_server(
+    models_dir: Path, out: Path, clip_dir: Path, headers: dict[str, str] | None = None, **env: str
+) -> Iterator[ServeProcess]:
+    """``pi-axera-sd serve`` on ``models_dir``, saving into ``out``, without CLIP or auth unless
+    ``env`` (settings' variables) says otherwise; ready, and stopped on the way out."""
+    base = {
+        "MODELS_DIR": str(models_dir),
+        "OUTPUT_DIR": str(out),
+        "PI_AXERA_SD_CLIP_DIR": str(clip_dir),
+        "PI_AXERA_SD_API_AUTH": "",
+        "PI_AXERA_SD_API_TOKEN": "",
+    }
+    proc = ServeProcess({**base, **env})
+    try:
+        proc.wait_ready(timeout=120, headers=headers)
+        proc.output_dir = out
+        yield proc
+    finally:
+        proc.stop()
 
 
 # ---- in-process servers ------------------------------------------------------------------------

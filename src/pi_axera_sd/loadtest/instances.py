@@ -46,16 +46,22 @@ def launch_serve(
     return subprocess.Popen(list(command) or [*installed_command(), "serve"], env=full_env, **popen)
 
 
-def wait_ready(url: str, timeout_s: float, proc: subprocess.Popen | None = None, where: str = "") -> None:
-    """Poll ``url``/ready (bounded) until it answers 200; raise if ``proc`` exits first.
-    ``where`` (e.g. the log's path) is added to the error."""
+def wait_ready(
+    url: str,
+    timeout_s: float,
+    proc: subprocess.Popen | None = None,
+    where: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Poll ``url``/ready (bounded; ``headers``: credentials where it is behind auth) until it
+    answers 200; raise if ``proc`` exits first. ``where`` (e.g. the log's path) is added to the error."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise InstanceError(f"instance {url} exited with {proc.returncode} before it was ready{where}")
         with contextlib.suppress(httpx.TransportError):
-            answer = httpx.get(url + "/ready", timeout=2.0)
+            answer = httpx.get(url + "/ready", headers=headers, timeout=2.0)
             if answer.status_code == 200:
                 return
             last = f"{answer.status_code} {answer.text}"
