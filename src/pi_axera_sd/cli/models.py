@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from pi_axera_sd.cli.common import print_export
 from pi_axera_sd.errors import PiAxeraError
 
 log = logging.getLogger(__name__)
@@ -199,8 +200,7 @@ def cmd_models_export(args: argparse.Namespace) -> int:
         unet_time_input=args.unet_time_input,
         tiny_vae=args.tiny_vae,
     )
-    print(json.dumps({k: v for k, v in manifest.items() if k != "files"}, indent=2))
-    print(f"wrote {len(manifest['files'])} files to {args.out}")
+    print_export(manifest, args.out)
     return 0
 
 
