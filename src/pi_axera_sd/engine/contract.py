@@ -45,7 +45,9 @@ MANIFEST = "manifest.json"  # written by our exporters: name, scaling, timesteps
 MODEL_INDEX = "model_index.json"
 DIFFUSERS_COMPONENTS = (TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER)
 ONNX_FILE = "model.onnx"
-OPENVINO_FILE = "openvino_model.xml"
+OPENVINO_FILE = "openvino_model.xml"  # + openvino_model.bin, its weights
+COMPONENT_CONFIG = "config.json"  # unet/ and vae_decoder/ hold one (sample size, guidance width, scaling)
+SCHEDULER_CONFIG = "scheduler/scheduler_config.json"
 
 
 def axera_component_files() -> tuple[str, ...]:
@@ -57,6 +59,18 @@ def axera_component_files() -> tuple[str, ...]:
     )
 
 
+def openvino_layout_patterns() -> tuple[str, ...]:
+    """What the engine reads of a diffusers/optimum OpenVINO export (no ONNX or PyTorch copies)."""
+    ir = OPENVINO_FILE.removesuffix(".xml")
+    return (
+        MODEL_INDEX,
+        SCHEDULER_CONFIG,
+        f"{TOKENIZER}/*",
+        *(f"{c}/{ir}.*" for c in DIFFUSERS_COMPONENTS),
+        *(f"{c}/{COMPONENT_CONFIG}" for c in (UNET, VAE_DECODER)),
+    )
+
+
 def diffusers_component_files() -> tuple[str, ...]:
     """The files of a diffusers/optimum layout's components, ONNX or OpenVINO IR."""
     return (MODEL_INDEX, *(f"{c}/{f}" for c in DIFFUSERS_COMPONENTS for f in (ONNX_FILE, OPENVINO_FILE)))
@@ -64,6 +78,7 @@ def diffusers_component_files() -> tuple[str, ...]:
 
 # ---- tensors ----------------------------------------------------------------------------------------
 TOKENS = 77  # CLIP's context length: input_ids [1,77]
+TEXT_OUTPUT = "last_hidden_state"  # the text encoder's output the UNet takes (else its first output)
 LATENT_CHANNELS = 4
 VAE_FACTOR = 8  # image side / latent side
 # The AXERA export cuts the UNet after silu(time_embedding(time_proj(t))) and names that tensor so.

@@ -24,6 +24,7 @@ from pi_axera_sd.engine.contract import (
     GUIDANCE_INPUT,
     LATENT_CHANNELS,
     TEXT_ENCODER,
+    TEXT_OUTPUT,
     TIME_INPUT_FILES,
     TIME_INPUT_TXT2IMG,
     TOKENIZER_FILES,
@@ -173,7 +174,7 @@ def check_text_encoder(s: SessionLike, facts: ModelFacts) -> list[Problem]:
     """CLIP's text encoder: input_ids [1,77] (integers) -> last_hidden_state [1,77,D]."""
     expected = f"input_ids [1,{TOKENS}] int32/int64 -> last_hidden_state [1,{TOKENS},D]"
     ids = s.inputs[0] if len(s.inputs) == 1 else None
-    by_name = [o for o in s.outputs if o.name == "last_hidden_state"]
+    by_name = [o for o in s.outputs if o.name == TEXT_OUTPUT]
     hidden = by_name[0] if by_name else (s.outputs[0] if s.outputs else None)
     if (
         ids is None

@@ -39,10 +39,12 @@ from pi_axera_sd.engine.contract import (
     AXERA_SUFFIXES,
     FLAT_TEXT_ENCODER_STEM,
     MANIFEST,
+    TEXT_ENCODER,
     TEXT_ENCODER_STEM,
     TIME_INPUT_FILES,
     TIME_INPUT_IMG2IMG,
     TIME_INPUT_TXT2IMG,
+    TOKENIZER,
     TOKENIZER_FILES,
     UNET,
     VAE_DECODER,
@@ -93,14 +95,14 @@ class ModelLayout:
 
     def files(self) -> dict[str, Path | None]:
         return {
-            "tokenizer": self.tokenizer_dir,
-            "text_encoder": self.text_encoder,
-            "unet": self.unet,
-            "vae_decoder": self.vae_decoder,
-            "vae_encoder": self.vae_encoder,
-            "vae_decoder_tiny": self.vae_decoder_tiny,
-            "time_input_txt2img": self.time_input_txt2img,
-            "time_input_img2img": self.time_input_img2img,
+            TOKENIZER: self.tokenizer_dir,
+            TEXT_ENCODER: self.text_encoder,
+            UNET: self.unet,
+            VAE_DECODER: self.vae_decoder,
+            VAE_ENCODER: self.vae_encoder,
+            VAE_DECODER_TINY: self.vae_decoder_tiny,
+            TIME_INPUT_TXT2IMG: self.time_input_txt2img,
+            TIME_INPUT_IMG2IMG: self.time_input_img2img,
         }
 
 

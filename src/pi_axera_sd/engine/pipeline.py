@@ -26,7 +26,17 @@ from pi_axera_sd.defaults import (
     VAE_CHOICES,
     VAE_SCALING_FACTOR,
 )
-from pi_axera_sd.engine.contract import TIME_INPUT_TXT2IMG
+from pi_axera_sd.engine.contract import (
+    LATENT_CHANNELS,
+    TEXT_ENCODER,
+    TEXT_OUTPUT,
+    TIME_INPUT_TXT2IMG,
+    UNET,
+    VAE_DECODER,
+    VAE_DECODER_TINY,
+    VAE_ENCODER,
+    VAE_FACTOR,
+)
 from pi_axera_sd.engine.contract_checks import (
     MISSING,
     ModelFacts,
@@ -225,7 +235,7 @@ class Pipeline:
             guidance_dim,
         )
         self._text_input = text_encoder.inputs[0].name
-        self._text_output = _first_output(text_encoder, "last_hidden_state")
+        self._text_output = _first_output(text_encoder, TEXT_OUTPUT)
         self._unet_output = unet.output_names[0]
         self._vae_input = vae_decoder.inputs[0].name
         rows = time_embeddings if facts.takes_embedding else None  # checked: present where needed
@@ -239,14 +249,13 @@ class Pipeline:
         latent = self._unet_sig.sample.shape  # dynamic axes (optimum exports) take latent_size
         self.latent_shape = (
             1,
-            _static(latent[1], 4),
+            _static(latent[1], LATENT_CHANNELS),
             _static(latent[2], latent_size),
             _static(latent[3], latent_size),
         )
         out = vae_decoder.outputs[0].shape
-        factor = 8
-        self.height = _static(out[2] if len(out) == 4 else None, self.latent_shape[2] * factor)
-        self.width = _static(out[3] if len(out) == 4 else None, self.latent_shape[3] * factor)
+        self.height = _static(out[2] if len(out) == 4 else None, self.latent_shape[2] * VAE_FACTOR)
+        self.width = _static(out[3] if len(out) == 4 else None, self.latent_shape[3] * VAE_FACTOR)
 
     # ---- loading -----------------------------------------------------------------------------
 
@@ -306,11 +315,11 @@ class Pipeline:
 
     @property
     def sessions(self) -> dict[str, Session]:
-        found = {"text_encoder": self.text_encoder, "unet": self.unet, "vae_decoder": self.vae_decoder}
+        found = {TEXT_ENCODER: self.text_encoder, UNET: self.unet, VAE_DECODER: self.vae_decoder}
         if self.vae_encoder is not None:
-            found["vae_encoder"] = self.vae_encoder
+            found[VAE_ENCODER] = self.vae_encoder
         if self.vae_decoder_tiny is not None:
-            found["vae_decoder_tiny"] = self.vae_decoder_tiny
+            found[VAE_DECODER_TINY] = self.vae_decoder_tiny
         return found
 
     def prepare_image(self, image: Image.Image, resize_mode: int = 0) -> np.ndarray:

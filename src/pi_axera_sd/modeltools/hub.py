@@ -34,6 +34,7 @@ from pi_axera_sd.engine.contract import (
     UNET,
     axera_component_files,
     diffusers_component_files,
+    openvino_layout_patterns,
 )
 from pi_axera_sd.engine.layout import check_layout, missing_files_message, resolve_layout
 from pi_axera_sd.errors import ModelError, PiAxeraError
@@ -48,17 +49,7 @@ LINK_MODES = ("hardlink", "symlink", "copy")
 # files of a component the engine loads, in either layout: a pull refuses to mix them with another model's
 COMPONENT_FILES = (*axera_component_files(), *diffusers_component_files())
 # what the engine reads of a diffusers/optimum OpenVINO export (no ONNX/PyTorch copies, no extras)
-OPENVINO_LAYOUT_FILES = (
-    "model_index.json",
-    "scheduler/scheduler_config.json",
-    "tokenizer/*",
-    "text_encoder/openvino_model.*",
-    "unet/openvino_model.*",
-    "unet/config.json",
-    "vae_decoder/openvino_model.*",
-    "vae_decoder/config.json",
-    "vae_encoder/openvino_model.*",
-)
+OPENVINO_LAYOUT_FILES = openvino_layout_patterns()
 
 
 class PullError(PiAxeraError):
