@@ -277,3 +277,21 @@ def test_verify_lists_every_problem_of_a_row(tmp_path, monkeypatch):
         )
     assert str(err.value) == str(err.value.problems[0]) and len(err.value.problems) == 3
     assert all(isinstance(p, Problem) for p in err.value.problems)
+
+
+def test_missing_files_are_structured_problems_too(tmp_path):
+    """``check_layout``'s error carries a problem per missing file, so ``pull`` reports them without
+    taking the message apart."""
+    from pi_axera_sd.engine.layout import check_layout, missing_files_message, resolve_layout
+    from pi_axera_sd.errors import ModelError
+
+    layout = resolve_layout(tmp_path)
+    with pytest.raises(ModelError) as err:
+        check_layout(layout)
+    problems = err.value.problems
+    assert [p.component for p in problems] == ["text_encoder", "unet", "vae_decoder"]
+    assert all(p.kind == MISSING and p.found == "no file" for p in problems)
+    assert problems[1].detail == f"UNet {tmp_path / 'unet.onnx'} (.onnx or .axmodel)"
+    listed = missing_files_message(layout, problems)
+    assert listed.startswith(f"model files missing in {tmp_path} (layout tried: ")
+    assert listed in str(err.value)

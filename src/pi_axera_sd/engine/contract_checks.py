@@ -385,6 +385,14 @@ def check_time_rows(
     ]
 
 
+def missing_file(component: str, path: Path, what: str, expected: str = "") -> Problem:
+    """A file the layout names for ``component`` that is not there (``what``: its name for users)."""
+    detail = f"{what} {path}" + (f" ({expected})" if expected else "")
+    return Problem(
+        component, str(path), expected or "a file", "no file", detail, f"{detail} is missing", kind=MISSING
+    )
+
+
 def check_tokenizer_files(folder: Path) -> list[Problem]:
     """CLIP's BPE files (``vocab.json``, ``merges.txt``) in the tokenizer folder."""
     missing = [n for n in TOKENIZER_FILES if not (folder / n).is_file()]

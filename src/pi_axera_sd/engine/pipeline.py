@@ -40,6 +40,7 @@ from pi_axera_sd.engine.contract import (
 from pi_axera_sd.engine.contract_checks import (
     MISSING,
     ModelFacts,
+    Problem,
     check_text_encoder,
     check_time_rows,
     check_tiny_decoder,
@@ -73,7 +74,7 @@ def resolve_seed(seed: int | None) -> int:
 class TimeInputMissing(ModelError):
     """AXERA's cut UNet needs ``time_input_txt2img.npy``; :meth:`Pipeline.load` names the file."""
 
-    def __init__(self, message: str, problems: tuple[object, ...], input_name: str) -> None:
+    def __init__(self, message: str, problems: tuple[Problem, ...], input_name: str) -> None:
         super().__init__(message, problems)
         self.input_name = input_name
 
