@@ -406,7 +406,7 @@ def check_tokenizer_files(folder: Path) -> list[Problem]:
             " and ".join(TOKENIZER_FILES),
             f"no {names}",
             detail=f"{names} not found in {folder}",
-            message=f"{folder}: CLIP tokenizer files missing: {names}",
+            message=f"{folder}: CLIP tokenizer needs {' and '.join(TOKENIZER_FILES)}; missing: {names}",
             kind=MISSING,
         )
     ]
