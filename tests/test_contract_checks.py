@@ -16,6 +16,7 @@ from pi_axera_sd.engine.contract_checks import (
     ModelFacts,
     Problem,
     check_guidance,
+    check_sessions,
     check_text_encoder,
     check_time_rows,
     check_tiny_decoder,
@@ -236,6 +237,15 @@ def test_tokenizer_files_and_ids(tmp_path):
     assert check_tokenizer_files(tmp_path) == []
     assert check_token_ids(np.zeros(77, np.int64), tmp_path) == []
     assert only(check_token_ids(np.zeros(76, np.int64), tmp_path)).expected == "77 token ids"
+
+
+def test_check_sessions_runs_every_check_in_order_and_skips_absent_ones():
+    facts = ModelFacts()
+    sessions = {"text_encoder": text_encoder(48), "unet": unet(hidden=32), "vae_decoder": None}
+    (problem,) = check_sessions({**sessions, "vae_encoder": encoder()}, facts)
+    assert problem.component == "unet" and facts.text_width == 48  # the text width reached the UNet
+    assert facts.image is None  # no decoder: the encoder was checked against the UNet's latent alone
+    assert check_sessions({}, ModelFacts()) == []
 
 
 # ---- verify lists them all ----------------------------------------------------------------------

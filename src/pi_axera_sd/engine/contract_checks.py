@@ -12,7 +12,7 @@ Both layouts (AXERA's and diffusers/optimum) are checked alike: only the file na
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -336,6 +336,27 @@ def check_vae_encoder(s: SessionLike, facts: ModelFacts) -> list[Problem]:
     ):
         return [_signature(VAE_ENCODER, s, "a VAE encoder", expected)]
     return []
+
+
+def check_sessions(
+    sessions: Mapping[str, SessionLike | None], facts: ModelFacts, guidance_dim: int | None = None
+) -> list[Problem]:
+    """Every component's check, in the order the facts flow (text encoder, UNet, VAE decoder, VAE
+    encoder, tiny decoder); ``sessions`` maps component names to sessions, None (or no key) where
+    a component is absent or could not be opened."""
+    checks: tuple[tuple[str, Callable[[SessionLike, ModelFacts], list[Problem]]], ...] = (
+        (TEXT_ENCODER, check_text_encoder),
+        (UNET, lambda s, f: check_unet(s, f, guidance_dim)),
+        (VAE_DECODER, check_vae_decoder),
+        (VAE_ENCODER, check_vae_encoder),
+        (VAE_DECODER_TINY, check_tiny_decoder),
+    )
+    problems: list[Problem] = []
+    for component, check in checks:
+        session = sessions.get(component)
+        if session is not None:
+            problems += check(session, facts)
+    return problems
 
 
 def check_time_rows(

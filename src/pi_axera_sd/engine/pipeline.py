@@ -37,17 +37,7 @@ from pi_axera_sd.engine.contract import (
     VAE_ENCODER,
     VAE_FACTOR,
 )
-from pi_axera_sd.engine.contract_checks import (
-    MISSING,
-    ModelFacts,
-    Problem,
-    check_text_encoder,
-    check_time_rows,
-    check_tiny_decoder,
-    check_unet,
-    check_vae_decoder,
-    check_vae_encoder,
-)
+from pi_axera_sd.engine.contract_checks import MISSING, ModelFacts, Problem, check_sessions, check_time_rows
 from pi_axera_sd.engine.guidance import DEFAULT_GUIDANCE_SCALE, guidance_embedding
 from pi_axera_sd.engine.imageio import from_model_output, resize_image, to_model_input
 from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_input_message
@@ -166,12 +156,15 @@ def _check_components(
     """Reject files that are not the component they are named as, before the first request: the
     contract's checks (:mod:`contract_checks`), all of them; the error names the first problem."""
     facts = ModelFacts()
+    sessions = {
+        TEXT_ENCODER: text,
+        UNET: unet,
+        VAE_DECODER: decoder,
+        VAE_ENCODER: encoder,
+        VAE_DECODER_TINY: tiny,
+    }
     problems = [
-        *check_text_encoder(text, facts),
-        *check_unet(unet, facts, guidance_dim),
-        *check_vae_decoder(decoder, facts),
-        *(check_vae_encoder(encoder, facts) if encoder is not None else ()),
-        *(check_tiny_decoder(tiny, facts) if tiny is not None else ()),
+        *check_sessions(sessions, facts, guidance_dim),
         *check_time_rows(TIME_INPUT_TXT2IMG, time_rows, facts, min_rows),
     ]
     found = facts.unet

@@ -10,7 +10,7 @@ the components agree with each other (text width, latent and image sizes), and c
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,14 +33,10 @@ from pi_axera_sd.engine.contract_checks import (
     MISSING,
     ModelFacts,
     Problem,
-    check_text_encoder,
+    check_sessions,
     check_time_rows,
-    check_tiny_decoder,
     check_token_ids,
     check_tokenizer_files,
-    check_unet,
-    check_vae_decoder,
-    check_vae_encoder,
 )
 from pi_axera_sd.engine.layout import ModelLayout, resolve_layout
 from pi_axera_sd.errors import PiAxeraError, RuntimeUnavailable
@@ -369,31 +365,25 @@ def verify_model(
     tok = Row(TOKENIZER, layout.tokenizer_dir)
     _check_tokenizer(tok, layout)
     rows = [tok]
-    sessions: dict[str, Session | None] = {}
-    dim = layout.manifest.get("time_cond_proj_dim")  # diffusers' unet/config.json, where it has one
-    guidance_dim = dim if isinstance(dim, int) else None
-    checks: dict[str, tuple[Path | None, Callable[[Session, Facts], list[Problem]]]] = {
-        TEXT_ENCODER: (layout.text_encoder, check_text_encoder),
-        UNET: (
-            layout.unet,
-            lambda s, f: check_unet(s, f, guidance_dim if isinstance(guidance_dim, int) else None),
-        ),
-        VAE_DECODER: (layout.vae_decoder, check_vae_decoder),
-        VAE_ENCODER: (layout.vae_encoder, check_vae_encoder),
+    files = {
+        TEXT_ENCODER: layout.text_encoder,
+        UNET: layout.unet,
+        VAE_DECODER: layout.vae_decoder,
+        VAE_ENCODER: layout.vae_encoder,
     }
     if layout.vae_decoder_tiny is not None:  # optional; a row only where the folder has one
-        checks[VAE_DECODER_TINY] = (layout.vae_decoder_tiny, check_tiny_decoder)
-    for name, (path, _) in checks.items():
+        files[VAE_DECODER_TINY] = layout.vae_decoder_tiny
+    sessions: dict[str, Session | None] = {}
+    for name, path in files.items():
         row = Row(name, path)
         if path is None:
             row.state, row.note = ABSENT, "optional; img2img disabled"
         sessions[name] = _open(row, path, options)
         rows.append(row)
-    # check in the contract's order: the text width feeds the UNet check, the latent the VAE checks
+    dim = layout.manifest.get("time_cond_proj_dim")  # diffusers' unet/config.json, where it has one
+    problems = check_sessions(sessions, facts, dim if isinstance(dim, int) else None)
     for row in rows[1:]:
-        session = sessions[row.component]
-        if session is not None:
-            row.add(checks[row.component][1](session, facts))
+        row.add([p for p in problems if p.component == row.component])
 
     t2i = Row(TIME_INPUT_TXT2IMG, layout.time_input_txt2img)
     _check_time_rows(t2i, layout.time_input_txt2img, facts, len(layout.timesteps))
