@@ -31,8 +31,7 @@ MAX_IMAGES = 3
 def server(tiny_model_dir, tmp_path_factory):
     with tiny_server(
         tiny_model_dir,
-        tmp_path_factory.mktemp("saved"),
-        tmp_path_factory.mktemp("no-clip"),
+        tmp_path_factory,
         headers=AUTH,
         PI_AXERA_SD_SAVE_IMAGES="false",
         PI_AXERA_SD_MAX_IMAGES_PER_REQUEST=str(MAX_IMAGES),

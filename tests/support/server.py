@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pi_axera_sd.config import Settings
 from pi_axera_sd.engine.layout import resolve_layout
 from pi_axera_sd.engine.pipeline import Pipeline
@@ -115,14 +117,18 @@ class ServeProcess:
 
 @contextlib.contextmanager
 def tiny_server(
-    models_dir: Path, out: Path, clip_dir: Path, headers: dict[str, str] | None = None, **env: str
+    models_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    headers: dict[str, str] | None = None,
+    **env: str,
 ) -> Iterator[ServeProcess]:
-    """``pi-axera-sd serve`` on ``models_dir``, saving into ``out``, without CLIP or auth unless
-    ``env`` (settings' variables) says otherwise; ready, and stopped on the way out."""
+    """``pi-axera-sd serve`` on ``models_dir``, saving into a fresh ``output_dir``, without CLIP or
+    auth unless ``env`` (settings' variables) says otherwise; ready, and stopped on the way out."""
+    out = tmp_path_factory.mktemp("saved")
     base = {
         "MODELS_DIR": str(models_dir),
         "OUTPUT_DIR": str(out),
-        "PI_AXERA_SD_CLIP_DIR": str(clip_dir),
+        "PI_AXERA_SD_CLIP_DIR": str(tmp_path_factory.mktemp("no-clip")),
         "PI_AXERA_SD_API_AUTH": "",
         "PI_AXERA_SD_API_TOKEN": "",
     }
