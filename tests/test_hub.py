@@ -262,6 +262,34 @@ def test_incomplete_repo_names_the_missing_file_without_a_pull_hint(hub, env, ti
     assert "models pull" not in line
 
 
+def test_pull_guards_every_component_file_of_the_contract():
+    """The guarded names come from the model contract: every component, the optional TAESD included."""
+    from pi_axera_sd.engine.contract import AXERA_STEMS, DIFFUSERS_COMPONENTS, TIME_INPUT_FILES
+    from pi_axera_sd.modeltools.hub import COMPONENT_FILES
+
+    for stem in AXERA_STEMS.values():
+        assert {f"{stem}.onnx", f"{stem}.axmodel"} <= set(COMPONENT_FILES), stem
+    assert "vae_decoder_tiny.onnx" in COMPONENT_FILES and "unet.onnx.data" in COMPONENT_FILES
+    assert set(TIME_INPUT_FILES.values()) <= set(COMPONENT_FILES)
+    for component in DIFFUSERS_COMPONENTS:
+        assert f"{component}/model.onnx" in COMPONENT_FILES
+        assert f"{component}/openvino_model.xml" in COMPONENT_FILES
+
+
+def test_pull_refuses_to_leave_another_models_tiny_decoder(hub, env, tiny_model_dir, tmp_path):
+    """A TAESD decoder in --dest from another model would be loaded with the pulled one: refused."""
+    repo = hub.add_folder("tests/no-taesd", tiny_model_dir)
+    for name in ("vae_decoder_tiny.onnx", "manifest.json"):
+        del repo.files[name]
+    dest = tmp_path / "models"
+    dest.mkdir()
+    (dest / "vae_decoder_tiny.onnx").write_bytes(b"another model's TAESD decoder")
+    line = assert_one_line_error(pull(env, "tests/no-taesd", "--dest", dest, "-q"))
+    assert "already holds files of another model (vae_decoder_tiny.onnx)" in line and "--force" in line
+    assert (dest / "vae_decoder_tiny.onnx").read_bytes() == b"another model's TAESD decoder"
+    assert not (dest / "unet.onnx").exists()
+
+
 def test_unknown_repo(hub, env, tmp_path):
     line = assert_one_line_error(pull(env, "nobody/nothing", "--dest", tmp_path / "m"))
     assert line == (

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from pi_axera_sd.engine.infotext import parse_infotext
-from support.server import SEED_PNG_1X1, ServeProcess
+from support.server import SEED_PNG_1X1, ServeProcess, tiny_server
 
 TOKEN = "sk-test-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -29,32 +29,16 @@ MAX_IMAGES = 3
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("saved")
-    env = {
-        "MODELS_DIR": str(tiny_model_dir),
-        "OUTPUT_DIR": str(out),
-        "PI_AXERA_SD_SAVE_IMAGES": "false",
-        "PI_AXERA_SD_MAX_IMAGES_PER_REQUEST": str(MAX_IMAGES),
-        "PI_AXERA_SD_CLIP_DIR": str(tmp_path_factory.mktemp("no-clip")),
-        "PI_AXERA_SD_API_AUTH": "",
-        "PI_AXERA_SD_API_TOKEN": TOKEN,
-        "PI_AXERA_SD_IMAGE_LINK_TTL_S": str(LINK_TTL_S),
-    }
-    proc = ServeProcess(env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.proc.poll() is None, "server exited before becoming ready"
-        try:
-            if httpx.get(f"{proc.url}/ready", headers=AUTH, timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    else:
-        raise AssertionError("server not ready")
-    proc.output_dir = out
-    yield proc
-    proc.stop()
+    with tiny_server(
+        tiny_model_dir,
+        tmp_path_factory,
+        headers=AUTH,
+        PI_AXERA_SD_SAVE_IMAGES="false",
+        PI_AXERA_SD_MAX_IMAGES_PER_REQUEST=str(MAX_IMAGES),
+        PI_AXERA_SD_API_TOKEN=TOKEN,
+        PI_AXERA_SD_IMAGE_LINK_TTL_S=str(LINK_TTL_S),
+    ) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

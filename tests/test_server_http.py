@@ -18,7 +18,7 @@ from PIL import Image
 
 from pi_axera_sd.engine.infotext import parse_infotext
 from pi_axera_sd.server.routes.generate import GenerateResponse
-from support.server import SEED_PNG_1X1, ServeProcess
+from support.server import SEED_PNG_1X1, ServeProcess, tiny_server
 
 SEED_TXT2IMG = """curl -X POST http://localhost:5000/generate \\
   -H "Content-Type: application/json" \\
@@ -33,20 +33,13 @@ MAX_IMAGES = 3
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("saved")
-    env = {
-        "MODELS_DIR": str(tiny_model_dir),
-        "OUTPUT_DIR": str(out),
-        "PI_AXERA_SD_SAVE_IMAGES": "true",
-        "PI_AXERA_SD_MAX_IMAGES_PER_REQUEST": str(MAX_IMAGES),
-        "PI_AXERA_SD_CLIP_DIR": str(tmp_path_factory.mktemp("no-clip")),
-        "PI_AXERA_SD_API_AUTH": "",
-        "PI_AXERA_SD_API_TOKEN": "",
-    }
-    proc = ServeProcess(env).wait_ready()
-    proc.output_dir = out
-    yield proc
-    proc.stop()
+    with tiny_server(
+        tiny_model_dir,
+        tmp_path_factory,
+        PI_AXERA_SD_SAVE_IMAGES="true",
+        PI_AXERA_SD_MAX_IMAGES_PER_REQUEST=str(MAX_IMAGES),
+    ) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

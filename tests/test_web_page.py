@@ -48,20 +48,6 @@ def shot(page: Page, name: str) -> Path:
     return path
 
 
-def _wait_ready(proc: ServeProcess, headers: dict[str, str], timeout: float = 60.0) -> None:
-    """Like ``ServeProcess.wait_ready``, with credentials (``/ready`` is behind auth)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.proc.poll() is None, f"server exited with {proc.proc.returncode}"
-        try:
-            if httpx.get(f"{proc.url}/ready", headers=headers, timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"not ready after {timeout}s:\n{proc.log.text()[-2000:]}")
-
-
 def _serve(tiny_model_dir, clip_exports, tags_file, cache: Path, **env: str) -> ServeProcess:
     base = {
         "MODELS_DIR": str(tiny_model_dir),
@@ -73,7 +59,7 @@ def _serve(tiny_model_dir, clip_exports, tags_file, cache: Path, **env: str) -> 
         "PI_AXERA_SD_API_TOKEN": "",
     }
     proc = ServeProcess({**base, **env})
-    _wait_ready(proc, {"Authorization": f"Bearer {TOKEN}"})
+    proc.wait_ready(headers={"Authorization": f"Bearer {TOKEN}"})
     return proc
 
 

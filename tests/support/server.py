@@ -12,21 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import pytest
 
 from pi_axera_sd.config import Settings
 from pi_axera_sd.engine.layout import resolve_layout
 from pi_axera_sd.engine.pipeline import Pipeline
+from pi_axera_sd.loadtest import instances
+from pi_axera_sd.loadtest.instances import free_port
 
 SEED_PNG_1X1 = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
@@ -34,27 +33,9 @@ SEED_PNG_1X1 = (
 READY_TIMEOUT_S = 60.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_ready(base_url: str, timeout: float = READY_TIMEOUT_S, proc: subprocess.Popen | None = None) -> None:
-    """Poll /ready (bounded) until the models are loaded."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode} before becoming ready")
-        try:
-            last = httpx.get(f"{base_url}/ready", timeout=2.0)
-            if last.status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"not ready after {timeout}s: {last.text if last is not None else 'no answer'}")
+    """Poll /ready (bounded) until the models are loaded (the load test's own wait)."""
+    instances.wait_ready(base_url, timeout, proc)
 
 
 class LogLines:
@@ -108,11 +89,10 @@ class ServeProcess:
     def __init__(self, env: dict[str, str], command: list[str] | None = None, *, stdin: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), **env}
-        command = command or [str(Path(sys.executable).with_name("pi-axera-sd")), "serve"]
-        self.proc = subprocess.Popen(
-            command,
-            env=full_env,
+        self.proc = instances.launch_serve(
+            self.port,
+            env,
+            command or (),
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -121,18 +101,44 @@ class ServeProcess:
         self.log = LogLines(self.proc.stderr)
         self.out = LogLines(self.proc.stdout)
 
-    def wait_ready(self) -> ServeProcess:
-        wait_ready(self.url, proc=self.proc)
+    def wait_ready(
+        self, timeout: float = READY_TIMEOUT_S, headers: dict[str, str] | None = None
+    ) -> ServeProcess:
+        """Poll /ready (bounded; ``headers``: credentials where /ready is behind auth)."""
+        try:
+            instances.wait_ready(self.url, timeout, self.proc, headers=headers)
+        except instances.InstanceError as exc:
+            raise AssertionError(f"{exc}\n{self.log.text()[-2000:]}") from exc
         return self
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        instances.stop_process(self.proc, grace_s=20)
+
+
+@contextlib.contextmanager
+def tiny_server(
+    models_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    headers: dict[str, str] | None = None,
+    **env: str,
+) -> Iterator[ServeProcess]:
+    """``pi-axera-sd serve`` on ``models_dir``, saving into a fresh ``output_dir``, without CLIP or
+    auth unless ``env`` (settings' variables) says otherwise; ready, and stopped on the way out."""
+    out = tmp_path_factory.mktemp("saved")
+    base = {
+        "MODELS_DIR": str(models_dir),
+        "OUTPUT_DIR": str(out),
+        "PI_AXERA_SD_CLIP_DIR": str(tmp_path_factory.mktemp("no-clip")),
+        "PI_AXERA_SD_API_AUTH": "",
+        "PI_AXERA_SD_API_TOKEN": "",
+    }
+    proc = ServeProcess({**base, **env})
+    try:
+        proc.wait_ready(timeout=120, headers=headers)
+        proc.output_dir = out
+        yield proc
+    finally:
+        proc.stop()
 
 
 # ---- in-process servers ------------------------------------------------------------------------

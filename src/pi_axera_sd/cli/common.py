@@ -4,8 +4,9 @@ they build (flags over the environment, checked by :class:`~pi_axera_sd.config.S
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pi_axera_sd.cli.settings_flags import add_settings_flags
 
@@ -41,3 +42,9 @@ def settings_from_args(args: argparse.Namespace, **extra):
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     given.update({k: v for k, v in extra.items() if v is not None})
     return Settings(**given)
+
+
+def print_export(manifest: dict[str, Any], out: Path) -> None:
+    """What an exporter wrote: its manifest without the file list, then how many files and where."""
+    print(json.dumps({k: v for k, v in manifest.items() if k != "files"}, indent=2))
+    print(f"wrote {len(manifest['files'])} files to {out}")

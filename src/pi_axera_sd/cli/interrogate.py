@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from pi_axera_sd.cli.common import print_export
 from pi_axera_sd.errors import InvalidInput
 
 
@@ -22,8 +23,7 @@ def cmd_export_clip(args: argparse.Namespace) -> int:
         static_text_batch=args.static_text_batch,
         name=args.name,
     )
-    print(json.dumps({k: v for k, v in manifest.items() if k != "files"}, indent=2))
-    print(f"wrote {len(manifest['files'])} files to {args.out}")
+    print_export(manifest, args.out)
     return 0
 
 

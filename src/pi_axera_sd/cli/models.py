@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from pi_axera_sd.defaults import AX_PROVIDERS, DEVICES, RUNTIMES
+from pi_axera_sd.cli.common import print_export
 from pi_axera_sd.errors import PiAxeraError
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,11 @@ VERIFY_EPILOG = """\
 Each component's file is opened with the runtime the engine would use and its inputs/outputs are
 compared with the SD1.5-LCM signatures: text encoder input_ids [1,77] -> [1,77,D]; UNet sample
 [1,4,h,w] + encoder_hidden_states [1,77,D] + time input (AXERA's cut graph [1,T] fed from
-time_input_txt2img.npy [4,T], or a plain timestep); VAE decoder [1,4,h,w] -> [1,3,8h,8w]; VAE encoder
-[1,3,8h,8w] -> [1,8,h,w]. manifest.json sizes and sha256 are checked when present.
+time_input_txt2img.npy [4,T], or a plain timestep); VAE decoder (and the optional tiny TAESD decoder)
+[1,4,h,w] -> [1,3,8h,8w]; VAE encoder [1,3,8h,8w] -> [1,8,h,w]. These are the checks the engine
+runs when it loads the model; here every problem is listed. manifest.json sizes and sha256 are
+checked when present. --runtime auto takes .axmodel files with pyaxengine where it is usable, else
+.onnx with ONNX Runtime, as serve does.
 Exit status: 0 when everything is OK, 1 otherwise.
 """
 
@@ -114,6 +117,8 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAction) -> None:
+    from pi_axera_sd.cli.common import ENGINE_SETTINGS
+    from pi_axera_sd.cli.settings_flags import add_settings_flags
     from pi_axera_sd.modeltools.hub import LINK_MODES, preset_help
 
     pull = models_sub.add_parser(
@@ -176,16 +181,8 @@ def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAc
         type=Path,
         help="model folder (default MODELS_DIR or ./models; the other model variables apply as for serve)",
     )
-    verify.add_argument(
-        "--runtime",
-        choices=RUNTIMES,
-        help="auto: .axmodel with pyaxengine when it is usable, else .onnx with ONNX Runtime "
-        "(env PI_AXERA_SD_RUNTIME, default auto)",
-    )
-    verify.add_argument("--device", choices=DEVICES, help="ONNX Runtime device (default cpu)")
-    verify.add_argument("--threads", type=int, help="CPU threads per session (0 = default)")
-    verify.add_argument("--ax-provider", choices=AX_PROVIDERS)
-    verify.add_argument("--npu-device", type=int, help="M.2 card index (env PI_AXERA_SD_NPU_DEVICE)")
+    # the engine's settings as flags derived from Settings, as for serve and generate
+    add_settings_flags(verify, only=(*ENGINE_SETTINGS, "npu_device"))
     verify.add_argument("--no-hash", action="store_true", help="check manifest sizes only, not sha256")
     verify.add_argument("--json", action="store_true", help="machine-readable report")
     verify.set_defaults(func=cmd_models_verify)
@@ -203,8 +200,7 @@ def cmd_models_export(args: argparse.Namespace) -> int:
         unet_time_input=args.unet_time_input,
         tiny_vae=args.tiny_vae,
     )
-    print(json.dumps({k: v for k, v in manifest.items() if k != "files"}, indent=2))
-    print(f"wrote {len(manifest['files'])} files to {args.out}")
+    print_export(manifest, args.out)
     return 0
 
 

@@ -21,6 +21,8 @@ TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER, VAE_DECODER_TINY = (
     "vae_decoder_tiny",
 )
 TIME_INPUT_TXT2IMG, TIME_INPUT_IMG2IMG = "time_input_txt2img", "time_input_img2img"
+TOKENIZER = "tokenizer"
+TOKENIZER_FILES = ("vocab.json", "merges.txt")  # CLIP's BPE, in the tokenizer folder
 
 # ---- AXERA layout (AXERA-TECH/lcm-lora-sdv1-5, models/): <stem>.onnx or <stem>.axmodel --------------
 AXERA_SUFFIXES = (".axmodel", ".onnx")
@@ -43,24 +45,40 @@ MANIFEST = "manifest.json"  # written by our exporters: name, scaling, timesteps
 MODEL_INDEX = "model_index.json"
 DIFFUSERS_COMPONENTS = (TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER)
 ONNX_FILE = "model.onnx"
-OPENVINO_FILE = "openvino_model.xml"
+OPENVINO_FILE = "openvino_model.xml"  # + openvino_model.bin, its weights
+COMPONENT_CONFIG = "config.json"  # unet/ and vae_decoder/ hold one (sample size, guidance width, scaling)
+SCHEDULER_CONFIG = "scheduler/scheduler_config.json"
 
 
 def axera_component_files() -> tuple[str, ...]:
-    """The AXERA-layout files a pull guards against mixing with another model's (the optional
-    tiny decoder is not among them)."""
-    unet, dec, enc, text = (AXERA_STEMS[c] for c in (UNET, VAE_DECODER, VAE_ENCODER, TEXT_ENCODER))
+    """Every file name of the AXERA layout's components (the optional tiny decoder included)."""
     return (
-        f"{unet}.onnx",
-        f"{unet}.onnx.data",
-        f"{unet}.axmodel",
-        *(f"{stem}{suffix}" for stem in (dec, enc, text) for suffix in (".onnx", ".axmodel")),
+        f"{AXERA_STEMS[UNET]}.onnx.data",  # the UNet's external weights
+        *(f"{stem}{suffix}" for stem in AXERA_STEMS.values() for suffix in reversed(AXERA_SUFFIXES)),
         *TIME_INPUT_FILES.values(),
     )
 
 
+def openvino_layout_patterns() -> tuple[str, ...]:
+    """What the engine reads of a diffusers/optimum OpenVINO export (no ONNX or PyTorch copies)."""
+    ir = OPENVINO_FILE.removesuffix(".xml")
+    return (
+        MODEL_INDEX,
+        SCHEDULER_CONFIG,
+        f"{TOKENIZER}/*",
+        *(f"{c}/{ir}.*" for c in DIFFUSERS_COMPONENTS),
+        *(f"{c}/{COMPONENT_CONFIG}" for c in (UNET, VAE_DECODER)),
+    )
+
+
+def diffusers_component_files() -> tuple[str, ...]:
+    """The files of a diffusers/optimum layout's components, ONNX or OpenVINO IR."""
+    return (MODEL_INDEX, *(f"{c}/{f}" for c in DIFFUSERS_COMPONENTS for f in (ONNX_FILE, OPENVINO_FILE)))
+
+
 # ---- tensors ----------------------------------------------------------------------------------------
 TOKENS = 77  # CLIP's context length: input_ids [1,77]
+TEXT_OUTPUT = "last_hidden_state"  # the text encoder's output the UNet takes (else its first output)
 LATENT_CHANNELS = 4
 VAE_FACTOR = 8  # image side / latent side
 # The AXERA export cuts the UNet after silu(time_embedding(time_proj(t))) and names that tensor so.

@@ -28,7 +28,7 @@ diffusers folder) get their own module beside it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,15 +39,19 @@ from pi_axera_sd.engine.contract import (
     AXERA_SUFFIXES,
     FLAT_TEXT_ENCODER_STEM,
     MANIFEST,
+    TEXT_ENCODER,
     TEXT_ENCODER_STEM,
     TIME_INPUT_FILES,
     TIME_INPUT_IMG2IMG,
     TIME_INPUT_TXT2IMG,
+    TOKENIZER,
+    TOKENIZER_FILES,
     UNET,
     VAE_DECODER,
     VAE_DECODER_TINY,
     VAE_ENCODER,
 )
+from pi_axera_sd.engine.contract_checks import Problem, missing_file
 from pi_axera_sd.errors import ModelError
 
 REPO_SUBFOLDER = "models"  # the Hugging Face repo keeps the model folder under models/
@@ -92,14 +96,14 @@ class ModelLayout:
 
     def files(self) -> dict[str, Path | None]:
         return {
-            "tokenizer": self.tokenizer_dir,
-            "text_encoder": self.text_encoder,
-            "unet": self.unet,
-            "vae_decoder": self.vae_decoder,
-            "vae_encoder": self.vae_encoder,
-            "vae_decoder_tiny": self.vae_decoder_tiny,
-            "time_input_txt2img": self.time_input_txt2img,
-            "time_input_img2img": self.time_input_img2img,
+            TOKENIZER: self.tokenizer_dir,
+            TEXT_ENCODER: self.text_encoder,
+            UNET: self.unet,
+            VAE_DECODER: self.vae_decoder,
+            VAE_ENCODER: self.vae_encoder,
+            VAE_DECODER_TINY: self.vae_decoder_tiny,
+            TIME_INPUT_TXT2IMG: self.time_input_txt2img,
+            TIME_INPUT_IMG2IMG: self.time_input_img2img,
         }
 
 
@@ -119,7 +123,7 @@ def _pick(stem: Path, prefer_axmodel: bool, variant: str | None = None) -> Path:
 
 
 def _has_tokenizer(folder: Path) -> bool:
-    return (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
+    return all((folder / name).is_file() for name in TOKENIZER_FILES)
 
 
 def _tokenizer_dir(*folders: Path) -> tuple[Path, bool]:
@@ -254,23 +258,23 @@ def check_layout(layout: ModelLayout) -> None:
     """Raise :class:`ModelError` naming every required file that is missing and the layout tried."""
     problems = []
     tok = layout.tokenizer_dir
-    for name in ("vocab.json", "merges.txt"):
+    for name in TOKENIZER_FILES:
         if not (tok / name).is_file():
-            problems.append(f"tokenizer file {tok / name} (CLIP BPE {name})")
-    for label, path in (
-        ("text encoder", layout.text_encoder),
-        ("UNet", layout.unet),
-        ("VAE decoder", layout.vae_decoder),
+            problems.append(missing_file(TOKENIZER, tok / name, "tokenizer file", f"CLIP BPE {name}"))
+    for component, label, path in (
+        (TEXT_ENCODER, "text encoder", layout.text_encoder),
+        (UNET, "UNet", layout.unet),
+        (VAE_DECODER, "VAE decoder", layout.vae_decoder),
     ):
         if not path.is_file():
-            problems.append(f"{label} {path} (.onnx or .axmodel)")
-    for label, opt_path in (
-        ("VAE encoder", layout.vae_encoder),
-        ("tiny VAE decoder", layout.vae_decoder_tiny),
-        ("txt2img time input", layout.time_input_txt2img),
+            problems.append(missing_file(component, path, label, ".onnx or .axmodel"))
+    for component, label, opt_path in (
+        (VAE_ENCODER, "VAE encoder", layout.vae_encoder),
+        (VAE_DECODER_TINY, "tiny VAE decoder", layout.vae_decoder_tiny),
+        (TIME_INPUT_TXT2IMG, "txt2img time input", layout.time_input_txt2img),
     ):
         if opt_path is not None and not opt_path.is_file():
-            problems.append(f"{label} {opt_path}")
+            problems.append(missing_file(component, opt_path, label))
     if not problems:
         return
     found = tuple(problems)
@@ -290,9 +294,10 @@ def check_layout(layout: ModelLayout) -> None:
     raise ModelError(f"{message}. {missing_models_hint(layout.root)}", found)
 
 
-def missing_files_message(layout: ModelLayout, problems: tuple[str, ...]) -> str:
+def missing_files_message(layout: ModelLayout, problems: Sequence[Problem]) -> str:
     """The files :func:`check_layout` found missing, without advice on where to get a model."""
-    return f"model files missing in {layout.root} (layout tried: {layout.kind}): " + "; ".join(problems)
+    found = "; ".join(p.detail for p in problems)
+    return f"model files missing in {layout.root} (layout tried: {layout.kind}): {found}"
 
 
 def missing_time_input_message(layout: ModelLayout, unet: Path, input_name: str) -> str:

@@ -25,14 +25,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pi_axera_sd.engine.contract import MODEL_INDEX, ONNX_FILE, OPENVINO_FILE
+from pi_axera_sd.engine.contract import (
+    COMPONENT_CONFIG,
+    MODEL_INDEX,
+    ONNX_FILE,
+    OPENVINO_FILE,
+    SCHEDULER_CONFIG,
+    TEXT_ENCODER,
+    TOKENIZER,
+    UNET,
+    VAE_DECODER,
+    VAE_DECODER_TINY,
+    VAE_ENCODER,
+)
 from pi_axera_sd.errors import ModelError
 
 
 def is_diffusers_layout(root: str | Path) -> bool:
     """True for a folder in the per-component layout (``model_index.json`` or a ``unet/`` model)."""
     root = Path(root)
-    unet = root / "unet"
+    unet = root / UNET
     return (root / MODEL_INDEX).is_file() or any((unet / n).is_file() for n in (ONNX_FILE, OPENVINO_FILE))
 
 
@@ -58,9 +70,9 @@ def _json(path: Path) -> dict[str, Any]:
 def model_facts(root: Path) -> dict[str, Any]:
     """What the engine reads from the configs, as manifest keys (absent keys keep the defaults)."""
     index = _json(root / MODEL_INDEX)
-    unet = _json(root / "unet" / "config.json")
-    vae = _json(root / "vae_decoder" / "config.json")
-    scheduler = _json(root / "scheduler" / "scheduler_config.json")
+    unet = _json(root / UNET / COMPONENT_CONFIG)
+    vae = _json(root / VAE_DECODER / COMPONENT_CONFIG)
+    scheduler = _json(root / SCHEDULER_CONFIG)
     facts: dict[str, Any] = {"layout": "diffusers"}
     source = str(index.get("_name_or_path") or "")
     if source and not source.startswith(("/", ".")):
@@ -92,15 +104,15 @@ def resolve_diffusers_layout(
     root = Path(root)
     text_root = Path(text_dir) if text_dir is not None else root
     given = {k: Path(v) for k, v in (overrides or {}).items() if v}
-    encoder = given.get("vae_encoder") or component_file(root / "vae_encoder", prefer_openvino)
+    encoder = given.get(VAE_ENCODER) or component_file(root / VAE_ENCODER, prefer_openvino)
     return ModelLayout(
         root=root,
-        tokenizer_dir=given.get("tokenizer") or text_root / "tokenizer",
-        text_encoder=given.get("text_encoder") or component_file(text_root / "text_encoder", prefer_openvino),
-        unet=given.get("unet") or component_file(root / "unet", prefer_openvino),
-        vae_decoder=given.get("vae_decoder") or component_file(root / "vae_decoder", prefer_openvino),
-        vae_encoder=encoder if encoder.is_file() or "vae_encoder" in given else None,
-        vae_decoder_tiny=given.get("vae_decoder_tiny"),
+        tokenizer_dir=given.get(TOKENIZER) or text_root / TOKENIZER,
+        text_encoder=given.get(TEXT_ENCODER) or component_file(text_root / TEXT_ENCODER, prefer_openvino),
+        unet=given.get(UNET) or component_file(root / UNET, prefer_openvino),
+        vae_decoder=given.get(VAE_DECODER) or component_file(root / VAE_DECODER, prefer_openvino),
+        vae_encoder=encoder if encoder.is_file() or VAE_ENCODER in given else None,
+        vae_decoder_tiny=given.get(VAE_DECODER_TINY),
         time_input_txt2img=None,  # the plain UNet takes the timestep
         time_input_img2img=None,
         manifest={**model_facts(root), **_read_manifest(root)},

@@ -26,7 +26,18 @@ from pi_axera_sd.defaults import (
     VAE_CHOICES,
     VAE_SCALING_FACTOR,
 )
-from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, GUIDANCE_INPUT, unet_inputs
+from pi_axera_sd.engine.contract import (
+    LATENT_CHANNELS,
+    TEXT_ENCODER,
+    TEXT_OUTPUT,
+    TIME_INPUT_TXT2IMG,
+    UNET,
+    VAE_DECODER,
+    VAE_DECODER_TINY,
+    VAE_ENCODER,
+    VAE_FACTOR,
+)
+from pi_axera_sd.engine.contract_checks import MISSING, ModelFacts, Problem, check_sessions, check_time_rows
 from pi_axera_sd.engine.guidance import DEFAULT_GUIDANCE_SCALE, guidance_embedding
 from pi_axera_sd.engine.imageio import from_model_output, resize_image, to_model_input
 from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_input_message
@@ -53,8 +64,8 @@ def resolve_seed(seed: int | None) -> int:
 class TimeInputMissing(ModelError):
     """AXERA's cut UNet needs ``time_input_txt2img.npy``; :meth:`Pipeline.load` names the file."""
 
-    def __init__(self, message: str, input_name: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, problems: tuple[Problem, ...], input_name: str) -> None:
+        super().__init__(message, problems)
         self.input_name = input_name
 
 
@@ -129,72 +140,41 @@ class _UnetSignature:
     sample: TensorSpec
     hidden: TensorSpec
     time: TensorSpec
-    takes_embedding: bool  # True: cut graph fed from time_input_*.npy; False: plain timestep input
-    guidance: TensorSpec | None = None  # timestep_cond of LCM UNets with a guidance embedding
+    guidance: TensorSpec | None  # timestep_cond of LCM UNets with a guidance embedding
 
 
-def _unet_signature(session: Session) -> _UnetSignature:
-    """The UNet's inputs by role (see :func:`contract.unet_inputs`); raises if one is missing."""
-    found = unet_inputs(session.inputs)
-    sample, hidden, time_spec = found.sample, found.hidden, found.time
-    if sample is None or hidden is None or time_spec is None or found.unknown:
-        raise ModelError(
-            f"{session.path}: not an SD UNet signature; expected inputs sample [1,4,h,w], "
-            f"encoder_hidden_states [1,77,768] and a time input ({AXERA_TIME_INPUT} [1,1280] or timestep); "
-            f"got {[s.describe() for s in session.inputs]}"
-        )
-    return _UnetSignature(sample, hidden, time_spec, found.takes_embedding, found.guidance)
-
-
-def _mismatch(session: Session, expected: str) -> ModelError:
-    ins = ", ".join(s.describe() for s in session.inputs)
-    outs = ", ".join(s.describe() for s in session.outputs)
-    return ModelError(
-        f"{session.path}: expected {expected}; the file has inputs [{ins}] and outputs [{outs}]"
-    )
-
-
-def _check_signatures(text: Session, unet: Session, decoder: Session, encoder: Session | None) -> None:
-    """Reject files that are not the component they are named as, before the first request."""
-    if len(text.inputs) != 1 or len(text.inputs[0].shape) != 2 or len(text.outputs[0].shape) != 3:
-        raise _mismatch(text, "a CLIP text encoder: input_ids [1,77] -> last_hidden_state [1,77,768]")
-    sig = _unet_signature(unet)
-    latent_channels = sig.sample.shape[1]
-    width = sig.hidden.shape[-1]
-    text_width = text.outputs[0].shape[-1]
-    if isinstance(width, int) and isinstance(text_width, int) and width != text_width:
-        raise ModelError(
-            f"{unet.path}: encoder_hidden_states width {width} does not match the text encoder's "
-            f"{text_width} ({text.path}); the files come from different models"
-        )
-    _check_decoder(decoder, unet)
-    if encoder is not None:
-        enc_in, enc_out = encoder.inputs, encoder.outputs[0].shape
-        moments = latent_channels * 2 if isinstance(latent_channels, int) else None
-        if (
-            len(enc_in) != 1
-            or len(enc_in[0].shape) != 4
-            or enc_in[0].shape[1] != 3
-            or len(enc_out) != 4
-            # moments, or (older optimum exports' latent_sample) a latent the graph sampled itself
-            or (moments is not None and enc_out[1] not in (moments, latent_channels))
-        ):
-            raise _mismatch(
-                encoder, f"a VAE encoder: image_sample [1,3,H,W] -> mean||logvar [1,{moments},H/8,W/8]"
-            )
-
-
-def _check_decoder(decoder: Session, unet: Session) -> None:
-    latent_channels = _unet_signature(unet).sample.shape[1]
-    dec_in, dec_out = decoder.inputs, decoder.outputs[0].shape
-    if (
-        len(dec_in) != 1
-        or len(dec_in[0].shape) != 4
-        or dec_in[0].shape[1] != latent_channels
-        or len(dec_out) != 4
-        or dec_out[1] != 3
-    ):
-        raise _mismatch(decoder, f"a VAE decoder: x [1,{latent_channels},h,w] -> image [1,3,8h,8w]")
+def _check_components(
+    text: Session,
+    unet: Session,
+    decoder: Session,
+    encoder: Session | None,
+    tiny: Session | None,
+    time_rows: np.ndarray | None,
+    min_rows: int,
+    guidance_dim: int | None,
+) -> tuple[ModelFacts, _UnetSignature]:
+    """Reject files that are not the component they are named as, before the first request: the
+    contract's checks (:mod:`contract_checks`), all of them; the error names the first problem."""
+    facts = ModelFacts()
+    sessions = {
+        TEXT_ENCODER: text,
+        UNET: unet,
+        VAE_DECODER: decoder,
+        VAE_ENCODER: encoder,
+        VAE_DECODER_TINY: tiny,
+    }
+    problems = [
+        *check_sessions(sessions, facts, guidance_dim),
+        *check_time_rows(TIME_INPUT_TXT2IMG, time_rows, facts, min_rows),
+    ]
+    found = facts.unet
+    if problems:
+        first = problems[0]
+        if first.kind == MISSING and first.component == TIME_INPUT_TXT2IMG and found and found.time:
+            raise TimeInputMissing(str(first), tuple(problems), found.time.name)
+        raise ModelError(str(first), tuple(problems))
+    assert found and found.sample and found.hidden and found.time  # check_unet found every role
+    return facts, _UnetSignature(found.sample, found.hidden, found.time, found.guidance)
 
 
 def _first_output(session: Session, preferred: str) -> str:
@@ -238,17 +218,24 @@ class Pipeline:
         self.vae_scaling_factor = vae_scaling_factor
         self.model_name = model_name
         self.scheduler = LcmScheduler()
-        _check_signatures(text_encoder, unet, vae_decoder, vae_encoder)
-        if vae_decoder_tiny is not None:
-            _check_decoder(vae_decoder_tiny, unet)
+        facts, self._unet_sig = _check_components(
+            text_encoder,
+            unet,
+            vae_decoder,
+            vae_encoder,
+            vae_decoder_tiny,
+            time_embeddings,
+            len(self.timesteps),
+            guidance_dim,
+        )
         self._text_input = text_encoder.inputs[0].name
-        self._text_output = _first_output(text_encoder, "last_hidden_state")
-        self._unet_sig = _unet_signature(unet)
+        self._text_output = _first_output(text_encoder, TEXT_OUTPUT)
         self._unet_output = unet.output_names[0]
         self._vae_input = vae_decoder.inputs[0].name
-        self._time_rows = self._check_time_embeddings(time_embeddings)
+        rows = time_embeddings if facts.takes_embedding else None  # checked: present where needed
+        self._time_rows = rows.astype(np.float32) if rows is not None else None
         self.guidance_scale = DEFAULT_GUIDANCE_SCALE if guidance_scale is None else float(guidance_scale)
-        self._guidance = self._guidance_feed(guidance_dim)
+        self._guidance = self._guidance_feed(facts.guidance_width)
         self._text_cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache_size
         self._cache_lock = threading.Lock()
@@ -256,14 +243,13 @@ class Pipeline:
         latent = self._unet_sig.sample.shape  # dynamic axes (optimum exports) take latent_size
         self.latent_shape = (
             1,
-            _static(latent[1], 4),
+            _static(latent[1], LATENT_CHANNELS),
             _static(latent[2], latent_size),
             _static(latent[3], latent_size),
         )
         out = vae_decoder.outputs[0].shape
-        factor = 8
-        self.height = _static(out[2] if len(out) == 4 else None, self.latent_shape[2] * factor)
-        self.width = _static(out[3] if len(out) == 4 else None, self.latent_shape[3] * factor)
+        self.height = _static(out[2] if len(out) == 4 else None, self.latent_shape[2] * VAE_FACTOR)
+        self.width = _static(out[3] if len(out) == 4 else None, self.latent_shape[3] * VAE_FACTOR)
 
     # ---- loading -----------------------------------------------------------------------------
 
@@ -278,7 +264,8 @@ class Pipeline:
         try:
             return cls._open(layout, options, time_embeddings, **kwargs)
         except TimeInputMissing as exc:
-            raise ModelError(missing_time_input_message(layout, layout.unet, exc.input_name)) from exc
+            message = missing_time_input_message(layout, layout.unet, exc.input_name)
+            raise ModelError(message, exc.problems) from exc
 
     @classmethod
     def _open(
@@ -301,28 +288,6 @@ class Pipeline:
             **{**_layout_extras(layout), **kwargs},
         )
 
-    def _check_time_embeddings(self, rows: np.ndarray | None) -> np.ndarray | None:
-        sig = self._unet_sig
-        if not sig.takes_embedding:
-            return None
-        if rows is None:
-            raise TimeInputMissing(
-                f"{self.unet.path}: this UNet takes the time embedding ({sig.time.name}); "
-                "time_input_txt2img.npy is required",
-                sig.time.name,
-            )
-        width = sig.time.shape[-1]
-        if (
-            rows.ndim != 2
-            or rows.shape[0] < len(self.timesteps)
-            or (isinstance(width, int) and rows.shape[1] != width)
-        ):
-            raise ModelError(
-                f"time_input_txt2img.npy has shape {list(rows.shape)}; expected "
-                f"[{len(self.timesteps)}, {width}] (one row per timestep {list(self.timesteps)})"
-            )
-        return rows.astype(np.float32)
-
     def release_sessions(self) -> None:
         """Drop every session (an NPU frees its copy of the model) before :meth:`adopt`."""
         for name in self.sessions:
@@ -332,17 +297,10 @@ class Pipeline:
         """Take the state of ``other``, the same model reopened, so holders of this object use it."""
         vars(self).update(vars(other))
 
-    def _guidance_feed(self, dim: int | None) -> np.ndarray | None:
+    def _guidance_feed(self, width: int | None) -> np.ndarray | None:
         spec = self._unet_sig.guidance
-        if spec is None:
+        if spec is None or width is None:  # the checks made sure a guidance input has a width
             return None
-        width = spec.shape[-1] if spec.shape else None
-        width = width if isinstance(width, int) and width > 0 else dim
-        if not width:
-            raise ModelError(
-                f"{self.unet.path}: the width of {GUIDANCE_INPUT} is dynamic and no time_cond_proj_dim "
-                "is known (unet/config.json)"
-            )
         return guidance_embedding(self.guidance_scale, width).reshape((*spec.fixed_shape()[:-1], width))
 
     @property
@@ -351,11 +309,11 @@ class Pipeline:
 
     @property
     def sessions(self) -> dict[str, Session]:
-        found = {"text_encoder": self.text_encoder, "unet": self.unet, "vae_decoder": self.vae_decoder}
+        found = {TEXT_ENCODER: self.text_encoder, UNET: self.unet, VAE_DECODER: self.vae_decoder}
         if self.vae_encoder is not None:
-            found["vae_encoder"] = self.vae_encoder
+            found[VAE_ENCODER] = self.vae_encoder
         if self.vae_decoder_tiny is not None:
-            found["vae_decoder_tiny"] = self.vae_decoder_tiny
+            found[VAE_DECODER_TINY] = self.vae_decoder_tiny
         return found
 
     def prepare_image(self, image: Image.Image, resize_mode: int = 0) -> np.ndarray:

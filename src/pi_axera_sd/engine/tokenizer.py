@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
+from pi_axera_sd.engine.contract import TOKENIZER_FILES, TOKENS
+from pi_axera_sd.engine.contract_checks import check_tokenizer_files
 from pi_axera_sd.errors import ModelError
 from pi_axera_sd.safetext import valid_text
 
@@ -46,11 +48,12 @@ def _pad_token(tokenizer_dir: Path) -> str:
 class ClipTokenizer:
     """Text -> fixed-length CLIP token ids."""
 
-    def __init__(self, tokenizer_dir: str | Path, max_length: int = 77) -> None:
+    def __init__(self, tokenizer_dir: str | Path, max_length: int = TOKENS) -> None:
         tokenizer_dir = Path(tokenizer_dir)
-        vocab_path, merges_path = tokenizer_dir / "vocab.json", tokenizer_dir / "merges.txt"
-        if not vocab_path.is_file() or not merges_path.is_file():
-            raise ModelError(f"{tokenizer_dir}: CLIP tokenizer needs vocab.json and merges.txt")
+        missing = check_tokenizer_files(tokenizer_dir)
+        if missing:
+            raise ModelError(str(missing[0]), tuple(missing))
+        vocab_path, merges_path = (tokenizer_dir / name for name in TOKENIZER_FILES)
         vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
         merges = []
         for line in merges_path.read_text(encoding="utf-8").splitlines():

@@ -8,9 +8,10 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -36,31 +37,47 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_ready(instance: Instance, timeout_s: float) -> None:
+def launch_serve(
+    port: int, env: Mapping[str, str], command: Sequence[str] = (), **popen: Any
+) -> subprocess.Popen:
+    """``pi-axera-sd serve`` (the installed script, or ``command``) on 127.0.0.1:``port``, with
+    ``env`` over this process's environment; ``popen`` says where its streams go."""
+    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
+    return subprocess.Popen(list(command) or [*installed_command(), "serve"], env=full_env, **popen)
+
+
+def wait_ready(
+    url: str,
+    timeout_s: float,
+    proc: subprocess.Popen | None = None,
+    where: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Poll ``url``/ready (bounded; ``headers``: credentials where it is behind auth) until it
+    answers 200; raise if ``proc`` exits first. ``where`` (e.g. the log's path) is added to the error."""
     deadline = time.monotonic() + timeout_s
+    last = "no answer"
     while time.monotonic() < deadline:
-        if instance.proc.poll() is not None:
-            raise InstanceError(
-                f"instance {instance.url} exited with {instance.proc.returncode} before it was ready "
-                f"(log: {instance.log_path})"
-            )
+        if proc is not None and proc.poll() is not None:
+            raise InstanceError(f"instance {url} exited with {proc.returncode} before it was ready{where}")
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(instance.url + "/ready", timeout=2.0).status_code == 200:
+            answer = httpx.get(url + "/ready", headers=headers, timeout=2.0)
+            if answer.status_code == 200:
                 return
-        time.sleep(0.2)
-    raise InstanceError(
-        f"instance {instance.url} not ready after {timeout_s:.0f}s (log: {instance.log_path})"
-    )
+            last = f"{answer.status_code} {answer.text}"
+        time.sleep(0.1)
+    raise InstanceError(f"instance {url} not ready after {timeout_s:.0f}s{where}; last answer: {last}")
 
 
-def _stop(instance: Instance) -> None:
-    if instance.proc.poll() is None:
-        instance.proc.terminate()
+def stop_process(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM (the service drains), then SIGKILL after ``grace_s``."""
+    if proc.poll() is None:
+        proc.terminate()
         try:
-            instance.proc.wait(timeout=30)
+            proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
-            instance.proc.kill()
-            instance.proc.wait()
+            proc.kill()
+            proc.wait()
 
 
 @contextlib.contextmanager
@@ -74,25 +91,18 @@ def started(
         for i in range(count):
             port = free_port()
             log_path = log_dir / f"instance-{count}-{i}.log"
-            full_env = {
-                **os.environ,
-                "MODELS_DIR": str(models_dir),
-                "HOST": "127.0.0.1",
-                "PORT": str(port),
-                **env,
-            }
             with log_path.open("w") as log:
-                proc = subprocess.Popen(
-                    [*installed_command(), "serve"],
-                    env=full_env,
+                proc = launch_serve(
+                    port,
+                    {"MODELS_DIR": str(models_dir), **env},
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
             instances.append(Instance(f"http://127.0.0.1:{port}", proc, log_path))
         for instance in instances:
-            _wait_ready(instance, ready_timeout_s)
+            wait_ready(instance.url, ready_timeout_s, instance.proc, f" (log: {instance.log_path})")
         yield instances
     finally:
         for instance in instances:
-            _stop(instance)
+            stop_process(instance.proc)

@@ -31,11 +31,10 @@ from typing import Any
 from pi_axera_sd.engine.contract import (
     MANIFEST,
     MODEL_INDEX,
-    ONNX_FILE,
-    OPENVINO_FILE,
     UNET,
-    VAE_DECODER,
     axera_component_files,
+    diffusers_component_files,
+    openvino_layout_patterns,
 )
 from pi_axera_sd.engine.layout import check_layout, missing_files_message, resolve_layout
 from pi_axera_sd.errors import ModelError, PiAxeraError
@@ -47,24 +46,10 @@ STATE_FILE = ".pi-axera-sd-pull.json"  # which files in dest a pull placed (safe
 # AXERA layout: the UNet file; diffusers/optimum layout: model_index.json beside the component folders
 MODEL_MARKERS = (f"{UNET}.axmodel", f"{UNET}.onnx", MODEL_INDEX)
 LINK_MODES = ("hardlink", "symlink", "copy")
-# files of a component the engine loads: a pull refuses to mix these with another model's
-_COMPONENT_NAMES = (
-    *axera_component_files(),
-    MODEL_INDEX,
-    *(f"{c}/{f}" for c in (UNET, VAE_DECODER) for f in (ONNX_FILE, OPENVINO_FILE)),
-)
+# files of a component the engine loads, in either layout: a pull refuses to mix them with another model's
+COMPONENT_FILES = (*axera_component_files(), *diffusers_component_files())
 # what the engine reads of a diffusers/optimum OpenVINO export (no ONNX/PyTorch copies, no extras)
-OPENVINO_LAYOUT_FILES = (
-    "model_index.json",
-    "scheduler/scheduler_config.json",
-    "tokenizer/*",
-    "text_encoder/openvino_model.*",
-    "unet/openvino_model.*",
-    "unet/config.json",
-    "vae_decoder/openvino_model.*",
-    "vae_decoder/config.json",
-    "vae_encoder/openvino_model.*",
-)
+OPENVINO_LAYOUT_FILES = openvino_layout_patterns()
 
 
 class PullError(PiAxeraError):
@@ -417,7 +402,7 @@ def place_model(
     foreign = (
         []
         if force
-        else [n for n in _COMPONENT_NAMES if n not in files and n not in previous and (dest / n).is_file()]
+        else [n for n in COMPONENT_FILES if n not in files and n not in previous and (dest / n).is_file()]
     )
     if conflicts or foreign:
         names = ", ".join((conflicts + foreign)[:8]) + (" ..." if len(conflicts) + len(foreign) > 8 else "")
@@ -426,9 +411,7 @@ def place_model(
             "or pass --force to replace them"
         )
     if force:
-        others = [
-            n for n in _COMPONENT_NAMES if n not in files and n not in previous and (dest / n).is_file()
-        ]
+        others = [n for n in COMPONENT_FILES if n not in files and n not in previous and (dest / n).is_file()]
         if others:
             log.warning("--force: %s keeps files of another model: %s", dest, ", ".join(others))
     same_commit = meta is not None and _read_state(dest).get("commit") == meta.get("commit")

@@ -9,7 +9,6 @@ the components agree with each other (text width, latent and image sizes), and c
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,50 +18,41 @@ from typing import Any
 import numpy as np
 
 from pi_axera_sd.engine.contract import (
-    AXERA_TIME_INPUT,
-    GUIDANCE_INPUT,
-    LATENT_CHANNELS,
     MANIFEST,
-    TOKENS,
-    VAE_FACTOR,
-    unet_inputs,
+    TEXT_ENCODER,
+    TIME_INPUT_IMG2IMG,
+    TIME_INPUT_TXT2IMG,
+    TOKENIZER,
+    UNET,
+    VAE_DECODER,
+    VAE_DECODER_TINY,
+    VAE_ENCODER,
+)
+from pi_axera_sd.engine.contract_checks import (
+    MISMATCH,
+    MISSING,
+    ModelFacts,
+    Problem,
+    check_sessions,
+    check_time_rows,
+    check_token_ids,
+    check_tokenizer_files,
 )
 from pi_axera_sd.engine.layout import ModelLayout, resolve_layout
 from pi_axera_sd.errors import PiAxeraError, RuntimeUnavailable
 from pi_axera_sd.fileio import sha256_file
 from pi_axera_sd.runtime import RuntimeOptions, Session, TensorSpec, open_session, runtime_for
 
-OK, ABSENT, MISMATCH, MISSING, NEEDS_AXENGINE, UNAVAILABLE, ERROR = (
+# a row's state: the contract's problem kinds (MISMATCH, MISSING) and what opening a file can say
+OK, ABSENT, NEEDS_AXENGINE, UNAVAILABLE, ERROR = (
     "OK",
     "absent",
-    "mismatch",
-    "missing",
     "needs pyaxengine",
     "runtime unavailable",
     "error",
 )
 PASSING = (OK, ABSENT)
-
-
-def shape_text(shape: Sequence[Any]) -> str:
-    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-def _known(dim: Any) -> bool:
-    return isinstance(dim, int) and dim >= 0
-
-
-def _dims_match(shape: Sequence[Any], expected: Sequence[int | None]) -> bool:
-    """Same rank, and every fixed dim equal where both sides fix it (dynamic axes match anything)."""
-    if len(shape) != len(expected):
-        return False
-    return all(not (_known(a) and e is not None) or a == e for a, e in zip(shape, expected, strict=True))
-
-
-def _want(expected: Sequence[int | None], letters: Sequence[str] = ()) -> str:
-    """``[1,4,h,w]``-style text for an expectation, with letters where nothing is fixed yet."""
-    names = iter(letters)
-    return "[" + ",".join(str(e) if e is not None else next(names, "?") for e in expected) + "]"
+Facts = ModelFacts  # what the report says about the model
 
 
 # ---- results ----------------------------------------------------------------------------------
@@ -89,6 +79,11 @@ class Row:
         if self.state in PASSING:
             self.state = state
         self.problems.append(problem)
+
+    def add(self, problems: Sequence[Problem]) -> None:
+        """The contract's problems with this row's component, each in the row's words."""
+        for problem in problems:
+            self.fail(problem.detail, problem.kind)
 
     def status(self) -> str:
         if self.state in PASSING:
@@ -130,25 +125,6 @@ class ManifestCheck:
         if self.ok:
             return f"{self.checked} files, {what} match"
         return f"{len(self.problems)} of {self.checked} files differ: " + "; ".join(self.problems)
-
-
-@dataclass
-class Facts:
-    """What the components say about the model, filled in as each one is checked."""
-
-    text_width: int | None = None
-    latent: tuple[int | None, int | None, int | None] | None = None  # channels, h, w
-    image: tuple[int | None, int | None] | None = None
-    time_input: str | None = None  # "embedding [1,T]" or "timestep"
-    time_width: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "text_width": self.text_width,
-            "latent": list(self.latent) if self.latent else None,
-            "image": list(self.image) if self.image else None,
-            "unet_time_input": self.time_input,
-        }
 
 
 @dataclass
@@ -317,133 +293,12 @@ def _open(row: Row, path: Path | None, options: RuntimeOptions) -> Session | Non
     return session
 
 
-def _got(session: Session) -> str:
-    ins = ", ".join(s.describe() for s in session.inputs)
-    outs = ", ".join(s.describe() for s in session.outputs)
-    return f"got {ins} -> {outs}"
-
-
-def _check_text_encoder(row: Row, s: Session, facts: Facts) -> None:
-    expected = f"input_ids [1,{TOKENS}] int32/int64 -> last_hidden_state [1,{TOKENS},D]"
-    ids = s.inputs[0] if len(s.inputs) == 1 else None
-    by_name = [o for o in s.outputs if o.name == "last_hidden_state"]
-    hidden = by_name[0] if by_name else (s.outputs[0] if s.outputs else None)
-    if (
-        ids is None
-        or not _dims_match(ids.shape, (1, TOKENS))
-        or ids.dtype.kind not in "iu"
-        or hidden is None
-        or not _dims_match(hidden.shape, (1, TOKENS, None))
-    ):
-        row.fail(f"expected {expected}; {_got(s)}")
-        return
-    width = hidden.shape[2]
-    facts.text_width = width if _known(width) else None
-
-
-def _check_unet(row: Row, s: Session, facts: Facts) -> None:
-    d = facts.text_width if facts.text_width is not None else "D"
-    expected = (
-        f"sample [1,{LATENT_CHANNELS},h,w], encoder_hidden_states [1,{TOKENS},{d}] and a time input "
-        f"({AXERA_TIME_INPUT} [1,T] or timestep [1])"
-    )
-    found = unet_inputs(s.inputs)  # the guidance embedding is checked by _check_guidance
-    sample, hidden, time = found.sample, found.hidden, None if found.unknown else found.time
-    if (
-        sample is None
-        or hidden is None
-        or time is None
-        or not _dims_match(sample.shape, (1, LATENT_CHANNELS, None, None))
-        or not _dims_match(hidden.shape, (1, TOKENS, None))
-    ):
-        row.fail(f"expected inputs {expected}; {_got(s)}")
-        return
-    facts.latent = tuple(d if _known(d) else None for d in sample.shape[1:])  # type: ignore[assignment]
-    width = hidden.shape[2]
-    if facts.text_width is not None and _known(width) and width != facts.text_width:
-        row.fail(
-            f"encoder_hidden_states width {width} != the text encoder's {facts.text_width} "
-            "(files from different models)"
-        )
-    last = time.shape[-1] if time.shape else 1
-    if found.takes_embedding and (time.name == AXERA_TIME_INPUT or len(time.shape) == 2):
-        if not _dims_match(time.shape, (1, None)):
-            row.fail(f"time embedding input {time.describe()}: expected [1,T]")
-        facts.time_width = last if _known(last) else None
-        facts.time_input = f"AXERA time embedding {shape_text(time.shape)} (time_input_*.npy)"
-    else:
-        if len(time.shape) > 1 or time.dtype.kind not in "iuf":
-            row.fail(f"timestep input {time.describe()}: expected a number, shape [1] or []")
-        facts.time_input = f"timestep {time.name} {shape_text(time.shape)}"
-    _check_guidance(row, s, facts)
-    out = s.outputs[0] if s.outputs else None
-    if out is None or not _dims_match(out.shape, (1, *(facts.latent or (None, None, None)))):
-        want = _want((1, *(facts.latent or (None, None, None))), "chw")
-        row.fail(f"noise prediction output {want} (same as sample); {_got(s)}")
-
-
-def _check_guidance(row: Row, s: Session, facts: Facts) -> None:
-    """An LCM UNet's ``timestep_cond`` (guidance embedding) must be [1,W], W >= 2."""
-    spec = next((x for x in s.inputs if x.name == GUIDANCE_INPUT), None)
-    if spec is None:
-        return
-    width = spec.shape[-1] if spec.shape else None
-    if len(spec.shape) != 2 or (_known(width) and width < 2) or spec.dtype.kind != "f":  # type: ignore[operator]
-        row.fail(f"guidance embedding input {spec.describe()}: expected [1,W] float")
-        return
-    facts.time_input = (
-        f"{facts.time_input} + LCM guidance embedding {GUIDANCE_INPUT} {shape_text(spec.shape)}"
-    )
-
-
-def _check_vae_decoder(row: Row, s: Session, facts: Facts) -> None:
-    c, h, w = facts.latent or (LATENT_CHANNELS, None, None)
-    image = (1, 3, h * VAE_FACTOR if h else None, w * VAE_FACTOR if w else None)
-    expected = f"latent {_want((1, c, h, w), 'hw')} -> image {_want(image, ('8h', '8w'))}"
-    if len(s.inputs) != 1 or not s.outputs:
-        row.fail(f"expected {expected}; {_got(s)}")
-        return
-    x, out = s.inputs[0], s.outputs[0]
-    if not _dims_match(x.shape, (1, c, h, w)) or not _dims_match(out.shape, image):
-        what = (
-            "latent size differs from the UNet's" if facts.latent and len(x.shape) == 4 else "wrong signature"
-        )
-        row.fail(f"{what}: expected {expected}; {_got(s)}")
-        return
-    if facts.latent is None:
-        facts.latent = tuple(d if _known(d) else None for d in x.shape[1:])  # type: ignore[assignment]
-    facts.image = tuple(d if _known(d) else None for d in out.shape[2:])  # type: ignore[assignment]
-
-
-def _check_tiny_decoder(row: Row, s: Session, facts: Facts) -> None:
-    """The TAESD decoder must take the UNet's latent like the full one (the engine loads it so)."""
-    _check_vae_decoder(row, s, dataclasses.replace(facts))  # its image size must not change the facts
-
-
-def _check_vae_encoder(row: Row, s: Session, facts: Facts) -> None:
-    c, h, w = facts.latent or (LATENT_CHANNELS, None, None)
-    size = facts.image or (h * VAE_FACTOR if h else None, w * VAE_FACTOR if w else None)
-    moments = (1, 2 * c if c else None, h, w)
-    expected = f"image {_want((1, 3, *size), ('H', 'W'))} -> mean||logvar {_want(moments, ('H/8', 'W/8'))}"
-    if len(s.inputs) != 1 or not s.outputs:
-        row.fail(f"expected {expected}; {_got(s)}")
-        return
-    sampled = (1, c, h, w)  # older optimum exports return latent_sample, drawn inside the graph
-    out = s.outputs[0].shape
-    if not _dims_match(s.inputs[0].shape, (1, 3, *size)) or not (
-        _dims_match(out, moments) or (c is not None and _dims_match(out, sampled))
-    ):
-        row.fail(f"expected {expected}; {_got(s)}")
-
-
-def _check_time_rows(
-    row: Row, path: Path | None, facts: Facts, min_rows: int, embedding: bool | None
-) -> None:
-    """``embedding``: the UNet takes the time embedding (True), the timestep (False), or unknown (None)."""
+def _check_time_rows(row: Row, path: Path | None, facts: Facts, min_rows: int) -> None:
+    """Read ``time_input_*.npy`` into ``row`` and check its rows against the UNet's time input."""
+    embedding = facts.takes_embedding  # True: AXERA's cut UNet; False: a timestep; None: unknown
     if path is None:
-        if embedding and row.component == "time_input_txt2img":
-            row.fail("the UNet takes the time embedding; time_input_txt2img.npy is required", MISSING)
-        else:
+        row.add(check_time_rows(row.component, None, facts, min_rows))
+        if row.ok:
             row.state, row.note = ABSENT, "not needed" if embedding is False else "optional"
         return
     row.runtime = "numpy"
@@ -458,25 +313,13 @@ def _check_time_rows(
     row.outputs = (TensorSpec("rows", tuple(int(n) for n in rows.shape), rows.dtype),)
     if embedding is False:
         row.note = "unused: the UNet takes the timestep"
-        return
-    width = facts.time_width
-    expected = f"[{min_rows}+,{width if width is not None else 'T'}] float"
-    if (
-        rows.ndim != 2
-        or rows.shape[0] < min_rows
-        or rows.dtype.kind != "f"
-        or (width and rows.shape[1] != width)
-    ):
-        row.fail(
-            f"expected {expected} (one row per timestep, T = the UNet's time input); got {list(rows.shape)}"
-        )
+    row.add(check_time_rows(row.component, rows, facts, min_rows, path))
 
 
 def _check_tokenizer(row: Row, layout: ModelLayout) -> None:
     row.runtime = "tokenizers"
-    missing = [n for n in ("vocab.json", "merges.txt") if not (layout.tokenizer_dir / n).is_file()]
-    if missing:
-        row.fail(f"{', '.join(missing)} not found in {layout.tokenizer_dir}", MISSING)
+    row.add(check_tokenizer_files(layout.tokenizer_dir))
+    if not row.ok:
         return
     try:
         from pi_axera_sd.engine.tokenizer import ClipTokenizer
@@ -486,8 +329,7 @@ def _check_tokenizer(row: Row, layout: ModelLayout) -> None:
         row.fail(f"CLIP BPE files do not load: {exc}", ERROR)
         return
     row.outputs = (TensorSpec("input_ids", tuple(int(n) for n in ids.shape), ids.dtype),)
-    if ids.shape != (TOKENS,):
-        row.fail(f"expected {TOKENS} token ids per prompt; got {list(ids.shape)}")
+    row.add(check_token_ids(ids, layout.tokenizer_dir))
 
 
 # ---- entry point ----------------------------------------------------------------------------------
@@ -520,35 +362,33 @@ def verify_model(
     except PiAxeraError as exc:  # an unreadable manifest.json: the layout cannot be resolved
         return VerifyReport(root, [], facts, ManifestCheck(root / MANIFEST, problems=[str(exc)]))
 
-    tok = Row("tokenizer", layout.tokenizer_dir)
+    tok = Row(TOKENIZER, layout.tokenizer_dir)
     _check_tokenizer(tok, layout)
     rows = [tok]
-    sessions: dict[str, Session | None] = {}
-    checks = {
-        "text_encoder": (layout.text_encoder, _check_text_encoder),
-        "unet": (layout.unet, _check_unet),
-        "vae_decoder": (layout.vae_decoder, _check_vae_decoder),
-        "vae_encoder": (layout.vae_encoder, _check_vae_encoder),
+    files = {
+        TEXT_ENCODER: layout.text_encoder,
+        UNET: layout.unet,
+        VAE_DECODER: layout.vae_decoder,
+        VAE_ENCODER: layout.vae_encoder,
     }
     if layout.vae_decoder_tiny is not None:  # optional; a row only where the folder has one
-        checks["vae_decoder_tiny"] = (layout.vae_decoder_tiny, _check_tiny_decoder)
-    for name, (path, _) in checks.items():
+        files[VAE_DECODER_TINY] = layout.vae_decoder_tiny
+    sessions: dict[str, Session | None] = {}
+    for name, path in files.items():
         row = Row(name, path)
         if path is None:
             row.state, row.note = ABSENT, "optional; img2img disabled"
         sessions[name] = _open(row, path, options)
         rows.append(row)
-    # check in dependency order: the text width feeds the UNet check, the latent the VAE checks
+    dim = layout.manifest.get("time_cond_proj_dim")  # diffusers' unet/config.json, where it has one
+    problems = check_sessions(sessions, facts, dim if isinstance(dim, int) else None)
     for row in rows[1:]:
-        session = sessions[row.component]
-        if session is not None:
-            checks[row.component][1](row, session, facts)
+        row.add([p for p in problems if p.component == row.component])
 
-    embedding = None if facts.time_input is None else facts.time_input.startswith("AXERA")
-    t2i = Row("time_input_txt2img", layout.time_input_txt2img)
-    _check_time_rows(t2i, layout.time_input_txt2img, facts, len(layout.timesteps), embedding)
-    i2i = Row("time_input_img2img", layout.time_input_img2img)
-    _check_time_rows(i2i, layout.time_input_img2img, facts, 1, embedding)
+    t2i = Row(TIME_INPUT_TXT2IMG, layout.time_input_txt2img)
+    _check_time_rows(t2i, layout.time_input_txt2img, facts, len(layout.timesteps))
+    i2i = Row(TIME_INPUT_IMG2IMG, layout.time_input_img2img)
+    _check_time_rows(i2i, layout.time_input_img2img, facts, 1)
     rows += [t2i, i2i]
 
     manifest = check_manifest(root, hashes=check_hashes, manifest=layout.manifest or None)
