@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from pi_axera_sd.cli.common import print_export
+from pi_axera_sd.defaults import TAG_THRESHOLD, TAG_TOP_K
 from pi_axera_sd.errors import InvalidInput
 
 
@@ -141,8 +142,8 @@ def register(sub: argparse._SubParsersAction, models_sub: argparse._SubParsersAc
     )
     itg.add_argument("--tags-file", dest="interrogate_tags_file", type=Path, help="custom taxonomy file")
     itg.add_argument("--cache-dir", dest="embedding_cache_dir", type=Path, help="embedding cache folder")
-    itg.add_argument("--top-k", type=int, default=10)
-    itg.add_argument("--threshold", type=float, default=0.22)
+    itg.add_argument("--top-k", type=int, default=TAG_TOP_K)
+    itg.add_argument("--threshold", type=float, default=TAG_THRESHOLD)
     itg.add_argument("--template", action="append", help="prompt template with {} (repeatable)")
     itg.add_argument("--categories", help='structured mode: JSON {"name": ["label", ...]} or @file.json')
     add_engine_flags(itg)

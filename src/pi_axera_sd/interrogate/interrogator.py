@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from pi_axera_sd.defaults import GENERAL_THRESHOLD, GENERAL_TOP_K, TAG_THRESHOLD, TAG_TOP_K
 from pi_axera_sd.errors import ModelError
 from pi_axera_sd.interrogate.cache import CacheSpec, EmbeddingCache, PartialBuild
 from pi_axera_sd.interrogate.encoders import ImageEncoder, TextEncoder
@@ -117,7 +118,9 @@ class ClipInterrogator:
                 return False
             return self._rows is None
 
-    def tags(self, image: Image.Image, top_k: int = 10, threshold: float = 0.22) -> list[TagScore]:
+    def tags(
+        self, image: Image.Image, top_k: int = TAG_TOP_K, threshold: float = TAG_THRESHOLD
+    ) -> list[TagScore]:
         top_k, threshold = check_params(top_k, threshold)
         rows = self._require_rows()
         scores = cosine_scores(rows, self.image_encoder.encode(image))
@@ -128,8 +131,8 @@ class ClipInterrogator:
         self,
         image: Image.Image,
         categories: Mapping[str, Sequence[str]],
-        general_top_k: int = 10,
-        general_threshold: float = 0.2,
+        general_top_k: int = GENERAL_TOP_K,
+        general_threshold: float = GENERAL_THRESHOLD,
     ) -> StructuredResult:
         checked = check_categories(categories, self.max_structured_labels)
         general_top_k, general_threshold = check_params(general_top_k, general_threshold, "general_")

@@ -14,6 +14,8 @@ from typing import Protocol
 
 from PIL import Image
 
+from pi_axera_sd.defaults import GENERAL_THRESHOLD, GENERAL_TOP_K, TAG_THRESHOLD, TAG_TOP_K
+
 
 @dataclass(frozen=True)
 class TagScore:
@@ -55,7 +57,9 @@ class Interrogator(Protocol):
         Returns True while more work remains."""
         ...
 
-    def tags(self, image: Image.Image, top_k: int = 10, threshold: float = 0.22) -> list[TagScore]:
+    def tags(
+        self, image: Image.Image, top_k: int = TAG_TOP_K, threshold: float = TAG_THRESHOLD
+    ) -> list[TagScore]:
         """Flat interrogation: taxonomy tags with score >= threshold, best first, at most top_k;
         if none pass, the single best tag."""
         ...
@@ -64,8 +68,8 @@ class Interrogator(Protocol):
         self,
         image: Image.Image,
         categories: Mapping[str, Sequence[str]],
-        general_top_k: int = 10,
-        general_threshold: float = 0.2,
+        general_top_k: int = GENERAL_TOP_K,
+        general_threshold: float = GENERAL_THRESHOLD,
     ) -> StructuredResult:
         """Per category: softmax(100 * cosine) over its labels -> winner and confidence;
         general_tags: taxonomy tags scoring above general_threshold, at most general_top_k

@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from pi_axera_sd.defaults import A1111_STRENGTH, DEFAULT_VAE, TINY_VAE_NAMES, VAE_CHOICES
+from pi_axera_sd.defaults import A1111_STRENGTH, DEFAULT_VAE, TAG_TOP_K, TINY_VAE_NAMES, VAE_CHOICES
 from pi_axera_sd.engine.noise import randn_source
 from pi_axera_sd.errors import InvalidInput
 
@@ -286,7 +286,7 @@ class PngInfoRequest(Lenient):
 class InterrogateRequest(Lenient):
     image: Image = None
     model: Text = "clip"
-    top_k: Count = 10
+    top_k: Count = TAG_TOP_K
     threshold: Annotated[float | None, BeforeValidator(_optional_number)] = None
 
 

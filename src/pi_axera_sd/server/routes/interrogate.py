@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from PIL import Image
 
+from pi_axera_sd.defaults import TAG_THRESHOLD
 from pi_axera_sd.engine.imageio import decode_base64_image
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.interrogate.errors import WarmingUp
@@ -24,7 +25,6 @@ router = APIRouter(prefix="/sdapi/v1", tags=["interrogate"])
 
 MODELS = ("clip",)
 MAX_TOP_K = 100
-DEFAULT_THRESHOLD = 0.22
 # Missing or broken CLIP files stay so until someone installs them and restarts: no quick retry.
 _RETRY_LATER = {"Retry-After": "60"}
 
@@ -78,7 +78,7 @@ async def interrogate(request: Request) -> dict[str, Any]:
     interrogator = _interrogator(service, needs_taxonomy=True)
     image = await _decode(service, req.image)
     top_k = min(req.top_k, MAX_TOP_K)
-    threshold = DEFAULT_THRESHOLD if req.threshold is None else min(1.0, max(-1.0, req.threshold))
+    threshold = TAG_THRESHOLD if req.threshold is None else min(1.0, max(-1.0, req.threshold))
     tags = await _on_lane(
         service, request, lambda: interrogator.tags(image, top_k=top_k, threshold=threshold)
     )
