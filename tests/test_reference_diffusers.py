@@ -195,6 +195,56 @@ def test_tiny_vae_matches_diffusers_autoencoder_tiny(tiny_pipe, tiny_taesd, tiny
     assert diff <= MAX_PIXEL_DIFF
 
 
+def _gradient_image(h: int, w: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    gradient = np.linspace(0, 255, w, dtype=np.float32)[None, :, None] * np.ones((h, 1, 3), np.float32)
+    return Image.fromarray(np.clip(gradient + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8))
+
+
+def test_tiny_vae_img2img_uses_the_taesd_encoder_like_diffusers(tiny_pipe, tiny_taesd, tiny_engine):
+    """img2img with vae=tiny: TAESD encodes (no posterior draw; latents unscaled, scaling_factor 1.0)
+    and decodes, as diffusers' img2img pipeline does with an AutoencoderTiny as its VAE."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    assert tiny_engine.vae_encoder_tiny is not None
+    img2img = StableDiffusionImg2ImgPipeline(**{**tiny_pipe.components, "vae": tiny_taesd})
+    img2img.set_progress_bar_config(disable=True)
+    init = _gradient_image(tiny_engine.height, tiny_engine.width, seed=8)
+    params = GenerationParams(
+        prompt="a pencil sketch", seed=41, init_image=to_model_input(init), strength=0.5, vae="tiny"
+    )
+    noise = RecordingNoise(seed=41)
+    ours = tiny_engine.generate(params, noise=noise)
+    assert len(noise.draws) == 2  # the added noise and one step's: TAESD draws no posterior sample
+    with replay_noise(noise.draws):
+        ref = img2img(
+            prompt="a pencil sketch",
+            image=init,
+            strength=0.5,
+            timesteps=list(TXT2IMG_TIMESTEPS),
+            guidance_scale=1.0,
+            output_type="pil",
+        ).images[0]
+    diff = _max_diff(ours.pixels, np.asarray(ref))
+    print(f"tiny VAE img2img max pixel diff vs diffusers AutoencoderTiny: {diff}/255")
+    assert diff <= MAX_PIXEL_DIFF
+
+
+def test_tiny_vae_img2img_falls_back_to_the_full_encoder(tiny_engine):
+    init = to_model_input(_gradient_image(tiny_engine.height, tiny_engine.width, seed=8))
+    params = GenerationParams(prompt="x", seed=41, init_image=init, strength=0.5, vae="tiny")
+    with_taesd = tiny_engine.generate(params)
+    encoder = tiny_engine.vae_encoder_tiny
+    try:
+        tiny_engine.vae_encoder_tiny = None
+        noise = RecordingNoise(seed=41)
+        fallback = tiny_engine.generate(params, noise=noise)
+    finally:
+        tiny_engine.vae_encoder_tiny = encoder
+    assert len(noise.draws) == 3  # the full encoder's posterior sample comes first
+    assert _max_diff(with_taesd.pixels, fallback.pixels) > MAX_PIXEL_DIFF
+
+
 def test_unknown_or_missing_vae_choice(tiny_engine):
     from pi_axera_sd.errors import InvalidInput
 

@@ -20,6 +20,9 @@ TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER, VAE_DECODER_TINY = (
     "vae_encoder",
     "vae_decoder_tiny",
 )
+VAE_ENCODER_TINY = "vae_encoder_tiny"  # optional TAESD encoder: img2img with the tiny VAE
+# optional DeepCache pair (engine.deepcache): the UNet that also returns DEEP_FEATURE, and its shallow path
+UNET_DEEP, UNET_SHALLOW, DEEP_FEATURE = "unet_deep", "unet_shallow", "deep_feature"
 TIME_INPUT_TXT2IMG, TIME_INPUT_IMG2IMG = "time_input_txt2img", "time_input_img2img"
 
 # ---- AXERA layout (AXERA-TECH/lcm-lora-sdv1-5, models/): <stem>.onnx or <stem>.axmodel --------------

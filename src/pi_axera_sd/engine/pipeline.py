@@ -197,6 +197,19 @@ def _check_decoder(decoder: Session, unet: Session) -> None:
         raise _mismatch(decoder, f"a VAE decoder: x [1,{latent_channels},h,w] -> image [1,3,8h,8w]")
 
 
+def _check_tiny_encoder(encoder: Session, unet: Session) -> None:
+    latent_channels = _unet_signature(unet).sample.shape[1]
+    enc_in, enc_out = encoder.inputs, encoder.outputs[0].shape
+    if len(enc_in) != 1 or len(enc_in[0].shape) != 4 or len(enc_out) != 4 or enc_out[1] != latent_channels:
+        raise _mismatch(
+            encoder, f"a TAESD encoder: image_sample [1,3,H,W] -> latent [1,{latent_channels},h,w]"
+        )
+
+
+def _open_optional(path: Path | None, options: RuntimeOptions) -> Session | None:
+    return open_session(path, options) if path is not None else None
+
+
 def _first_output(session: Session, preferred: str) -> str:
     return preferred if preferred in session.output_names else session.output_names[0]
 
@@ -218,6 +231,7 @@ class Pipeline:
         vae_encoder: Session | None,
         vae_decoder_tiny: Session | None = None,
         tiny_vae_scaling_factor: float = 1.0,
+        vae_encoder_tiny: Session | None = None,
         time_embeddings: np.ndarray | None = None,
         timesteps: tuple[int, ...] = TXT2IMG_TIMESTEPS,
         vae_scaling_factor: float = VAE_SCALING_FACTOR,
@@ -233,6 +247,7 @@ class Pipeline:
         self.vae_decoder = vae_decoder
         self.vae_encoder = vae_encoder
         self.vae_decoder_tiny = vae_decoder_tiny
+        self.vae_encoder_tiny = vae_encoder_tiny
         self.tiny_vae_scaling_factor = tiny_vae_scaling_factor
         self.timesteps = tuple(timesteps)
         self.vae_scaling_factor = vae_scaling_factor
@@ -241,6 +256,8 @@ class Pipeline:
         _check_signatures(text_encoder, unet, vae_decoder, vae_encoder)
         if vae_decoder_tiny is not None:
             _check_decoder(vae_decoder_tiny, unet)
+        if vae_encoder_tiny is not None:
+            _check_tiny_encoder(vae_encoder_tiny, unet)
         self._text_input = text_encoder.inputs[0].name
         self._text_output = _first_output(text_encoder, "last_hidden_state")
         self._unet_sig = _unet_signature(unet)
@@ -294,6 +311,7 @@ class Pipeline:
             if layout.vae_decoder_tiny
             else None,
             tiny_vae_scaling_factor=layout.tiny_vae_scaling_factor,
+            vae_encoder_tiny=_open_optional(layout.vae_encoder_tiny, options),
             time_embeddings=time_embeddings,
             timesteps=layout.timesteps,
             vae_scaling_factor=layout.vae_scaling_factor,
@@ -356,6 +374,8 @@ class Pipeline:
             found["vae_encoder"] = self.vae_encoder
         if self.vae_decoder_tiny is not None:
             found["vae_decoder_tiny"] = self.vae_decoder_tiny
+        if self.vae_encoder_tiny is not None:
+            found["vae_encoder_tiny"] = self.vae_encoder_tiny
         return found
 
     def prepare_image(self, image: Image.Image, resize_mode: int = 0) -> np.ndarray:
@@ -400,8 +420,12 @@ class Pipeline:
         (eps,) = self.unet.run(feeds, [self._unet_output])
         return eps.astype(np.float32)
 
-    def encode_image(self, image: np.ndarray, noise: NoiseFn) -> np.ndarray:
-        """VAE-encode an NCHW [-1,1] image to a scaled latent sample."""
+    def encode_image(self, image: np.ndarray, noise: NoiseFn, vae: str = "full") -> np.ndarray:
+        """VAE-encode an NCHW [-1,1] image to a scaled latent sample. ``vae="tiny"`` uses the TAESD
+        encoder where the folder has one (deterministic: no posterior draw), else the full one."""
+        if vae == "tiny" and self.vae_encoder_tiny is not None:
+            (latent,) = self.vae_encoder_tiny.run({self.vae_encoder_tiny.inputs[0].name: image})
+            return (latent.astype(np.float32) * self.tiny_vae_scaling_factor).astype(np.float32)
         if self.vae_encoder is None:
             raise InvalidInput("img2img needs vae_encoder.onnx/.axmodel in the model folder")
         (moments,) = self.vae_encoder.run({self.vae_encoder.inputs[0].name: image})
@@ -468,7 +492,7 @@ class Pipeline:
             latent = noise(self.latent_shape)
         else:
             t0 = time.perf_counter()
-            clean = self.encode_image(params.init_image.astype(np.float32), posterior)
+            clean = self.encode_image(params.init_image.astype(np.float32), posterior, params.vae)
             timings.vae_encode_ms = _ms_since(t0)
             latent = self.scheduler.add_noise(clean, noise(clean.shape), timesteps[0])
 

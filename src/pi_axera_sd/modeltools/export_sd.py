@@ -185,6 +185,21 @@ def _tiny_decoder_module(taesd):
     return TinyDecoder()
 
 
+def _tiny_encoder_module(taesd):
+    import torch
+
+    class TinyEncoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.taesd = taesd
+
+        def forward(self, image_sample):
+            # [-1, 1] image -> the latent itself (TAESD is deterministic; diffusers' scaling_factor 1.0)
+            return self.taesd.encode(image_sample, return_dict=False)[0]
+
+    return TinyEncoder()
+
+
 def export_pipeline(
     pipe,
     out_dir: str | Path,
@@ -202,8 +217,8 @@ def export_pipeline(
 
     ``unet_time_input``: ``embedding`` (AXERA's cut graph, fed from ``time_input_*.npy``) or
     ``timestep`` (a plain UNet that takes the timestep itself).
-    ``tiny_vae``: an optional diffusers ``AutoencoderTiny`` (TAESD) whose decoder is written as
-    ``vae_decoder_tiny.onnx``.
+    ``tiny_vae``: an optional diffusers ``AutoencoderTiny`` (TAESD) whose decoder and encoder are
+    written as ``vae_decoder_tiny.onnx`` and ``vae_encoder_tiny.onnx``.
     """
     import torch
 
@@ -222,6 +237,7 @@ def export_pipeline(
     weights = {"text encoder": 1, "unet": 6, "vae decoder": 3, "vae encoder": 2, "checksums": 1}
     if tiny_vae is not None:
         weights["tiny vae decoder"] = 1
+        weights["tiny vae encoder"] = 1
     stages = Stages("export", weights)
     save_clip_tokenizer(pipe.tokenizer, out / "tokenizer")
 
@@ -282,6 +298,14 @@ def export_pipeline(
                 ["x"],
                 ["image"],
             )
+        with stages.step("tiny vae encoder"):
+            export_module(
+                _tiny_encoder_module(tiny_vae),
+                (torch.randn(1, 3, size, size),),
+                out / "vae_encoder_tiny.onnx",
+                ["image_sample"],
+                ["latent"],
+            )
 
     files = {}
     with stages.step("checksums"):
@@ -324,7 +348,8 @@ def export_model(
 ) -> dict[str, Any]:
     """Load ``source`` (folder or hub id; ``HF_ENDPOINT`` is honoured by huggingface_hub) and export it.
 
-    ``tiny_vae``: an ``AutoencoderTiny`` (TAESD) folder or hub id, written as ``vae_decoder_tiny.onnx``.
+    ``tiny_vae``: an ``AutoencoderTiny`` (TAESD) folder or hub id, written as ``vae_decoder_tiny.onnx``
+    and ``vae_encoder_tiny.onnx``.
     """
     pipe = load_diffusers_pipeline(source, lora, lora_scale)
     taesd = load_tiny_vae(tiny_vae) if tiny_vae else None
