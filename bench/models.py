@@ -64,3 +64,53 @@ def ensure_int8(base: Path) -> None:
     print("quantizing UNet and VAE decoder to INT8 (once) ...", flush=True)
     info = quantize_model(axera)
     print(f"quantized in {info['seconds']} s", flush=True)
+
+
+def ensure_deepcache(base: Path) -> Path:
+    """A sibling of the benchmark model (``<base>-deepcache``) that adds the DeepCache UNet pair and
+    the TAESD encoder, exported once from the same weights. The files of ``<base>/axera`` are linked,
+    never modified (another benchmark reads them); the manifest is copied, since quantising writes it."""
+    import shutil
+
+    target = base.with_name(base.name + "-deepcache")
+    done = target / ".complete"
+    if done.is_file():
+        return target
+    import torch
+    from diffusers import AutoencoderTiny, StableDiffusionPipeline
+
+    from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, MANIFEST
+    from pi_axera_sd.modeltools.export_deepcache import export_deep_cache
+    from pi_axera_sd.modeltools.export_sd import export_tiny_vae_encoder, time_embeddings
+
+    started = time.perf_counter()
+    axera = target / "axera"
+    axera.mkdir(parents=True, exist_ok=True)
+    for source in (base / "axera").iterdir():
+        link = axera / source.name
+        if source.name == MANIFEST:
+            shutil.copyfile(source, link)
+        elif not link.exists() and not source.name.startswith(("unet_deep", "unet_shallow")):
+            link.symlink_to(source)
+    for folder in ("diffusers", "taesd"):
+        if not (target / folder).exists():
+            (target / folder).symlink_to(base / folder)
+    print(f"exporting the DeepCache UNet pair and the TAESD encoder into {axera} ...", flush=True)
+    pipe = StableDiffusionPipeline.from_pretrained(
+        str(base / "diffusers"), safety_checker=None, requires_safety_checker=False
+    )
+    unet = pipe.unet.eval()
+    latent = int(unet.config.sample_size)
+    example = (
+        torch.randn(1, unet.config.in_channels, latent, latent),
+        torch.from_numpy(time_embeddings(unet, [999])),
+        torch.randn(1, pipe.tokenizer.model_max_length, pipe.text_encoder.config.hidden_size),
+    )
+    export_deep_cache(
+        unet, axera, "embedding", example, ["sample", AXERA_TIME_INPUT, "encoder_hidden_states"]
+    )
+    taesd = AutoencoderTiny.from_pretrained(str(base / "taesd"))
+    export_tiny_vae_encoder(taesd, axera, latent * 8)
+    done.write_text(f"{time.perf_counter() - started:.0f} s\n")
+    print(f"exported in {time.perf_counter() - started:.0f} s", flush=True)
+    return target

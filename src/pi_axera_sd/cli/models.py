@@ -202,6 +202,7 @@ def cmd_models_export(args: argparse.Namespace) -> int:
         name=args.name,
         unet_time_input=args.unet_time_input,
         tiny_vae=args.tiny_vae,
+        deep_cache=args.deep_cache,
     )
     print(json.dumps({k: v for k, v in manifest.items() if k != "files"}, indent=2))
     print(f"wrote {len(manifest['files'])} files to {args.out}")
@@ -254,7 +255,12 @@ def register_tools(msub: argparse._SubParsersAction) -> None:
     exp.add_argument(
         "--tiny-vae",
         help="also export a TAESD decoder (AutoencoderTiny folder or hub id, "
-        "e.g. madebyollin/taesd) as vae_decoder_tiny.onnx",
+        "e.g. madebyollin/taesd) as vae_decoder_tiny.onnx and vae_encoder_tiny.onnx",
+    )
+    exp.add_argument(
+        "--deep-cache",
+        action="store_true",
+        help="also export unet_deep.onnx + unet_shallow.onnx, the UNet pair that PI_AXERA_SD_DEEP_CACHE uses",
     )
     exp.set_defaults(func=cmd_models_export)
     tiny = msub.add_parser(

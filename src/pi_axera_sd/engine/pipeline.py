@@ -26,7 +26,8 @@ from pi_axera_sd.defaults import (
     VAE_CHOICES,
     VAE_SCALING_FACTOR,
 )
-from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, GUIDANCE_INPUT, unet_inputs
+from pi_axera_sd.engine import deepcache
+from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, DEEP_FEATURE, GUIDANCE_INPUT, unet_inputs
 from pi_axera_sd.engine.guidance import DEFAULT_GUIDANCE_SCALE, guidance_embedding
 from pi_axera_sd.engine.imageio import from_model_output, resize_image, to_model_input
 from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_input_message
@@ -240,6 +241,8 @@ class Pipeline:
         latent_size: int = 64,
         guidance_scale: float | None = None,
         guidance_dim: int | None = None,
+        unet_shallow: Session | None = None,
+        deep_cache: int = deepcache.OFF,
     ) -> None:
         self.tokenizer = tokenizer
         self.text_encoder = text_encoder
@@ -248,6 +251,10 @@ class Pipeline:
         self.vae_encoder = vae_encoder
         self.vae_decoder_tiny = vae_decoder_tiny
         self.vae_encoder_tiny = vae_encoder_tiny
+        # DeepCache (engine.deepcache): with the shallow graph, ``unet`` is unet_deep (2 outputs)
+        self.unet_shallow = unet_shallow
+        self.deep_cache = deepcache.check_interval(deep_cache) if unet_shallow is not None else deepcache.OFF
+        self._deep_feature: np.ndarray | None = None
         self.tiny_vae_scaling_factor = tiny_vae_scaling_factor
         self.timesteps = tuple(timesteps)
         self.vae_scaling_factor = vae_scaling_factor
@@ -258,6 +265,8 @@ class Pipeline:
             _check_decoder(vae_decoder_tiny, unet)
         if vae_encoder_tiny is not None:
             _check_tiny_encoder(vae_encoder_tiny, unet)
+        if unet_shallow is not None:
+            deepcache.check_pair(unet, unet_shallow)
         self._text_input = text_encoder.inputs[0].name
         self._text_output = _first_output(text_encoder, "last_hidden_state")
         self._unet_sig = _unet_signature(unet)
@@ -301,10 +310,14 @@ class Pipeline:
     def _open(
         cls, layout: ModelLayout, options: RuntimeOptions, time_embeddings: np.ndarray | None, **kwargs
     ) -> Pipeline:
+        unet, shallow = layout.unet, None
+        if kwargs.get("deep_cache", deepcache.OFF) != deepcache.OFF:  # the pair instead of unet.onnx
+            unet, shallow = deepcache.pair_paths(layout.unet_deep, layout.unet_shallow, layout.root)
         return cls(
             tokenizer=ClipTokenizer(layout.tokenizer_dir),
             text_encoder=open_session(layout.text_encoder, options),
-            unet=open_session(layout.unet, options),
+            unet=open_session(unet, options),
+            unet_shallow=_open_optional(shallow, options),
             vae_decoder=open_session(layout.vae_decoder, options),
             vae_encoder=open_session(layout.vae_encoder, options) if layout.vae_encoder else None,
             vae_decoder_tiny=open_session(layout.vae_decoder_tiny, options)
@@ -376,6 +389,8 @@ class Pipeline:
             found["vae_decoder_tiny"] = self.vae_decoder_tiny
         if self.vae_encoder_tiny is not None:
             found["vae_encoder_tiny"] = self.vae_encoder_tiny
+        if self.unet_shallow is not None:
+            found["unet_shallow"] = self.unet_shallow
         return found
 
     def prepare_image(self, image: Image.Image, resize_mode: int = 0) -> np.ndarray:
@@ -412,12 +427,20 @@ class Pipeline:
             return row.reshape(sig.time.fixed_shape())
         return np.full(sig.time.fixed_shape(), t)
 
-    def predict_noise(self, latent: np.ndarray, t: int, hidden: np.ndarray) -> np.ndarray:
+    def predict_noise(self, latent: np.ndarray, t: int, hidden: np.ndarray, step: int = 0) -> np.ndarray:
+        """The UNet's noise prediction; ``step`` (0-based in the generation) picks, with DeepCache on,
+        the full UNet (keeping its deep feature) or the shallow path on the kept feature."""
         sig = self._unet_sig
         feeds = {sig.sample.name: latent, sig.hidden.name: hidden, sig.time.name: self._time_feed(t)}
         if sig.guidance is not None:
             feeds[sig.guidance.name] = self._guidance
-        (eps,) = self.unet.run(feeds, [self._unet_output])
+        if self.unet_shallow is None:
+            (eps,) = self.unet.run(feeds, [self._unet_output])
+        elif deepcache.reuses_step(step, self.deep_cache) and self._deep_feature is not None:
+            feeds[DEEP_FEATURE] = self._deep_feature
+            (eps,) = self.unet_shallow.run(feeds, [self.unet_shallow.output_names[0]])
+        else:
+            eps, self._deep_feature = self.unet.run(feeds, [self._unet_output, DEEP_FEATURE])
         return eps.astype(np.float32)
 
     def encode_image(self, image: np.ndarray, noise: NoiseFn, vae: str = "full") -> np.ndarray:
@@ -501,7 +524,7 @@ class Pipeline:
             if on_step:
                 on_step(i, total)
             t0 = time.perf_counter()
-            eps = self.predict_noise(latent, t, hidden)
+            eps = self.predict_noise(latent, t, hidden, i)
             denoised = self.scheduler.denoise(latent, eps, t)
             if i + 1 < total:
                 latent = self.scheduler.renoise(denoised, noise(denoised.shape), timesteps[i + 1])
@@ -512,6 +535,7 @@ class Pipeline:
                 on_latent(i + 1, total, denoised)
         if on_step:
             on_step(total, total)
+        self._deep_feature = None  # step 0 of the next image runs the full UNet anyway
 
         t0 = time.perf_counter()
         pixels = self.decode_latent(latent, params.vae)

@@ -1,0 +1,146 @@
+"""DeepCache on the tiny model: the exported pair, the engine's schedule against a torch reference
+built from diffusers' own UNet, and the setting (off by default, refused when the files are missing)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from pi_axera_sd.defaults import TXT2IMG_TIMESTEPS
+from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, DEEP_FEATURE
+from pi_axera_sd.engine.layout import resolve_layout
+from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
+from pi_axera_sd.errors import ModelError
+from test_reference_diffusers import MAX_PIXEL_DIFF, RecordingNoise, _max_diff, replay_noise
+
+
+@pytest.fixture(scope="module")
+def deep_dir(tiny_pipe, tiny_taesd, tmp_path_factory) -> Path:
+    from pi_axera_sd.modeltools.export_sd import export_pipeline
+
+    out = tmp_path_factory.mktemp("tiny-deepcache")
+    export_pipeline(tiny_pipe, out, name="tiny-deepcache", tiny_vae=tiny_taesd, deep_cache=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def deep_engine(deep_dir) -> Pipeline:
+    return Pipeline.load(resolve_layout(deep_dir), deep_cache=2)
+
+
+def _count_runs(monkeypatch, session) -> list[int]:
+    calls: list[int] = []
+    real = session.run
+    monkeypatch.setattr(session, "run", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_shallow_graph_with_the_same_steps_feature_reproduces_the_full_unet(deep_dir):
+    full, deep, shallow = (
+        ort.InferenceSession(str(deep_dir / f"{name}.onnx")) for name in ("unet", "unet_deep", "unet_shallow")
+    )
+    rng = np.random.default_rng(3)
+    rows = np.load(deep_dir / "time_input_txt2img.npy")
+    for row in range(len(TXT2IMG_TIMESTEPS)):
+        feeds = {
+            "sample": rng.standard_normal((1, 4, 16, 16), dtype=np.float32),
+            AXERA_TIME_INPUT: rows[row : row + 1],
+            "encoder_hidden_states": rng.standard_normal((1, 77, 32), dtype=np.float32),
+        }
+        (expected,) = full.run(None, feeds)
+        out, feature = deep.run(None, feeds)
+        (again,) = shallow.run(None, {**feeds, DEEP_FEATURE: feature})
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(again, expected, rtol=0, atol=1e-5)
+        # the shallow output really depends on the feature: another one gives another result
+        (other,) = shallow.run(None, {**feeds, DEEP_FEATURE: np.zeros_like(feature)})
+        assert np.abs(other - expected).max() > 1e-3
+
+
+@contextmanager
+def reference_deep_cache(unet, interval: int):
+    """diffusers' own UNet forward with DeepCache's schedule: on reuse calls the last up block's
+    input is replaced by the one kept from the last full call (the deep branch still runs, unused)."""
+    state: dict[str, object] = {"call": 0}
+
+    def swap(_module, args, kwargs):
+        step = state["call"]
+        state["call"] = step + 1
+        if step % interval == 0:
+            state["feature"] = kwargs["hidden_states"]
+            return None
+        return args, {**kwargs, "hidden_states": state["feature"]}
+
+    handle = unet.up_blocks[-1].register_forward_pre_hook(swap, with_kwargs=True)
+    try:
+        yield state
+    finally:
+        handle.remove()
+
+
+def test_engine_with_reuse_matches_a_diffusers_reference_of_the_same_schedule(
+    tiny_pipe, deep_engine, monkeypatch
+):
+    shallow_calls = _count_runs(monkeypatch, deep_engine.unet_shallow)
+    deep_calls = _count_runs(monkeypatch, deep_engine.unet)
+    noise = RecordingNoise(seed=21)
+    ours = deep_engine.generate(GenerationParams(prompt="a lighthouse", seed=21), noise=noise)
+    assert (len(deep_calls), len(shallow_calls)) == (2, 2)  # full, reuse, full, reuse
+    with replay_noise(noise.draws[1:]), reference_deep_cache(tiny_pipe.unet, 2) as state:
+        ref = tiny_pipe(
+            prompt="a lighthouse",
+            timesteps=list(TXT2IMG_TIMESTEPS),
+            guidance_scale=1.0,
+            latents=torch.from_numpy(noise.draws[0]),
+            height=deep_engine.height,
+            width=deep_engine.width,
+            output_type="pil",
+        ).images[0]
+    assert state["call"] == 4
+    diff = _max_diff(ours.pixels, np.asarray(ref))
+    print(f"DeepCache (interval 2) max pixel diff vs the diffusers reference: {diff}/255")
+    assert diff <= MAX_PIXEL_DIFF
+    with replay_noise(noise.draws[1:]):
+        plain = tiny_pipe(
+            prompt="a lighthouse",
+            timesteps=list(TXT2IMG_TIMESTEPS),
+            guidance_scale=1.0,
+            latents=torch.from_numpy(noise.draws[0]),
+            height=deep_engine.height,
+            width=deep_engine.width,
+            output_type="np",
+        ).images[0]
+    # reuse changed the result: the comparison above could tell the schedules apart
+    assert np.abs(np.asarray(ref, np.float32) / 255 - plain).max() > 2 / 255
+
+
+def test_img2img_reuses_on_its_second_step(deep_engine, monkeypatch):
+    shallow_calls = _count_runs(monkeypatch, deep_engine.unet_shallow)
+    rng = np.random.default_rng(1)
+    init = rng.uniform(-1, 1, (1, 3, deep_engine.height, deep_engine.width)).astype(np.float32)
+    result = deep_engine.generate(GenerationParams("x", seed=2, init_image=init, strength=0.5, vae="tiny"))
+    assert len(result.timesteps) == 2 and len(shallow_calls) == 1
+
+
+def test_off_by_default_loads_and_runs_the_plain_unet_only(deep_dir, deep_engine):
+    from pi_axera_sd.config import Settings
+
+    assert Settings().deep_cache == 0
+    layout = resolve_layout(deep_dir)
+    plain = Pipeline.load(layout)
+    assert plain.unet_shallow is None and "unet_shallow" not in plain.sessions
+    assert Path(plain.unet.path).name == "unet.onnx"
+    assert Path(deep_engine.unet.path).name == "unet_deep.onnx"  # reuse on: unet.onnx is not opened
+    params = GenerationParams(prompt="a lighthouse", seed=4)
+    assert np.array_equal(plain.generate(params).pixels, Pipeline.load(layout).generate(params).pixels)
+    assert not np.array_equal(plain.generate(params).pixels, deep_engine.generate(params).pixels)
+
+
+def test_reuse_on_without_the_pair_names_the_export_option(tiny_model_dir):
+    with pytest.raises(ModelError, match="--deep-cache"):
+        Pipeline.load(resolve_layout(tiny_model_dir), deep_cache=2)
