@@ -26,11 +26,16 @@ def config_floor_s(
 ) -> float:
     """Seconds one image would take if every GEMM/conv ran at the measured rate of its precision."""
     precisions = stage_precisions(config, provider)
+    parts = config.split(":")
+    tiny = "tiny" in parts
+    # DeepCache (interval 2): every other step runs only the UNet's shallow path
+    reused = steps // 2 if "deepcache" in parts else 0
     work = {
         "text": macs["text"],
-        "unet": steps * macs["unet"],
-        "vae_decode": macs["vae_decode_tiny"] if config.endswith(":tiny") else macs["vae_decode"],
+        "unet": (steps - reused) * macs["unet"] + reused * macs.get("unet_shallow", 0),
+        "vae_decode": macs["vae_decode_tiny"] if tiny else macs["vae_decode"],
     }
     if mode == "img2img":
-        work["vae_encode"] = macs["vae_encode"]
+        # tiny: the TAESD encoder where the model folder has one (the engine falls back otherwise)
+        work["vae_encode"] = macs.get("vae_encode_tiny", macs["vae_encode"]) if tiny else macs["vae_encode"]
     return sum(n / (rates[precisions[stage]] * 1e9) for stage, n in work.items())

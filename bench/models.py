@@ -114,3 +114,15 @@ def ensure_deepcache(base: Path) -> Path:
     done.write_text(f"{time.perf_counter() - started:.0f} s\n")
     print(f"exported in {time.perf_counter() - started:.0f} s", flush=True)
     return target
+
+
+def ensure_deepcache_int8(target: Path) -> None:
+    """INT8 variants of the DeepCache pair in the ``-deepcache`` folder (``models quantize``), made once."""
+    axera = target / "axera"
+    if (axera / "unet_deep.int8.xml").is_file() and (axera / "unet_shallow.int8.xml").is_file():
+        return
+    from pi_axera_sd.modeltools.quantize import DEEP_CACHE_COMPONENTS, quantize_model
+
+    print("quantizing the DeepCache pair to INT8 (once) ...", flush=True)
+    info = quantize_model(axera, components=DEEP_CACHE_COMPONENTS)
+    print(f"quantized in {info['seconds']} s", flush=True)

@@ -276,6 +276,10 @@ def register_tools(msub: argparse._SubParsersAction) -> None:
     )
     quant.add_argument("model_dir", type=Path)
     quant.add_argument(
-        "--components", nargs="+", choices=["unet", "vae_decoder"], default=["unet", "vae_decoder"]
+        "--components",
+        nargs="+",
+        choices=["unet", "vae_decoder", "unet_deep", "unet_shallow"],
+        default=["unet", "vae_decoder"],
+        help="unet_deep unet_shallow: the DeepCache pair (quantised in a run of its own)",
     )
     quant.set_defaults(func=cmd_models_quantize)
