@@ -144,3 +144,32 @@ def test_off_by_default_loads_and_runs_the_plain_unet_only(deep_dir, deep_engine
 def test_reuse_on_without_the_pair_names_the_export_option(tiny_model_dir):
     with pytest.raises(ModelError, match="--deep-cache"):
         Pipeline.load(resolve_layout(tiny_model_dir), deep_cache=2)
+
+
+@pytest.mark.slow
+def test_quantize_writes_int8_variants_of_the_pair(deep_dir, deep_engine, tmp_path):
+    import shutil
+
+    from pi_axera_sd.config import Settings
+    from pi_axera_sd.modeltools.quantize import DEEP_CACHE_COMPONENTS, quantize_model
+
+    folder = tmp_path / "m"
+    shutil.copytree(deep_dir, folder)
+    with pytest.raises(ValueError, match="separate runs"):
+        quantize_model(folder, components=("unet", "unet_deep"), prompts=["a fox"])
+    info = quantize_model(folder, components=DEEP_CACHE_COMPONENTS, prompts=["a fox"])
+    # txt2img full, reuse, full, reuse + img2img full, reuse: three feeds each
+    assert info["components"]["unet_deep"]["calibration_samples"] == 3
+    assert info["components"]["unet_shallow"]["calibration_samples"] == 3
+    settings = Settings(models_dir=folder, variant="int8", deep_cache=2)
+    layout = settings.model_layout()
+    assert (layout.unet_deep.name, layout.unet_shallow.name) == (
+        "unet_deep.int8.xml",
+        "unet_shallow.int8.xml",
+    )
+    int8 = Pipeline.load(layout, deep_cache=settings.deep_cache)
+    assert int8.unet.runtime == "openvino" and int8.unet_shallow.runtime == "openvino"
+    ours = int8.generate(GenerationParams("a fox", seed=2)).pixels
+    ref = deep_engine.generate(GenerationParams("a fox", seed=2)).pixels
+    mse = np.mean((ours.astype(np.float64) - ref.astype(np.float64)) ** 2)
+    assert 0 < mse < np.mean((ref.astype(np.float64) - 127.5) ** 2)  # quantised, still the same image
