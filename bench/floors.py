@@ -3,6 +3,10 @@ stage runs in (FP32, BF16 or INT8), as measured in the same run by ``macs.measur
 
 from __future__ import annotations
 
+import math
+
+from worker import deepcache_interval
+
 
 def stage_precisions(config: str, provider: str) -> dict[str, str]:
     """Precision of each stage: ``fp32``, ``bf16`` or ``int8``.
@@ -28,8 +32,9 @@ def config_floor_s(
     precisions = stage_precisions(config, provider)
     parts = config.split(":")
     tiny = "tiny" in parts
-    # DeepCache (interval 2): every other step runs only the UNet's shallow path
-    reused = steps // 2 if "deepcache" in parts else 0
+    # DeepCache (interval N): steps 0, N, 2N... run the whole UNet, the others only its shallow path
+    interval = deepcache_interval(config)
+    reused = steps - math.ceil(steps / interval) if interval else 0
     work = {
         "text": macs["text"],
         "unet": (steps - reused) * macs["unet"] + reused * macs.get("unet_shallow", 0),

@@ -30,6 +30,7 @@ from floors import config_floor_s  # noqa: E402
 from macs import count_macs, measure_gemm_rates  # noqa: E402
 from models import ensure_deepcache, ensure_deepcache_int8, ensure_int8, ensure_sd15  # noqa: E402
 from targets import evaluate, format_targets  # noqa: E402
+from worker import deepcache_interval  # noqa: E402
 
 DEFAULT_CONFIGS = [
     "engine:onnxruntime",
@@ -120,11 +121,11 @@ def main() -> int:
     base = ensure_sd15(size=args.size)
     if any("int8" in c for c in args.configs):
         ensure_int8(base)
-    if any("deepcache" in c.split(":") for c in args.configs):
+    if any(deepcache_interval(c) for c in args.configs):
         # every configuration then reads the sibling folder that adds the DeepCache pair and the TAESD
         # encoder, so peers and reuse share one model folder (the base folder is never written)
         base = ensure_deepcache(base)
-        if any({"int8", "deepcache"} <= set(c.split(":")) for c in args.configs):
+        if any(deepcache_interval(c) and "int8" in c.split(":") for c in args.configs):
             ensure_deepcache_int8(base)
     axera = base / "axera"
     unet_macs = count_macs(axera / "unet.onnx")
@@ -266,10 +267,9 @@ def compare_reuse(results: list[dict]) -> None:
     """Each DeepCache configuration against the same configuration without reuse, same mode: its
     time ratio and the PSNR of its image against that configuration's image (same seed, same noise)."""
     for r in results:
-        parts = r["config"].split(":")
-        if "error" in r or "deepcache" not in parts:
+        if "error" in r or not deepcache_interval(r["config"]):
             continue
-        peer_config = ":".join(p for p in parts if p != "deepcache")
+        peer_config = ":".join(p for p in r["config"].split(":") if not p.startswith("deepcache"))
         peer = next(
             (
                 x
