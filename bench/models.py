@@ -70,28 +70,20 @@ def ensure_deepcache(base: Path) -> Path:
     """A sibling of the benchmark model (``<base>-deepcache``) that adds the DeepCache UNet pair and
     the TAESD encoder, exported once from the same weights. The files of ``<base>/axera`` are linked,
     never modified (another benchmark reads them); the manifest is copied, since quantising writes it."""
-    import shutil
-
     target = base.with_name(base.name + "-deepcache")
+    _link_base_files(base / "axera", target / "axera")
     done = target / ".complete"
     if done.is_file():
         return target
     import torch
     from diffusers import AutoencoderTiny, StableDiffusionPipeline
 
-    from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, MANIFEST
+    from pi_axera_sd.engine.contract import AXERA_TIME_INPUT
     from pi_axera_sd.modeltools.export_deepcache import export_deep_cache
     from pi_axera_sd.modeltools.export_sd import export_tiny_vae_encoder, time_embeddings
 
     started = time.perf_counter()
     axera = target / "axera"
-    axera.mkdir(parents=True, exist_ok=True)
-    for source in (base / "axera").iterdir():
-        link = axera / source.name
-        if source.name == MANIFEST:
-            shutil.copyfile(source, link)
-        elif not link.exists() and not source.name.startswith(("unet_deep", "unet_shallow")):
-            link.symlink_to(source)
     for folder in ("diffusers", "taesd"):
         if not (target / folder).exists():
             (target / folder).symlink_to(base / folder)
@@ -114,6 +106,30 @@ def ensure_deepcache(base: Path) -> Path:
     done.write_text(f"{time.perf_counter() - started:.0f} s\n")
     print(f"exported in {time.perf_counter() - started:.0f} s", flush=True)
     return target
+
+
+def _link_base_files(source: Path, target: Path) -> None:
+    """Hard links to the base model's files (OpenVINO refuses ONNX external data that a symbolic link
+    resolves outside the model's folder), a copy where the filesystem cannot link; folders linked."""
+    import shutil
+
+    from pi_axera_sd.engine.contract import MANIFEST
+
+    target.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        link = target / item.name
+        if item.name == MANIFEST:
+            if not link.is_file():
+                shutil.copyfile(item, link)
+        elif item.is_dir():
+            if not link.exists():
+                link.symlink_to(item)
+        elif link.is_symlink() or not link.exists():
+            link.unlink(missing_ok=True)
+            try:
+                link.hardlink_to(item)
+            except OSError:
+                shutil.copyfile(item, link)
 
 
 def ensure_deepcache_int8(target: Path) -> None:

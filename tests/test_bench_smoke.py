@@ -12,6 +12,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_bench(out: Path, env: dict[str, str], configs: list[str]) -> subprocess.CompletedProcess:
+    """``bench/run.py`` on the tiny architecture, one timed run per configuration."""
+    args = ["--size", "tiny", "--runs", "1", "--out", str(out), "--configs", *configs]
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.torch
 def test_benchmark_smoke_run(tmp_path):
@@ -23,24 +35,7 @@ def test_benchmark_smoke_run(tmp_path):
         "bare-openvino",
         "torch",
     ]
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "run.py"),
-            "--size",
-            "tiny",
-            "--runs",
-            "1",
-            "--out",
-            str(tmp_path),
-            "--configs",
-            *configs,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    run = run_bench(tmp_path, env, configs)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     (report_path,) = tmp_path.glob("bench-*.json")
     report = json.loads(report_path.read_text())
@@ -73,24 +68,7 @@ def test_benchmark_smoke_run(tmp_path):
 def test_deepcache_configurations_report_reuse_against_their_peer(tmp_path):
     env = {"PI_AXERA_SD_BENCH_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
     configs = ["engine:onnxruntime", "engine:onnxruntime:tiny", "engine:onnxruntime:tiny:deepcache"]
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "run.py"),
-            "--size",
-            "tiny",
-            "--runs",
-            "1",
-            "--out",
-            str(tmp_path),
-            "--configs",
-            *configs,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    run = run_bench(tmp_path, env, configs)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     (report_path,) = tmp_path.glob("bench-*.json")
     report = json.loads(report_path.read_text())

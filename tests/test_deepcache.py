@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
 
 from pi_axera_sd.defaults import TXT2IMG_TIMESTEPS
 from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, DEEP_FEATURE
 from pi_axera_sd.engine.layout import resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.errors import ModelError
-from test_reference_diffusers import MAX_PIXEL_DIFF, RecordingNoise, _max_diff, replay_noise
+from test_reference_diffusers import MAX_PIXEL_DIFF, RecordingNoise, _max_diff, diffusers_txt2img
 
 
 @pytest.fixture(scope="module")
@@ -91,32 +90,15 @@ def test_engine_with_reuse_matches_a_diffusers_reference_of_the_same_schedule(
     noise = RecordingNoise(seed=21)
     ours = deep_engine.generate(GenerationParams(prompt="a lighthouse", seed=21), noise=noise)
     assert (len(deep_calls), len(shallow_calls)) == (2, 2)  # full, reuse, full, reuse
-    with replay_noise(noise.draws[1:]), reference_deep_cache(tiny_pipe.unet, 2) as state:
-        ref = tiny_pipe(
-            prompt="a lighthouse",
-            timesteps=list(TXT2IMG_TIMESTEPS),
-            guidance_scale=1.0,
-            latents=torch.from_numpy(noise.draws[0]),
-            height=deep_engine.height,
-            width=deep_engine.width,
-            output_type="pil",
-        ).images[0]
+    size = (deep_engine.height, deep_engine.width)
+    with reference_deep_cache(tiny_pipe.unet, 2) as state:
+        ref = diffusers_txt2img(tiny_pipe, "a lighthouse", noise, *size)
     assert state["call"] == 4
-    diff = _max_diff(ours.pixels, np.asarray(ref))
+    diff = _max_diff(ours.pixels, ref)
     print(f"DeepCache (interval 2) max pixel diff vs the diffusers reference: {diff}/255")
     assert diff <= MAX_PIXEL_DIFF
-    with replay_noise(noise.draws[1:]):
-        plain = tiny_pipe(
-            prompt="a lighthouse",
-            timesteps=list(TXT2IMG_TIMESTEPS),
-            guidance_scale=1.0,
-            latents=torch.from_numpy(noise.draws[0]),
-            height=deep_engine.height,
-            width=deep_engine.width,
-            output_type="np",
-        ).images[0]
     # reuse changed the result: the comparison above could tell the schedules apart
-    assert np.abs(np.asarray(ref, np.float32) / 255 - plain).max() > 2 / 255
+    assert _max_diff(ref, diffusers_txt2img(tiny_pipe, "a lighthouse", noise, *size)) > MAX_PIXEL_DIFF
 
 
 def test_img2img_reuses_on_its_second_step(deep_engine, monkeypatch):
