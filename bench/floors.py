@@ -3,6 +3,10 @@ stage runs in (FP32, BF16 or INT8), as measured in the same run by ``macs.measur
 
 from __future__ import annotations
 
+import math
+
+from worker import deepcache_interval
+
 
 def stage_precisions(config: str, provider: str) -> dict[str, str]:
     """Precision of each stage: ``fp32``, ``bf16`` or ``int8``.
@@ -26,11 +30,17 @@ def config_floor_s(
 ) -> float:
     """Seconds one image would take if every GEMM/conv ran at the measured rate of its precision."""
     precisions = stage_precisions(config, provider)
+    parts = config.split(":")
+    tiny = "tiny" in parts
+    # DeepCache (interval N): steps 0, N, 2N... run the whole UNet, the others only its shallow path
+    interval = deepcache_interval(config)
+    reused = steps - math.ceil(steps / interval) if interval else 0
     work = {
         "text": macs["text"],
-        "unet": steps * macs["unet"],
-        "vae_decode": macs["vae_decode_tiny"] if config.endswith(":tiny") else macs["vae_decode"],
+        "unet": (steps - reused) * macs["unet"] + reused * macs.get("unet_shallow", 0),
+        "vae_decode": macs["vae_decode_tiny"] if tiny else macs["vae_decode"],
     }
     if mode == "img2img":
-        work["vae_encode"] = macs["vae_encode"]
+        # tiny: the TAESD encoder where the model folder has one (the engine falls back otherwise)
+        work["vae_encode"] = macs.get("vae_encode_tiny", macs["vae_encode"]) if tiny else macs["vae_encode"]
     return sum(n / (rates[precisions[stage]] * 1e9) for stage, n in work.items())

@@ -28,8 +28,9 @@ sys.path.insert(0, str(HERE))
 from chart import write_chart  # noqa: E402
 from floors import config_floor_s  # noqa: E402
 from macs import count_macs, measure_gemm_rates  # noqa: E402
-from models import ensure_int8, ensure_sd15  # noqa: E402
+from models import ensure_deepcache, ensure_deepcache_int8, ensure_int8, ensure_sd15  # noqa: E402
 from targets import evaluate, format_targets  # noqa: E402
+from worker import deepcache_interval  # noqa: E402
 
 DEFAULT_CONFIGS = [
     "engine:onnxruntime",
@@ -120,16 +121,28 @@ def main() -> int:
     base = ensure_sd15(size=args.size)
     if any("int8" in c for c in args.configs):
         ensure_int8(base)
+    if any(deepcache_interval(c) for c in args.configs):
+        # every configuration then reads the sibling folder that adds the DeepCache pair and the TAESD
+        # encoder, so peers and reuse share one model folder (the base folder is never written)
+        base = ensure_deepcache(base)
+        if any(deepcache_interval(c) and "int8" in c.split(":") for c in args.configs):
+            ensure_deepcache_int8(base)
     axera = base / "axera"
     unet_macs = count_macs(axera / "unet.onnx")
     vae_macs = count_macs(axera / "vae_decoder.onnx")
     enc_macs = count_macs(axera / "vae_encoder.onnx")
     text_macs = count_macs(axera / "text_encoder" / "sd15_text_encoder_sim.onnx")
     tiny_macs = count_macs(axera / "vae_decoder_tiny.onnx")
+    optional_macs = {
+        key: count_macs(axera / name)
+        for key, name in (("unet_shallow", "unet_shallow.onnx"), ("vae_encode_tiny", "vae_encoder_tiny.onnx"))
+        if (axera / name).is_file()
+    }
     print(
         f"MACs: UNet {unet_macs / 1e9:.0f} G/step, VAE decoder {vae_macs / 1e9:.0f} G, "
         f"VAE encoder {enc_macs / 1e9:.0f} G, text {text_macs / 1e9:.1f} G, "
         f"TAESD decoder {tiny_macs / 1e9:.0f} G"
+        + "".join(f", {key} {n / 1e9:.0f} G" for key, n in optional_macs.items())
     )
 
     results = []
@@ -142,7 +155,8 @@ def main() -> int:
         for r in results:
             if "error" in r or r["config"] == "torch":
                 continue
-            ref_config = "engine:onnxruntime:tiny" if r["config"].endswith(":tiny") else "engine:onnxruntime"
+            tiny = "tiny" in r["config"].split(":")
+            ref_config = "engine:onnxruntime:tiny" if tiny else "engine:onnxruntime"
             ref = next(
                 (
                     x
@@ -160,6 +174,7 @@ def main() -> int:
                 r["unet_rel_error"] = float(
                     np.linalg.norm(np.load(probe) - ref_unet) / np.linalg.norm(ref_unet)
                 )
+        compare_reuse(results)
 
     # The floor per precision: each configuration's MACs at the GEMM rates, measured now, of the
     # precisions it runs in (FP32, BF16, INT8).
@@ -174,6 +189,7 @@ def main() -> int:
         "unet": unet_macs,
         "vae_decode": vae_macs,
         "vae_decode_tiny": tiny_macs,
+        **optional_macs,
     }
     table = []
     for mode in args.modes:
@@ -205,6 +221,7 @@ def main() -> int:
                 "unet_rel_error": r.get("unet_rel_error"),
                 "engine_overhead_pct": 100 * statistics.median(overhead) / med if overhead else None,
                 "load_s": r["load_s"],
+                **{k: r[k] for k in ("reuse_speed_ratio", "psnr_vs_no_reuse") if k in r},
             }
             table.append(row)
 
@@ -226,6 +243,7 @@ def main() -> int:
             "vae_encoder": enc_macs,
             "text_encoder": text_macs,
             "taesd_decoder": tiny_macs,
+            **optional_macs,
         },
         "rows": table,
         "targets": (targets := evaluate(table)),
@@ -235,12 +253,48 @@ def main() -> int:
     path = args.out / f"bench-{stamp}.json"
     path.write_text(json.dumps(report, indent=2, default=float))
     markdown = format_table(table) + "\n\n" + format_targets(targets)
+    if any("reuse_speed_ratio" in row for row in table):
+        markdown += "\n\n" + format_reuse(table)
     print("\n" + markdown)
     path.with_suffix(".md").write_text(markdown + "\n")
     chart = write_chart(table, path.with_suffix(".png"))
     print("\nhost work per image (ms, best of 5): " + ", ".join(f"{k} {v:.1f}" for k, v in host.items()))
     print(f"\nwrote {path}, {path.with_suffix('.md').name}" + (f", {chart.name}" if chart else ""))
     return 1 if any("error" in row for row in table) else 0
+
+
+def compare_reuse(results: list[dict]) -> None:
+    """Each DeepCache configuration against the same configuration without reuse, same mode: its
+    time ratio and the PSNR of its image against that configuration's image (same seed, same noise)."""
+    for r in results:
+        if "error" in r or not deepcache_interval(r["config"]):
+            continue
+        peer_config = ":".join(p for p in r["config"].split(":") if not p.startswith("deepcache"))
+        peer = next(
+            (
+                x
+                for x in results
+                if x["config"] == peer_config and x["mode"] == r["mode"] and "error" not in x
+            ),
+            None,
+        )
+        if peer is not None:
+            r["reuse_speed_ratio"] = r["median_ms"] / peer["median_ms"]
+            r["psnr_vs_no_reuse"] = psnr(np.load(r["image"]), np.load(peer["image"]))
+
+
+def format_reuse(rows: list[dict]) -> str:
+    lines = [
+        "| mode | DeepCache configuration | x same config without reuse | PSNR dB vs it | UNet ms |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "reuse_speed_ratio" in r:
+            lines.append(
+                f"| {r['mode']} | {r['config']} | {r['reuse_speed_ratio']:.2f} | "
+                f"{_fmt(r.get('psnr_vs_no_reuse'), '.1f')} | {r['stages_ms'].get('unet', 0):.0f} |"
+            )
+    return "\n".join(lines)
 
 
 def _fmt(value, spec: str) -> str:

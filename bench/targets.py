@@ -20,7 +20,7 @@ def _best_full_vae(rows: list[dict], mode: str) -> dict | None:
         if r["mode"] == mode
         and "error" not in r
         and r["config"].startswith("engine:")
-        and not r["config"].endswith(":tiny")
+        and "tiny" not in r["config"].split(":")
         and (r.get("psnr_vs_ort_fp32") or 0) >= MIN_PSNR_DB
     ]
     return min(ok, key=lambda r: r["median_s"], default=None)
@@ -44,7 +44,7 @@ def evaluate(rows: list[dict]) -> list[dict]:
                 }
             )
         tiny = min(
-            (r for c, r in by.items() if c.startswith("engine:") and c.endswith(":tiny")),
+            (r for c, r in by.items() if c.startswith("engine:") and "tiny" in c.split(":")),
             key=lambda r: r["median_s"],
             default=None,
         )

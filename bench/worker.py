@@ -1,9 +1,10 @@
 """One benchmark configuration in its own process (clean peak memory): prints one JSON line.
 
 Configurations:
-  engine:<runtime>[:<precision>][:int8|:int8unet][:tiny]
+  engine:<runtime>[:<precision>][:int8|:int8unet][:tiny][:deepcache[N]]
                                           this project's Pipeline (ORT / OpenVINO): FP32/BF16, the INT8
-                                          variants (or only the INT8 UNet), full or TAESD decoder
+                                          variants (or only the INT8 UNet), full or TAESD VAE, DeepCache
+                                          reuse (interval N, default 2: full, reuse, full, reuse) or not
   bare-openvino                           OpenVINO compiled models driven by a minimal numpy loop
   torch                                   diffusers StableDiffusion(Img2Img)Pipeline + LCMScheduler, FP32 CPU
 """
@@ -74,7 +75,8 @@ def run_engine(model_dir: Path, spec: str, mode: str, runs: int, out: Path) -> d
     # int8unet: the INT8 UNet with the BF16/FP32 VAE decoder (quantize --components unet)
     overrides = {"vae_decoder": model_dir / "vae_decoder.onnx"} if "int8unet" in parts else None
     layout = resolve_layout(model_dir, variant=variant, overrides=overrides)
-    pipe = Pipeline.load(layout, RuntimeOptions(runtime=runtime, precision=precision))
+    deep_cache = deepcache_interval(spec)
+    pipe = Pipeline.load(layout, RuntimeOptions(runtime=runtime, precision=precision), deep_cache=deep_cache)
     load_s = time.perf_counter() - t0
     rss_after_load = _rss_mb()
     init = None
@@ -107,6 +109,12 @@ def run_engine(model_dir: Path, spec: str, mode: str, runs: int, out: Path) -> d
         "provider": pipe.unet.provider,
         "rss_after_load_mb": rss_after_load,
     }
+
+
+def deepcache_interval(config: str) -> int:
+    """``...:deepcache`` -> 2, ``...:deepcache4`` -> 4, no such part -> 0 (off)."""
+    part = next((p for p in config.split(":") if p.startswith("deepcache")), None)
+    return 0 if part is None else int(part.removeprefix("deepcache") or 2)
 
 
 def _time_session_calls(pipe) -> list[float]:

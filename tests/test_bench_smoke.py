@@ -12,6 +12,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_bench(out: Path, env: dict[str, str], configs: list[str]) -> subprocess.CompletedProcess:
+    """``bench/run.py`` on the tiny architecture, one timed run per configuration."""
+    args = ["--size", "tiny", "--runs", "1", "--out", str(out), "--configs", *configs]
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.torch
 def test_benchmark_smoke_run(tmp_path):
@@ -23,24 +35,7 @@ def test_benchmark_smoke_run(tmp_path):
         "bare-openvino",
         "torch",
     ]
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "run.py"),
-            "--size",
-            "tiny",
-            "--runs",
-            "1",
-            "--out",
-            str(tmp_path),
-            "--configs",
-            *configs,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    run = run_bench(tmp_path, env, configs)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     (report_path,) = tmp_path.glob("bench-*.json")
     report = json.loads(report_path.read_text())
@@ -66,6 +61,29 @@ def test_benchmark_smoke_run(tmp_path):
     assert report["macs"]["unet_per_step"] > 0 and report["macs"]["vae_decoder"] > 0
     assert "| txt2img | engine:onnxruntime |" in run.stdout
     assert report["host_work_ms"]["png_level4"] > 0 and "host work per image" in run.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_deepcache_configurations_report_reuse_against_their_peer(tmp_path):
+    env = {"PI_AXERA_SD_BENCH_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    configs = ["engine:onnxruntime", "engine:onnxruntime:tiny", "engine:onnxruntime:tiny:deepcache"]
+    run = run_bench(tmp_path, env, configs)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (report_path,) = tmp_path.glob("bench-*.json")
+    report = json.loads(report_path.read_text())
+    rows = {(r["mode"], r["config"]): r for r in report["rows"]}
+    for mode in ("txt2img", "img2img"):
+        reuse = rows[(mode, "engine:onnxruntime:tiny:deepcache")]
+        assert reuse["reuse_speed_ratio"] > 0
+        # against the FP32 tiny image it is the same comparison as against its no-reuse peer
+        assert reuse["psnr_vs_no_reuse"] == reuse["psnr_vs_ort_fp32"] < 100  # reuse changed the image
+        assert "reuse_speed_ratio" not in rows[(mode, "engine:onnxruntime:tiny")]
+    assert report["macs"]["unet_shallow"] < report["macs"]["unet_per_step"]
+    tiny_target = next(t for t in report["targets"] if t["target"].startswith("txt2img: tiny"))
+    assert tiny_target["config"] in {"engine:onnxruntime:tiny", "engine:onnxruntime:tiny:deepcache"}
+    assert "| txt2img | engine:onnxruntime:tiny:deepcache |" in report_path.with_suffix(".md").read_text()
+    assert (tmp_path / "cache" / "sd15-random-tiny-deepcache" / "axera" / "unet_shallow.onnx").is_file()
 
 
 @pytest.mark.slow

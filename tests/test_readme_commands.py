@@ -263,6 +263,9 @@ def run_export(command: str, ctx: Context) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     assert (out / "unet.onnx").is_file() and manifest["lora"] == words[words.index("--lora") + 1]
     assert (out / "vae_decoder_tiny.onnx").is_file() == ("--tiny-vae" in words)
+    assert (out / "vae_encoder_tiny.onnx").is_file() == ("--tiny-vae" in words)
+    for name in ("unet_deep.onnx", "unet_shallow.onnx"):
+        assert (out / name).is_file() == ("--deep-cache" in words), name
 
 
 def run_export_clip(command: str, ctx: Context) -> None:
@@ -296,7 +299,14 @@ def check_offline_docs(url: str) -> None:
 
 
 def run_generate(command: str, ctx: Context) -> None:
-    env = ctx.workspace()
+    if "--deep-cache" in shlex.split(command):  # the tiny model exported with the DeepCache pair
+        from pi_axera_sd.modeltools.export_sd import export_pipeline
+
+        pipe, taesd = ctx.fixture("tiny_pipe"), ctx.fixture("tiny_taesd")
+        export_pipeline(pipe, ctx.tmp / "models", tiny_vae=taesd, deep_cache=True)
+        env = ctx.workspace(with_models=False)
+    else:
+        env = ctx.workspace()
     Image.new("RGB", (64, 48), (200, 40, 40)).save(ctx.tmp / "photo.jpg")
     out = ok(env.run(command), command).stdout
     output = shlex.split(command)[shlex.split(command).index("-o") + 1]

@@ -58,6 +58,37 @@ def _max_diff(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
 
 
+def diffusers_txt2img(pipe, prompt: str, noise: RecordingNoise, height: int, width: int) -> np.ndarray:
+    """diffusers' LCM txt2img (4 steps, no CFG) on the engine's draws: the initial latent, then the rest."""
+    with replay_noise(noise.draws[1:]):
+        image = pipe(
+            prompt=prompt,
+            timesteps=list(TXT2IMG_TIMESTEPS),
+            guidance_scale=1.0,
+            latents=torch.from_numpy(noise.draws[0]),
+            height=height,
+            width=width,
+            output_type="pil",
+        ).images[0]
+    return np.asarray(image)
+
+
+def diffusers_img2img(
+    pipe, prompt: str, init: Image.Image, strength: float, noise: RecordingNoise
+) -> np.ndarray:
+    """diffusers' LCM img2img on the engine's draws, in the order the engine made them."""
+    with replay_noise(noise.draws):
+        image = pipe(
+            prompt=prompt,
+            image=init,
+            strength=strength,
+            timesteps=list(TXT2IMG_TIMESTEPS),
+            guidance_scale=1.0,
+            output_type="pil",
+        ).images[0]
+    return np.asarray(image)
+
+
 @pytest.mark.parametrize("prompt", ["a photograph of a red fox in the snow, highly detailed", ""])
 def test_txt2img_matches_diffusers(tiny_pipe, tiny_engine, prompt):
     noise = RecordingNoise(seed=1234)
@@ -65,17 +96,7 @@ def test_txt2img_matches_diffusers(tiny_pipe, tiny_engine, prompt):
     assert ours.timesteps == TXT2IMG_TIMESTEPS
     assert len(noise.draws) == 4  # initial latent + 3 renoise draws
 
-    with replay_noise(noise.draws[1:]):
-        ref = tiny_pipe(
-            prompt=prompt,
-            timesteps=list(TXT2IMG_TIMESTEPS),
-            guidance_scale=1.0,
-            latents=torch.from_numpy(noise.draws[0]),
-            height=tiny_engine.height,
-            width=tiny_engine.width,
-            output_type="pil",
-        ).images[0]
-    ref_pixels = np.asarray(ref)
+    ref_pixels = diffusers_txt2img(tiny_pipe, prompt, noise, tiny_engine.height, tiny_engine.width)
     assert ref_pixels.shape == ours.pixels.shape == (tiny_engine.height, tiny_engine.width, 3)
     assert ours.pixels.std() > 5, "degenerate image: the comparison would prove nothing"
     diff = _max_diff(ours.pixels, ref_pixels)
@@ -103,16 +124,8 @@ def test_img2img_matches_diffusers(tiny_pipe, tiny_engine, strength, steps):
     )
     assert len(ours.timesteps) == steps
     assert ours.timesteps == TXT2IMG_TIMESTEPS[4 - steps :]
-    with replay_noise(noise.draws):
-        ref = img2img(
-            prompt="a pencil sketch",
-            image=init,
-            strength=strength,
-            timesteps=list(TXT2IMG_TIMESTEPS),
-            guidance_scale=1.0,
-            output_type="pil",
-        ).images[0]
-    diff = _max_diff(ours.pixels, np.asarray(ref))
+    ref = diffusers_img2img(img2img, "a pencil sketch", init, strength, noise)
+    diff = _max_diff(ours.pixels, ref)
     print(f"img2img strength={strength} max pixel diff vs diffusers: {diff}/255")
     assert diff <= MAX_PIXEL_DIFF
 
@@ -180,19 +193,52 @@ def test_tiny_vae_matches_diffusers_autoencoder_tiny(tiny_pipe, tiny_taesd, tiny
     ours = tiny_engine.generate(GenerationParams(prompt="a fox", seed=31, vae="tiny"), noise=noise)
     full = tiny_engine.generate(GenerationParams(prompt="a fox", seed=31, vae="full"))
     assert _max_diff(ours.pixels, full.pixels) > MAX_PIXEL_DIFF  # the tiny decoder really was used
-    with replay_noise(noise.draws[1:]):
-        ref = taesd_pipe(
-            prompt="a fox",
-            timesteps=list(TXT2IMG_TIMESTEPS),
-            guidance_scale=1.0,
-            latents=torch.from_numpy(noise.draws[0]),
-            height=tiny_engine.height,
-            width=tiny_engine.width,
-            output_type="pil",
-        ).images[0]
-    diff = _max_diff(ours.pixels, np.asarray(ref))
+    ref = diffusers_txt2img(taesd_pipe, "a fox", noise, tiny_engine.height, tiny_engine.width)
+    diff = _max_diff(ours.pixels, ref)
     print(f"tiny VAE max pixel diff vs diffusers AutoencoderTiny: {diff}/255")
     assert diff <= MAX_PIXEL_DIFF
+
+
+def _gradient_image(h: int, w: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    gradient = np.linspace(0, 255, w, dtype=np.float32)[None, :, None] * np.ones((h, 1, 3), np.float32)
+    return Image.fromarray(np.clip(gradient + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8))
+
+
+def test_tiny_vae_img2img_uses_the_taesd_encoder_like_diffusers(tiny_pipe, tiny_taesd, tiny_engine):
+    """img2img with vae=tiny: TAESD encodes (no posterior draw; latents unscaled, scaling_factor 1.0)
+    and decodes, as diffusers' img2img pipeline does with an AutoencoderTiny as its VAE."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    assert tiny_engine.vae_encoder_tiny is not None
+    img2img = StableDiffusionImg2ImgPipeline(**{**tiny_pipe.components, "vae": tiny_taesd})
+    img2img.set_progress_bar_config(disable=True)
+    init = _gradient_image(tiny_engine.height, tiny_engine.width, seed=8)
+    params = GenerationParams(
+        prompt="a pencil sketch", seed=41, init_image=to_model_input(init), strength=0.5, vae="tiny"
+    )
+    noise = RecordingNoise(seed=41)
+    ours = tiny_engine.generate(params, noise=noise)
+    assert len(noise.draws) == 2  # the added noise and one step's: TAESD draws no posterior sample
+    ref = diffusers_img2img(img2img, "a pencil sketch", init, 0.5, noise)
+    diff = _max_diff(ours.pixels, ref)
+    print(f"tiny VAE img2img max pixel diff vs diffusers AutoencoderTiny: {diff}/255")
+    assert diff <= MAX_PIXEL_DIFF
+
+
+def test_tiny_vae_img2img_falls_back_to_the_full_encoder(tiny_engine):
+    init = to_model_input(_gradient_image(tiny_engine.height, tiny_engine.width, seed=8))
+    params = GenerationParams(prompt="x", seed=41, init_image=init, strength=0.5, vae="tiny")
+    with_taesd = tiny_engine.generate(params)
+    encoder = tiny_engine.vae_encoder_tiny
+    try:
+        tiny_engine.vae_encoder_tiny = None
+        noise = RecordingNoise(seed=41)
+        fallback = tiny_engine.generate(params, noise=noise)
+    finally:
+        tiny_engine.vae_encoder_tiny = encoder
+    assert len(noise.draws) == 3  # the full encoder's posterior sample comes first
+    assert _max_diff(with_taesd.pixels, fallback.pixels) > MAX_PIXEL_DIFF
 
 
 def test_unknown_or_missing_vae_choice(tiny_engine):

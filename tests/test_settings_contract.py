@@ -33,6 +33,8 @@ BAD_SETTINGS = [
     ({"PI_AXERA_SD_PRECISION": "f64"}, [], ["PI_AXERA_SD_PRECISION", "'f64'", "'bf16'"]),
     ({"PI_AXERA_SD_SAVE_IMAGES": "maybe"}, [], ["PI_AXERA_SD_SAVE_IMAGES", "'maybe'", "valid boolean"]),
     ({"PI_AXERA_SD_THREADS": "-1"}, [], ["PI_AXERA_SD_THREADS", "'-1'", "greater than or equal to 0"]),
+    ({"PI_AXERA_SD_DEEP_CACHE": "1"}, [], ["PI_AXERA_SD_DEEP_CACHE", "'1'", "0 (off) or an interval of 2"]),
+    ({}, ["--deep-cache", "x"], ["PI_AXERA_SD_DEEP_CACHE / --deep-cache", "'x'", "valid integer"]),
     ({"PI_AXERA_SD_CORS_ORIGINS": '["https://a"'}, [], ["PI_AXERA_SD_CORS_ORIGINS", "https://a"]),
     (
         {"PI_AXERA_SD_SHUTDOWN_GRACE_S": "soon"},

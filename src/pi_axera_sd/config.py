@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     require_variant: bool = False  # a missing variant file is an error (exit 2), not a warning
     text_cache_size: int = Field(128, ge=1)
     vae: Vae = DEFAULT_VAE  # default VAE decoder; requests may override
+    # DeepCache: 0 off; N >= 2 runs the full UNet every N steps and its shallow path between them
+    # (needs unet_deep.onnx + unet_shallow.onnx from `models export --deep-cache`)
+    deep_cache: int = 0
     # LCM models with a guidance embedding (timestep_cond): default from the model's config, else 8.5
     guidance_scale: float | None = Field(None, gt=0)
     auto_download: bool = True  # serve: fetch the platform's default model into an empty models_dir
@@ -131,6 +134,13 @@ class Settings(BaseSettings):
     # prompt templates for label embeddings ("{}" = the label); several are averaged (JSON list in env)
     interrogate_templates: StrList = Field(default_factory=lambda: ["a photo of a {}"], min_length=1)
     clip_text_batch: int = Field(64, ge=1)  # labels per text-tower run while building the cache
+
+    @field_validator("deep_cache")
+    @classmethod
+    def _deep_cache_interval(cls, value: int) -> int:
+        from pi_axera_sd.engine.deepcache import check_interval
+
+        return check_interval(value)
 
     @field_validator("randn_source", mode="before")
     @classmethod

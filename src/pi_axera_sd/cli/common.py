@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 from pi_axera_sd.cli.settings_flags import add_settings_flags
 
-ENGINE_SETTINGS = ("runtime", "device", "threads", "ax_provider")
+ENGINE_SETTINGS = ("runtime", "device", "threads", "ax_provider", "deep_cache")
 
 
 class OneLineParser(argparse.ArgumentParser):

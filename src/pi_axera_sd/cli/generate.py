@@ -15,7 +15,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, resolve_seed
 
     settings = settings_from_args(args)
-    pipeline = Pipeline.load(settings.model_layout(), settings.runtime_options())
+    pipeline = Pipeline.load(
+        settings.model_layout(), settings.runtime_options(), deep_cache=settings.deep_cache
+    )
     init = None
     if args.init_image:
         image = decode_image_bytes(Path(args.init_image).read_bytes(), settings.image_limits())

@@ -199,6 +199,7 @@ def cmd_models_export(args: argparse.Namespace) -> int:
         name=args.name,
         unet_time_input=args.unet_time_input,
         tiny_vae=args.tiny_vae,
+        deep_cache=args.deep_cache,
     )
     print_export(manifest, args.out)
     return 0
@@ -250,7 +251,12 @@ def register_tools(msub: argparse._SubParsersAction) -> None:
     exp.add_argument(
         "--tiny-vae",
         help="also export a TAESD decoder (AutoencoderTiny folder or hub id, "
-        "e.g. madebyollin/taesd) as vae_decoder_tiny.onnx",
+        "e.g. madebyollin/taesd) as vae_decoder_tiny.onnx and vae_encoder_tiny.onnx",
+    )
+    exp.add_argument(
+        "--deep-cache",
+        action="store_true",
+        help="also export unet_deep.onnx + unet_shallow.onnx, the UNet pair that PI_AXERA_SD_DEEP_CACHE uses",
     )
     exp.set_defaults(func=cmd_models_export)
     tiny = msub.add_parser(
@@ -266,6 +272,10 @@ def register_tools(msub: argparse._SubParsersAction) -> None:
     )
     quant.add_argument("model_dir", type=Path)
     quant.add_argument(
-        "--components", nargs="+", choices=["unet", "vae_decoder"], default=["unet", "vae_decoder"]
+        "--components",
+        nargs="+",
+        choices=["unet", "vae_decoder", "unet_deep", "unet_shallow"],
+        default=["unet", "vae_decoder"],
+        help="unet_deep unet_shallow: the DeepCache pair (quantised in a run of its own)",
     )
     quant.set_defaults(func=cmd_models_quantize)

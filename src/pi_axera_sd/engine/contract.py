@@ -20,6 +20,9 @@ TEXT_ENCODER, UNET, VAE_DECODER, VAE_ENCODER, VAE_DECODER_TINY = (
     "vae_encoder",
     "vae_decoder_tiny",
 )
+VAE_ENCODER_TINY = "vae_encoder_tiny"  # optional TAESD encoder: img2img with the tiny VAE
+# optional DeepCache pair (engine.deepcache): the UNet that also returns DEEP_FEATURE, and its shallow path
+UNET_DEEP, UNET_SHALLOW, DEEP_FEATURE = "unet_deep", "unet_shallow", "deep_feature"
 TIME_INPUT_TXT2IMG, TIME_INPUT_IMG2IMG = "time_input_txt2img", "time_input_img2img"
 TOKENIZER = "tokenizer"
 TOKENIZER_FILES = ("vocab.json", "merges.txt")  # CLIP's BPE, in the tokenizer folder
@@ -34,6 +37,9 @@ AXERA_STEMS = {
     VAE_DECODER: VAE_DECODER,
     VAE_ENCODER: VAE_ENCODER,
     VAE_DECODER_TINY: VAE_DECODER_TINY,
+    VAE_ENCODER_TINY: VAE_ENCODER_TINY,
+    UNET_DEEP: UNET_DEEP,
+    UNET_SHALLOW: UNET_SHALLOW,
 }
 TIME_INPUT_FILES = {
     TIME_INPUT_TXT2IMG: "time_input_txt2img.npy",
@@ -51,9 +57,10 @@ SCHEDULER_CONFIG = "scheduler/scheduler_config.json"
 
 
 def axera_component_files() -> tuple[str, ...]:
-    """Every file name of the AXERA layout's components (the optional tiny decoder included)."""
+    """Every file name of the AXERA layout's components (the optional TAESD and DeepCache files included)."""
     return (
-        f"{AXERA_STEMS[UNET]}.onnx.data",  # the UNet's external weights
+        # the UNets' external weights
+        *(f"{AXERA_STEMS[c]}.onnx.data" for c in (UNET, UNET_DEEP, UNET_SHALLOW)),
         *(f"{stem}{suffix}" for stem in AXERA_STEMS.values() for suffix in reversed(AXERA_SUFFIXES)),
         *TIME_INPUT_FILES.values(),
     )

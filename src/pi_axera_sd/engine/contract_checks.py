@@ -21,6 +21,7 @@ import numpy as np
 
 from pi_axera_sd.engine.contract import (
     AXERA_TIME_INPUT,
+    DEEP_FEATURE,
     GUIDANCE_INPUT,
     LATENT_CHANNELS,
     TEXT_ENCODER,
@@ -30,9 +31,12 @@ from pi_axera_sd.engine.contract import (
     TOKENIZER_FILES,
     TOKENS,
     UNET,
+    UNET_DEEP,
+    UNET_SHALLOW,
     VAE_DECODER,
     VAE_DECODER_TINY,
     VAE_ENCODER,
+    VAE_ENCODER_TINY,
     VAE_FACTOR,
     UnetInputs,
     unet_inputs,
@@ -338,18 +342,63 @@ def check_vae_encoder(s: SessionLike, facts: ModelFacts) -> list[Problem]:
     return []
 
 
+def check_tiny_encoder(s: SessionLike, facts: ModelFacts) -> list[Problem]:
+    """TAESD's encoder: an RGB image -> the UNet's latent itself (no moments, no scaling)."""
+    c, h, w = facts.latent or (LATENT_CHANNELS, None, None)
+    size = facts.image or (h * VAE_FACTOR if h else None, w * VAE_FACTOR if w else None)
+    expected = f"image {_want((1, 3, *size), ('H', 'W'))} -> latent {_want((1, c, h, w), ('H/8', 'W/8'))}"
+    if (
+        len(s.inputs) != 1
+        or not s.outputs
+        or not _dims_match(s.inputs[0].shape, (1, 3, *size))
+        or not _dims_match(s.outputs[0].shape, (1, c, h, w))
+    ):
+        return [_signature(VAE_ENCODER_TINY, s, "a TAESD encoder", expected)]
+    return []
+
+
+def check_deepcache_pair(deep: SessionLike, shallow: SessionLike) -> list[Problem]:
+    """DeepCache (engine.deepcache): the deep UNet also returns DEEP_FEATURE; the shallow graph
+    takes the deep UNet's inputs plus that feature and returns one output."""
+    deep_outputs = [spec.name for spec in deep.outputs]
+    if DEEP_FEATURE not in deep_outputs:
+        expected = f"a second output {DEEP_FEATURE!r}"
+        return [
+            _file_problem(
+                UNET_DEEP, deep, expected, f"expected {expected}", f"expected {expected}; {_declared(deep)}"
+            )
+        ]
+    wanted = sorted({spec.name for spec in deep.inputs} | {DEEP_FEATURE})
+    found = sorted(spec.name for spec in shallow.inputs)
+    if found != wanted or len(shallow.outputs) != 1:
+        expected = f"inputs {wanted} and one output"
+        hint = "re-export both files together (models export --deep-cache)"
+        return [
+            _file_problem(
+                UNET_SHALLOW,
+                shallow,
+                expected,
+                f"expected {expected}",
+                f"expected {expected}; {_declared(shallow)} ({hint})",
+                hint,
+            )
+        ]
+    return []
+
+
 def check_sessions(
     sessions: Mapping[str, SessionLike | None], facts: ModelFacts, guidance_dim: int | None = None
 ) -> list[Problem]:
     """Every component's check, in the order the facts flow (text encoder, UNet, VAE decoder, VAE
-    encoder, tiny decoder); ``sessions`` maps component names to sessions, None (or no key) where
-    a component is absent or could not be opened."""
+    encoder, tiny decoder, tiny encoder); ``sessions`` maps component names to sessions, None (or
+    no key) where a component is absent or could not be opened."""
     checks: tuple[tuple[str, Callable[[SessionLike, ModelFacts], list[Problem]]], ...] = (
         (TEXT_ENCODER, check_text_encoder),
         (UNET, lambda s, f: check_unet(s, f, guidance_dim)),
         (VAE_DECODER, check_vae_decoder),
         (VAE_ENCODER, check_vae_encoder),
         (VAE_DECODER_TINY, check_tiny_decoder),
+        (VAE_ENCODER_TINY, check_tiny_encoder),
     )
     problems: list[Problem] = []
     for component, check in checks:

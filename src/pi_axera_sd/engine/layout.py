@@ -9,6 +9,8 @@ The layout (see AXERA-TECH/lcm-lora-sdv1-5) is::
       vae_decoder.{onnx,axmodel}
       vae_encoder.{onnx,axmodel}     (img2img only)
       vae_decoder_tiny.{onnx,axmodel} (optional TAESD decoder: ~18x less work than the full one)
+      vae_encoder_tiny.{onnx,axmodel} (optional TAESD encoder, img2img with the tiny VAE)
+      unet_deep.onnx unet_shallow.onnx (optional DeepCache pair, ``models export --deep-cache``)
       time_input_txt2img.npy  time_input_img2img.npy
       manifest.json                  (written by our export tool; optional)
 
@@ -47,9 +49,12 @@ from pi_axera_sd.engine.contract import (
     TOKENIZER,
     TOKENIZER_FILES,
     UNET,
+    UNET_DEEP,
+    UNET_SHALLOW,
     VAE_DECODER,
     VAE_DECODER_TINY,
     VAE_ENCODER,
+    VAE_ENCODER_TINY,
 )
 from pi_axera_sd.engine.contract_checks import Problem, missing_file
 from pi_axera_sd.errors import ModelError
@@ -76,6 +81,9 @@ class ModelLayout:
     kind: str = LAYOUT_AXERA  # which variant of the layout was found (named in error messages)
     tokenizer_packaged: bool = False  # the folder has no tokenizer; the packaged CLIP BPE serves
     warnings: tuple[str, ...] = ()  # problems that do not stop loading (e.g. a stale unused path)
+    vae_encoder_tiny: Path | None = None  # optional TAESD encoder
+    unet_deep: Path | None = None  # optional DeepCache pair (both or neither are used)
+    unet_shallow: Path | None = None
 
     @property
     def name(self) -> str:
@@ -227,7 +235,16 @@ def resolve_layout(
         kind=kind,
         tokenizer_packaged=packaged,
         warnings=tuple(warnings),
+        vae_encoder_tiny=_existing(root / VAE_ENCODER_TINY, prefer_axmodel),
+        unet_deep=_existing(root / UNET_DEEP, prefer_axmodel, variant),
+        unet_shallow=_existing(root / UNET_SHALLOW, prefer_axmodel, variant),
     )
+
+
+def _existing(stem: Path, prefer_axmodel: bool, variant: str | None = None) -> Path | None:
+    """An optional component: its file (see :func:`_pick`), or None when the folder has none."""
+    path = _pick(stem, prefer_axmodel, variant)
+    return path if path.is_file() else None
 
 
 def missing_models_hint(models_dir: str | Path) -> str:

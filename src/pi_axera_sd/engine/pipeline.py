@@ -26,18 +26,29 @@ from pi_axera_sd.defaults import (
     VAE_CHOICES,
     VAE_SCALING_FACTOR,
 )
+from pi_axera_sd.engine import deepcache
 from pi_axera_sd.engine.contract import (
+    DEEP_FEATURE,
     LATENT_CHANNELS,
     TEXT_ENCODER,
     TEXT_OUTPUT,
     TIME_INPUT_TXT2IMG,
     UNET,
+    UNET_SHALLOW,
     VAE_DECODER,
     VAE_DECODER_TINY,
     VAE_ENCODER,
+    VAE_ENCODER_TINY,
     VAE_FACTOR,
 )
-from pi_axera_sd.engine.contract_checks import MISSING, ModelFacts, Problem, check_sessions, check_time_rows
+from pi_axera_sd.engine.contract_checks import (
+    MISSING,
+    ModelFacts,
+    Problem,
+    check_deepcache_pair,
+    check_sessions,
+    check_time_rows,
+)
 from pi_axera_sd.engine.guidance import DEFAULT_GUIDANCE_SCALE, guidance_embedding
 from pi_axera_sd.engine.imageio import from_model_output, resize_image, to_model_input
 from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_input_message
@@ -144,29 +155,23 @@ class _UnetSignature:
 
 
 def _check_components(
-    text: Session,
-    unet: Session,
-    decoder: Session,
-    encoder: Session | None,
-    tiny: Session | None,
+    sessions: dict[str, Session | None],
+    unet_shallow: Session | None,
     time_rows: np.ndarray | None,
     min_rows: int,
     guidance_dim: int | None,
 ) -> tuple[ModelFacts, _UnetSignature]:
     """Reject files that are not the component they are named as, before the first request: the
-    contract's checks (:mod:`contract_checks`), all of them; the error names the first problem."""
+    contract's checks (:mod:`contract_checks`), all of them; the error names the first problem.
+    With DeepCache, ``sessions[UNET]`` is the deep UNet and ``unet_shallow`` its shallow path."""
     facts = ModelFacts()
-    sessions = {
-        TEXT_ENCODER: text,
-        UNET: unet,
-        VAE_DECODER: decoder,
-        VAE_ENCODER: encoder,
-        VAE_DECODER_TINY: tiny,
-    }
     problems = [
         *check_sessions(sessions, facts, guidance_dim),
         *check_time_rows(TIME_INPUT_TXT2IMG, time_rows, facts, min_rows),
     ]
+    unet = sessions[UNET]
+    if unet_shallow is not None and unet is not None:
+        problems += check_deepcache_pair(unet, unet_shallow)
     found = facts.unet
     if problems:
         first = problems[0]
@@ -175,6 +180,10 @@ def _check_components(
         raise ModelError(str(first), tuple(problems))
     assert found and found.sample and found.hidden and found.time  # check_unet found every role
     return facts, _UnetSignature(found.sample, found.hidden, found.time, found.guidance)
+
+
+def _open_optional(path: Path | None, options: RuntimeOptions) -> Session | None:
+    return open_session(path, options) if path is not None else None
 
 
 def _first_output(session: Session, preferred: str) -> str:
@@ -198,6 +207,7 @@ class Pipeline:
         vae_encoder: Session | None,
         vae_decoder_tiny: Session | None = None,
         tiny_vae_scaling_factor: float = 1.0,
+        vae_encoder_tiny: Session | None = None,
         time_embeddings: np.ndarray | None = None,
         timesteps: tuple[int, ...] = TXT2IMG_TIMESTEPS,
         vae_scaling_factor: float = VAE_SCALING_FACTOR,
@@ -206,6 +216,8 @@ class Pipeline:
         latent_size: int = 64,
         guidance_scale: float | None = None,
         guidance_dim: int | None = None,
+        unet_shallow: Session | None = None,
+        deep_cache: int = deepcache.OFF,
     ) -> None:
         self.tokenizer = tokenizer
         self.text_encoder = text_encoder
@@ -213,17 +225,26 @@ class Pipeline:
         self.vae_decoder = vae_decoder
         self.vae_encoder = vae_encoder
         self.vae_decoder_tiny = vae_decoder_tiny
+        self.vae_encoder_tiny = vae_encoder_tiny
+        # DeepCache (engine.deepcache): with the shallow graph, ``unet`` is unet_deep (2 outputs)
+        self.unet_shallow = unet_shallow
+        self.deep_cache = deepcache.check_interval(deep_cache) if unet_shallow is not None else deepcache.OFF
+        self._deep_feature: np.ndarray | None = None
         self.tiny_vae_scaling_factor = tiny_vae_scaling_factor
         self.timesteps = tuple(timesteps)
         self.vae_scaling_factor = vae_scaling_factor
         self.model_name = model_name
         self.scheduler = LcmScheduler()
         facts, self._unet_sig = _check_components(
-            text_encoder,
-            unet,
-            vae_decoder,
-            vae_encoder,
-            vae_decoder_tiny,
+            {
+                TEXT_ENCODER: text_encoder,
+                UNET: unet,
+                VAE_DECODER: vae_decoder,
+                VAE_ENCODER: vae_encoder,
+                VAE_DECODER_TINY: vae_decoder_tiny,
+                VAE_ENCODER_TINY: vae_encoder_tiny,
+            },
+            unet_shallow,
             time_embeddings,
             len(self.timesteps),
             guidance_dim,
@@ -271,16 +292,21 @@ class Pipeline:
     def _open(
         cls, layout: ModelLayout, options: RuntimeOptions, time_embeddings: np.ndarray | None, **kwargs
     ) -> Pipeline:
+        unet, shallow = layout.unet, None
+        if kwargs.get("deep_cache", deepcache.OFF) != deepcache.OFF:  # the pair instead of unet.onnx
+            unet, shallow = deepcache.pair_paths(layout.unet_deep, layout.unet_shallow, layout.root)
         return cls(
             tokenizer=ClipTokenizer(layout.tokenizer_dir),
             text_encoder=open_session(layout.text_encoder, options),
-            unet=open_session(layout.unet, options),
+            unet=open_session(unet, options),
+            unet_shallow=_open_optional(shallow, options),
             vae_decoder=open_session(layout.vae_decoder, options),
             vae_encoder=open_session(layout.vae_encoder, options) if layout.vae_encoder else None,
             vae_decoder_tiny=open_session(layout.vae_decoder_tiny, options)
             if layout.vae_decoder_tiny
             else None,
             tiny_vae_scaling_factor=layout.tiny_vae_scaling_factor,
+            vae_encoder_tiny=_open_optional(layout.vae_encoder_tiny, options),
             time_embeddings=time_embeddings,
             timesteps=layout.timesteps,
             vae_scaling_factor=layout.vae_scaling_factor,
@@ -314,6 +340,10 @@ class Pipeline:
             found[VAE_ENCODER] = self.vae_encoder
         if self.vae_decoder_tiny is not None:
             found[VAE_DECODER_TINY] = self.vae_decoder_tiny
+        if self.vae_encoder_tiny is not None:
+            found[VAE_ENCODER_TINY] = self.vae_encoder_tiny
+        if self.unet_shallow is not None:
+            found[UNET_SHALLOW] = self.unet_shallow
         return found
 
     def prepare_image(self, image: Image.Image, resize_mode: int = 0) -> np.ndarray:
@@ -350,16 +380,28 @@ class Pipeline:
             return row.reshape(sig.time.fixed_shape())
         return np.full(sig.time.fixed_shape(), t)
 
-    def predict_noise(self, latent: np.ndarray, t: int, hidden: np.ndarray) -> np.ndarray:
+    def predict_noise(self, latent: np.ndarray, t: int, hidden: np.ndarray, step: int = 0) -> np.ndarray:
+        """The UNet's noise prediction; ``step`` (0-based in the generation) picks, with DeepCache on,
+        the full UNet (keeping its deep feature) or the shallow path on the kept feature."""
         sig = self._unet_sig
         feeds = {sig.sample.name: latent, sig.hidden.name: hidden, sig.time.name: self._time_feed(t)}
         if sig.guidance is not None:
             feeds[sig.guidance.name] = self._guidance
-        (eps,) = self.unet.run(feeds, [self._unet_output])
+        if self.unet_shallow is None:
+            (eps,) = self.unet.run(feeds, [self._unet_output])
+        elif deepcache.reuses_step(step, self.deep_cache) and self._deep_feature is not None:
+            feeds[DEEP_FEATURE] = self._deep_feature
+            (eps,) = self.unet_shallow.run(feeds, [self.unet_shallow.output_names[0]])
+        else:
+            eps, self._deep_feature = self.unet.run(feeds, [self._unet_output, DEEP_FEATURE])
         return eps.astype(np.float32)
 
-    def encode_image(self, image: np.ndarray, noise: NoiseFn) -> np.ndarray:
-        """VAE-encode an NCHW [-1,1] image to a scaled latent sample."""
+    def encode_image(self, image: np.ndarray, noise: NoiseFn, vae: str = "full") -> np.ndarray:
+        """VAE-encode an NCHW [-1,1] image to a scaled latent sample. ``vae="tiny"`` uses the TAESD
+        encoder where the folder has one (deterministic: no posterior draw), else the full one."""
+        if vae == "tiny" and self.vae_encoder_tiny is not None:
+            (latent,) = self.vae_encoder_tiny.run({self.vae_encoder_tiny.inputs[0].name: image})
+            return (latent.astype(np.float32) * self.tiny_vae_scaling_factor).astype(np.float32)
         if self.vae_encoder is None:
             raise InvalidInput("img2img needs vae_encoder.onnx/.axmodel in the model folder")
         (moments,) = self.vae_encoder.run({self.vae_encoder.inputs[0].name: image})
@@ -426,7 +468,7 @@ class Pipeline:
             latent = noise(self.latent_shape)
         else:
             t0 = time.perf_counter()
-            clean = self.encode_image(params.init_image.astype(np.float32), posterior)
+            clean = self.encode_image(params.init_image.astype(np.float32), posterior, params.vae)
             timings.vae_encode_ms = _ms_since(t0)
             latent = self.scheduler.add_noise(clean, noise(clean.shape), timesteps[0])
 
@@ -435,7 +477,7 @@ class Pipeline:
             if on_step:
                 on_step(i, total)
             t0 = time.perf_counter()
-            eps = self.predict_noise(latent, t, hidden)
+            eps = self.predict_noise(latent, t, hidden, i)
             denoised = self.scheduler.denoise(latent, eps, t)
             if i + 1 < total:
                 latent = self.scheduler.renoise(denoised, noise(denoised.shape), timesteps[i + 1])
@@ -446,6 +488,7 @@ class Pipeline:
                 on_latent(i + 1, total, denoised)
         if on_step:
             on_step(total, total)
+        self._deep_feature = None  # step 0 of the next image runs the full UNet anyway
 
         t0 = time.perf_counter()
         pixels = self.decode_latent(latent, params.vae)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from pi_axera_sd import __version__
-from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, MANIFEST, TEXT_ENCODER_STEM
+from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, MANIFEST, TEXT_ENCODER_STEM, VAE_ENCODER_TINY
 from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS
 from pi_axera_sd.fileio import sha256_file
 from pi_axera_sd.modeltools.onnx_io import export_module
@@ -78,14 +78,11 @@ def time_embeddings(unet, timesteps: Sequence[int]) -> np.ndarray:
 
 
 @contextmanager
-def _cut_unet_module(unet):
-    """A module whose inputs are (sample, silu(temb), encoder_hidden_states), for tracing.
-
-    Every ResNet block computes ``time_emb_proj(silu(temb))``; while the context is open, each
-    ``time_emb_proj`` is handed the given activation instead, so the traced graph has no
-    time_proj / time_embedding nodes and the activation is a graph input, as in AXERA's export.
-    The UNet is restored on exit (the caller's pipeline keeps working).
-    """
+def injected_time_projection(unet):
+    """While open, every ResNet's ``time_emb_proj`` is applied to ``holder["temb"]`` (set it before
+    calling the UNet) instead of to its own input, so a traced graph takes that activation as an input
+    and has no time_proj / time_embedding nodes, as in AXERA's export. Yields the holder; the UNet is
+    restored on exit (the caller's pipeline keeps working)."""
     import torch
 
     holder: dict[str, Any] = {}
@@ -98,26 +95,39 @@ def _cut_unet_module(unet):
         def forward(self, _ignored: torch.Tensor) -> torch.Tensor:
             return self.proj(holder["temb"])
 
-    class CutUNet(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.unet = unet
-
-        def forward(self, sample, temb, encoder_hidden_states):
-            holder["temb"] = temb
-            zero = torch.zeros((), dtype=torch.long)
-            return self.unet(sample, zero, encoder_hidden_states, return_dict=False)[0]
-
     patched = [m for m in unet.modules() if isinstance(getattr(m, "time_emb_proj", None), torch.nn.Module)]
     originals = [m.time_emb_proj for m in patched]
     for module, proj in zip(patched, originals, strict=True):
         module.time_emb_proj = _InjectedProjection(proj)
     try:
-        yield CutUNet()
+        yield holder
     finally:
         for module, proj in zip(patched, originals, strict=True):
             module.time_emb_proj = proj
         holder.clear()
+
+
+@contextmanager
+def _cut_unet_module(unet):
+    """A module whose inputs are (sample, silu(temb), encoder_hidden_states), for tracing.
+
+    Every ResNet block computes ``time_emb_proj(silu(temb))``; see :func:`injected_time_projection`.
+    """
+    import torch
+
+    with injected_time_projection(unet) as holder:
+
+        class CutUNet(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.unet = unet
+
+            def forward(self, sample, temb, encoder_hidden_states):
+                holder["temb"] = temb
+                zero = torch.zeros((), dtype=torch.long)
+                return self.unet(sample, zero, encoder_hidden_states, return_dict=False)[0]
+
+        yield CutUNet()
 
 
 def _plain_unet_module(unet):
@@ -185,6 +195,35 @@ def _tiny_decoder_module(taesd):
     return TinyDecoder()
 
 
+def _tiny_encoder_module(taesd):
+    import torch
+
+    class TinyEncoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.taesd = taesd
+
+        def forward(self, image_sample):
+            # [-1, 1] image -> the latent itself (TAESD is deterministic; diffusers' scaling_factor 1.0)
+            return self.taesd.encode(image_sample, return_dict=False)[0]
+
+    return TinyEncoder()
+
+
+def export_tiny_vae_encoder(tiny_vae, out: Path, size: int) -> Path:
+    """Write the TAESD encoder as ``vae_encoder_tiny.onnx``: image_sample [1,3,size,size] in [-1, 1]
+    -> the latent the UNet works on (diffusers' AutoencoderTiny scaling_factor is 1.0)."""
+    import torch
+
+    return export_module(
+        _tiny_encoder_module(tiny_vae.eval()),
+        (torch.randn(1, 3, size, size),),
+        out / f"{VAE_ENCODER_TINY}.onnx",
+        ["image_sample"],
+        ["latent"],
+    )
+
+
 def export_pipeline(
     pipe,
     out_dir: str | Path,
@@ -197,13 +236,16 @@ def export_pipeline(
     timesteps: Sequence[int] = TXT2IMG_TIMESTEPS,
     tiny_vae=None,
     tiny_vae_source: str | None = None,
+    deep_cache: bool = False,
 ) -> dict[str, Any]:
     """Write the AXERA layout for an already loaded diffusers pipeline; returns the manifest.
 
     ``unet_time_input``: ``embedding`` (AXERA's cut graph, fed from ``time_input_*.npy``) or
     ``timestep`` (a plain UNet that takes the timestep itself).
-    ``tiny_vae``: an optional diffusers ``AutoencoderTiny`` (TAESD) whose decoder is written as
-    ``vae_decoder_tiny.onnx``.
+    ``tiny_vae``: an optional diffusers ``AutoencoderTiny`` (TAESD) whose decoder and encoder are
+    written as ``vae_decoder_tiny.onnx`` and ``vae_encoder_tiny.onnx``.
+    ``deep_cache``: also write the DeepCache pair ``unet_deep.onnx`` + ``unet_shallow.onnx``
+    (:mod:`pi_axera_sd.modeltools.export_deepcache`).
     """
     import torch
 
@@ -222,6 +264,9 @@ def export_pipeline(
     weights = {"text encoder": 1, "unet": 6, "vae decoder": 3, "vae encoder": 2, "checksums": 1}
     if tiny_vae is not None:
         weights["tiny vae decoder"] = 1
+        weights["tiny vae encoder"] = 1
+    if deep_cache:
+        weights["deep cache"] = 7
     stages = Stages("export", weights)
     save_clip_tokenizer(pipe.tokenizer, out / "tokenizer")
 
@@ -248,6 +293,11 @@ def export_pipeline(
         names = ["sample", "timestep", "encoder_hidden_states"]
     with stages.step("unet"), wrapper as module:
         export_module(module, args, out / "unet.onnx", names, ["out_sample"], external_data=True)
+    if deep_cache:
+        from pi_axera_sd.modeltools.export_deepcache import export_deep_cache
+
+        with stages.step("deep cache"):
+            export_deep_cache(unet, out, unet_time_input, args, names)
     np.save(out / "time_input_txt2img.npy", rows)
     img2img = np.zeros_like(rows)
     for i, t in enumerate(AXERA_IMG2IMG_TIMESTEPS):
@@ -282,6 +332,8 @@ def export_pipeline(
                 ["x"],
                 ["image"],
             )
+        with stages.step("tiny vae encoder"):
+            export_tiny_vae_encoder(tiny_vae, out, size)
 
     files = {}
     with stages.step("checksums"):
@@ -301,6 +353,7 @@ def export_pipeline(
         "vae_scaling_factor": float(vae.config.scaling_factor),
         "tiny_vae": tiny_vae_source if tiny_vae is not None else None,
         "tiny_vae_scaling_factor": float(tiny_vae.config.scaling_factor) if tiny_vae is not None else None,
+        "deep_cache": deep_cache,
         "latent_size": latent,
         "image_size": size,
         "text_max_length": max_len,
@@ -321,10 +374,12 @@ def export_model(
     name: str | None = None,
     unet_time_input: str = "embedding",
     tiny_vae: str | Path | None = None,
+    deep_cache: bool = False,
 ) -> dict[str, Any]:
     """Load ``source`` (folder or hub id; ``HF_ENDPOINT`` is honoured by huggingface_hub) and export it.
 
-    ``tiny_vae``: an ``AutoencoderTiny`` (TAESD) folder or hub id, written as ``vae_decoder_tiny.onnx``.
+    ``tiny_vae``: an ``AutoencoderTiny`` (TAESD) folder or hub id, written as ``vae_decoder_tiny.onnx``
+    and ``vae_encoder_tiny.onnx``.
     """
     pipe = load_diffusers_pipeline(source, lora, lora_scale)
     taesd = load_tiny_vae(tiny_vae) if tiny_vae else None
@@ -338,4 +393,5 @@ def export_model(
         unet_time_input=unet_time_input,
         tiny_vae=taesd,
         tiny_vae_source=str(tiny_vae) if tiny_vae else None,
+        deep_cache=deep_cache,
     )

@@ -34,6 +34,7 @@ CALIBRATION_PROMPTS = (
 CALIBRATION_SEED = 1000
 IMG2IMG_STRENGTH = 0.6  # two of the four steps
 COMPONENTS = ("unet", "vae_decoder")
+DEEP_CACHE_COMPONENTS = ("unet_deep", "unet_shallow")  # the DeepCache pair (models export --deep-cache)
 
 
 def calibration_image(index: int, size: int) -> np.ndarray:
@@ -50,13 +51,20 @@ def calibration_image(index: int, size: int) -> np.ndarray:
 
 
 def record_calibration(
-    model_dir: Path, prompts: Sequence[str], seed: int = CALIBRATION_SEED
+    model_dir: Path, prompts: Sequence[str], seed: int = CALIBRATION_SEED, deep_cache: bool = False
 ) -> dict[str, list[dict]]:
-    """Run the FP32 pipeline (txt2img and img2img) and keep the feeds each component received."""
-    pipeline = Pipeline.load(resolve_layout(model_dir), RuntimeOptions(runtime="openvino", precision="f32"))
-    feeds: dict[str, list[dict]] = {name: [] for name in COMPONENTS}
-    for name in COMPONENTS:
-        session = getattr(pipeline, name)
+    """Run the FP32 pipeline (txt2img and img2img) and keep the feeds each component received.
+    ``deep_cache``: run it with the DeepCache pair (interval 2) and record its two graphs instead of
+    the UNet's, each on the steps it runs."""
+    interval = 2 if deep_cache else 0
+    pipeline = Pipeline.load(
+        resolve_layout(model_dir), RuntimeOptions(runtime="openvino", precision="f32"), deep_cache=interval
+    )
+    sessions = {"unet_deep" if deep_cache else "unet": pipeline.unet, "vae_decoder": pipeline.vae_decoder}
+    if deep_cache:
+        sessions["unet_shallow"] = pipeline.unet_shallow
+    feeds: dict[str, list[dict]] = {name: [] for name in sessions}
+    for name, session in sessions.items():
         original = session.run
 
         def recording(feed, outputs=None, _name=name, _run=original):
@@ -87,7 +95,12 @@ def quantize_model(
     started = time.perf_counter()
     stages = Stages("quantize", {"calibration run": 2, **{name: 3 for name in components}})
     with stages.step("calibration run"):
-        feeds = record_calibration(model_dir, prompts)
+        deep_cache = any(name in DEEP_CACHE_COMPONENTS for name in components)
+        if deep_cache and "unet" in components:
+            raise ValueError(
+                "quantize unet and the DeepCache pair (unet_deep, unet_shallow) in separate runs"
+            )
+        feeds = record_calibration(model_dir, prompts, deep_cache=deep_cache)
     core = ov.Core()
     written = {}
     for name in components:
@@ -105,7 +118,9 @@ def quantize_model(
     }
     manifest_path = model_dir / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    manifest.setdefault("variants", {})["int8"] = info
+    variants = manifest.setdefault("variants", {})
+    earlier = variants.get("int8", {}).get("components", {})  # e.g. the UNet, before the DeepCache pair
+    variants["int8"] = {**info, "components": {**earlier, **written}}
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return info
 
@@ -124,7 +139,7 @@ def _quantize_one(core, layout, model_dir: Path, name: str, feeds: list) -> dict
         nncf.Dataset(samples),
         subset_size=len(samples),
         # attention MatMuls stay accurate with the transformer scheme; the VAE has none
-        model_type=nncf.ModelType.TRANSFORMER if name == "unet" else None,
+        model_type=nncf.ModelType.TRANSFORMER if name.startswith("unet") else None,
         # asymmetric activations for the decoder: its SiLU outputs are far from zero-centred
         preset=nncf.QuantizationPreset.MIXED if name == "vae_decoder" else None,
         fast_bias_correction=True,

@@ -24,15 +24,19 @@ from pi_axera_sd.engine.contract import (
     TIME_INPUT_TXT2IMG,
     TOKENIZER,
     UNET,
+    UNET_DEEP,
+    UNET_SHALLOW,
     VAE_DECODER,
     VAE_DECODER_TINY,
     VAE_ENCODER,
+    VAE_ENCODER_TINY,
 )
 from pi_axera_sd.engine.contract_checks import (
     MISMATCH,
     MISSING,
     ModelFacts,
     Problem,
+    check_deepcache_pair,
     check_sessions,
     check_time_rows,
     check_token_ids,
@@ -371,8 +375,13 @@ def verify_model(
         VAE_DECODER: layout.vae_decoder,
         VAE_ENCODER: layout.vae_encoder,
     }
-    if layout.vae_decoder_tiny is not None:  # optional; a row only where the folder has one
-        files[VAE_DECODER_TINY] = layout.vae_decoder_tiny
+    optional = {  # a row only where the folder has one
+        VAE_DECODER_TINY: layout.vae_decoder_tiny,
+        VAE_ENCODER_TINY: layout.vae_encoder_tiny,
+        UNET_DEEP: layout.unet_deep,
+        UNET_SHALLOW: layout.unet_shallow,
+    }
+    files.update({name: path for name, path in optional.items() if path is not None})
     sessions: dict[str, Session | None] = {}
     for name, path in files.items():
         row = Row(name, path)
@@ -382,6 +391,9 @@ def verify_model(
         rows.append(row)
     dim = layout.manifest.get("time_cond_proj_dim")  # diffusers' unet/config.json, where it has one
     problems = check_sessions(sessions, facts, dim if isinstance(dim, int) else None)
+    deep, shallow = sessions.get(UNET_DEEP), sessions.get(UNET_SHALLOW)
+    if deep is not None and shallow is not None:
+        problems += check_deepcache_pair(deep, shallow)
     for row in rows[1:]:
         row.add([p for p in problems if p.component == row.component])
 

@@ -205,6 +205,8 @@ class Service:
 
         scale = self.settings.guidance_scale
         extra = {} if scale is None else {"guidance_scale": scale}
+        if self.settings.deep_cache:
+            extra["deep_cache"] = self.settings.deep_cache
 
         def attempt() -> Pipeline:
             self.accelerator.load_attempts += 1
