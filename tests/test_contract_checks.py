@@ -9,17 +9,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, GUIDANCE_INPUT, TIME_INPUT_TXT2IMG
+from pi_axera_sd.engine.contract import (
+    AXERA_TIME_INPUT,
+    DEEP_FEATURE,
+    GUIDANCE_INPUT,
+    TEXT_ENCODER,
+    TIME_INPUT_TXT2IMG,
+    UNET,
+    UNET_SHALLOW,
+    VAE_DECODER,
+    VAE_ENCODER_TINY,
+)
 from pi_axera_sd.engine.contract_checks import (
     MISMATCH,
     MISSING,
     ModelFacts,
     Problem,
+    check_deepcache_pair,
     check_guidance,
     check_sessions,
     check_text_encoder,
     check_time_rows,
     check_tiny_decoder,
+    check_tiny_encoder,
     check_token_ids,
     check_tokenizer_files,
     check_unet,
@@ -283,7 +295,11 @@ def test_verify_lists_every_problem_of_a_row(tmp_path, monkeypatch):
 
     with pytest.raises(ModelError) as err:
         _check_components(
-            *(sessions[n] for n in sessions), None, None, np.zeros((4, 128), np.float32), 4, None
+            dict(zip((TEXT_ENCODER, UNET, VAE_DECODER), sessions.values(), strict=True)),
+            None,
+            np.zeros((4, 128), np.float32),
+            4,
+            None,
         )
     assert str(err.value) == str(err.value.problems[0]) and len(err.value.problems) == 3
     assert all(isinstance(p, Problem) for p in err.value.problems)
@@ -305,3 +321,32 @@ def test_missing_files_are_structured_problems_too(tmp_path):
     listed = missing_files_message(layout, problems)
     assert listed.startswith(f"model files missing in {tmp_path} (layout tried: ")
     assert listed in str(err.value)
+
+
+def test_tiny_encoder_gives_the_unets_latent_itself():
+    """TAESD's encoder returns the latent (4 channels), not mean||logvar (8): a full encoder named
+    vae_encoder_tiny is refused, and check_sessions runs the check."""
+    facts = ModelFacts()
+    assert check_sessions({UNET: unet()}, facts) == []
+    image = spec("image_sample", (1, 3, 128, 128))
+    tiny = FakeSession(Path("vae_encoder_tiny.onnx"), (image,), (spec("latent", (1, 4, 16, 16)),))
+    assert check_tiny_encoder(tiny, facts) == []
+    full = FakeSession(Path("vae_encoder_tiny.onnx"), (image,), (spec("moments", (1, 8, 16, 16)),))
+    problem = only(check_sessions({UNET: unet(), VAE_ENCODER_TINY: full}, ModelFacts()))
+    assert problem.component == VAE_ENCODER_TINY and "TAESD encoder" in problem.message
+
+
+def test_deepcache_pair_needs_the_feature_and_matching_inputs():
+    deep_unet = unet()
+    deep = FakeSession(
+        Path("unet_deep.onnx"), deep_unet.inputs, (*deep_unet.outputs, spec(DEEP_FEATURE, (1, 64, 16, 16)))
+    )
+    shallow = FakeSession(
+        Path("unet_shallow.onnx"), (*deep_unet.inputs, spec(DEEP_FEATURE, (1, 64, 16, 16))), deep_unet.outputs
+    )
+    assert check_deepcache_pair(deep, shallow) == []
+    no_feature = only(check_deepcache_pair(deep_unet, shallow))
+    assert DEEP_FEATURE in no_feature.expected
+    stale = FakeSession(Path("unet_shallow.onnx"), deep_unet.inputs, deep_unet.outputs)
+    problem = only(check_deepcache_pair(deep, stale))
+    assert problem.component == UNET_SHALLOW and "--deep-cache" in problem.hint
