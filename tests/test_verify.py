@@ -20,6 +20,7 @@ COMPONENTS = [
     "vae_decoder",
     "vae_encoder",
     "vae_decoder_tiny",
+    "vae_encoder_tiny",  # the tiny model is exported with --tiny-vae: TAESD decoder and encoder
     "time_input_txt2img",
     "time_input_img2img",
 ]
