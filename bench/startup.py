@@ -6,7 +6,8 @@ For each configuration, in one run: a cold start (empty OpenVINO model cache) ti
 start to the first 200 from ``/ready``; one txt2img and one img2img image through ``/generate``; the
 server's own peak memory (``VmHWM`` of its process, read from /proc) at ready and after the images;
 then a warm start (second start, same cache) with one more image, whose peak is what a restarted
-service needs (no compiling). Writes ``bench/results/startup-*.json`` and ``.md``.
+service needs (no compiling), and a few more images whose resident-size growth is the leak check.
+Writes ``bench/results/startup-*.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,14 @@ CONFIGS = {
     "openvino": {"PI_AXERA_SD_RUNTIME": "openvino"},
     "openvino:int8": {"PI_AXERA_SD_RUNTIME": "openvino", "PI_AXERA_SD_VARIANT": "int8"},
     "openvino:int8unet": {"PI_AXERA_SD_RUNTIME": "openvino", "PI_AXERA_SD_VARIANT": "int8"},
+    # the all-INT8 variant as before runtime/ovmemory.py: model-file pages stay mapped after compiling
+    "openvino:int8:keep-mapped": {
+        "PI_AXERA_SD_RUNTIME": "openvino",
+        "PI_AXERA_SD_VARIANT": "int8",
+        "PI_AXERA_SD_OPENVINO_RELEASE_MAPPED": "0",
+    },
 }
+LEAK_IMAGES = 4  # images after the first on the warm start; RSS growth per image is the leak check
 READY_LIMIT_S = 900.0
 
 
@@ -151,7 +159,15 @@ def measure(name: str, models: Path, tmp: Path) -> dict:
         row["warm_from_cache"] = server.from_cache()
         # a warm start compiles nothing, so its peak (with one image) is what a restarted service needs
         server.generate({"prompt": "a red fox in the snow", "seed": 1})
-        row["warm_peak_rss_gb"] = _status(server.proc.pid)["VmHWM"]
+        first = _status(server.proc.pid)
+        row["warm_peak_rss_gb"] = first["VmHWM"]
+        # leak check: resident size after each further image, same request
+        rss = [first["VmRSS"]]
+        for i in range(LEAK_IMAGES):
+            server.generate({"prompt": "a red fox in the snow", "seed": 2 + i})
+            rss.append(_status(server.proc.pid)["VmRSS"])
+        row["warm_rss_after_images_gb"] = rss
+        row["rss_growth_per_image_mb"] = (rss[-1] - rss[0]) / LEAK_IMAGES * 1024
     finally:
         server.stop()
     print(json.dumps(row), flush=True)
@@ -161,8 +177,8 @@ def measure(name: str, models: Path, tmp: Path) -> dict:
 def format_table(rows: list[dict]) -> str:
     lines = [
         "| config | cold start s | warm start s | warm from cache | RSS at ready GB | peak RSS GB "
-        "| warm peak RSS GB | txt2img s | GB per txt2img | GB per img2img |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| warm peak RSS GB | txt2img s | GB per txt2img | GB per img2img | MB RSS growth per image |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
@@ -174,7 +190,8 @@ def format_table(rows: list[dict]) -> str:
             f"| {r['config']} | {r['cold_ready_s']:.1f} | {r['warm_ready_s']:.1f} | {cached} "
             f"| {r['rss_at_ready_gb']:.2f} | {r['peak_rss_gb']:.2f} | {r['warm_peak_rss_gb']:.2f} "
             f"| {r['txt2img_s']:.1f} "
-            f"| {r['per_image_gb']['txt2img']:.2f} | {r['per_image_gb']['img2img']:.2f} |"
+            f"| {r['per_image_gb']['txt2img']:.2f} | {r['per_image_gb']['img2img']:.2f} "
+            f"| {r['rss_growth_per_image_mb']:.1f} |"
         )
     return "\n".join(lines)
 
