@@ -34,6 +34,9 @@ MODELS = {
     "unet_int8": "unet.int8.xml",
     "vae_decoder_int8": "vae_decoder.int8.xml",
     "vae_encoder": "vae_encoder.onnx",
+    # FP16-compressed IRs written by bench/ov_fp16.py beside the benchmark folder
+    "text_encoder_fp16": "../axera-fp16/text_encoder.fp16.xml",
+    "vae_encoder_fp16": "../axera-fp16/vae_encoder.fp16.xml",
 }
 # name -> (core properties, compile properties, from_read_model, cache, env)
 VARIANTS: dict[str, dict] = {
