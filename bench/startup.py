@@ -130,9 +130,16 @@ class Server:
         r.raise_for_status()
         return time.perf_counter() - t
 
-    def from_cache(self) -> list[bool]:
+    def _model_lines(self) -> list[dict]:
         lines = [json.loads(x) for x in self.log.read_text().splitlines() if x.startswith("{")]
-        return [x["from_cache"] for x in lines if x.get("msg") == "OpenVINO model ready"]
+        return [x for x in lines if x.get("msg") == "OpenVINO model ready"]
+
+    def from_cache(self) -> list[bool]:
+        return [x["from_cache"] for x in self._model_lines()]
+
+    def load_s(self) -> dict[str, float]:
+        """Seconds OpenVINO took to compile or import each model (where a start's time goes)."""
+        return {Path(x["model"]).name: x["load_s"] for x in self._model_lines()}
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -173,6 +180,7 @@ def measure(name: str, models: Path, tmp: Path) -> dict:
         at_ready = _status(server.proc.pid)
         row["warm_rss_at_ready_gb"] = at_ready["VmRSS"]
         row["warm_from_cache"] = server.from_cache()
+        row["warm_load_s"] = server.load_s()
         # a warm start compiles nothing, so its peak (with one image) is what a restarted service needs
         _, image_peak = _image(server, {"prompt": "a red fox in the snow", "seed": 1})
         first = _status(server.proc.pid)
