@@ -71,7 +71,6 @@ def psnr(ref: np.ndarray, other: np.ndarray) -> float:
 
 def main() -> int:
     import openvino as ov
-
     from models import cache_root
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,7 +100,8 @@ def main() -> int:
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['component']} | {r['onnx_fp32_file_mb']} | {r['fp16_ir_mb']} | {r['psnr_onnx_default_db']} dB "
+            f"| {r['component']} | {r['onnx_fp32_file_mb']} | {r['fp16_ir_mb']} "
+            f"| {r['psnr_onnx_default_db']} dB "
             f"| {r['psnr_fp16_ir_default_db']} dB | {r['psnr_fp16_ir_f32_db']} dB |"
         )
     return 0

@@ -1,6 +1,6 @@
 """Start-up time and memory of `pi-axera-sd serve` on the full-size benchmark model, per configuration.
 
-    python bench/startup.py [--size full|tiny] [--configs onnxruntime openvino openvino:int8] [--warm-starts N]
+    python bench/startup.py [--size full|tiny] [--configs onnxruntime openvino ...] [--warm-starts N]
 
 For each configuration, in one run: a cold start (empty OpenVINO model cache) timed from process
 start to the first 200 from ``/ready``; one txt2img and one img2img image through ``/generate``; the
