@@ -52,6 +52,7 @@ def test_only_read_only_mappings_inside_the_folders_are_listed(tmp_path):
     maps.write_text(
         f"1000-3000 r--s 00000000 fe:00 1 {models}/unet.int8.bin\n"
         f"3000-4000 rw-p 00000000 fe:00 1 {models}/unet.int8.bin\n"  # copy-on-write: never touched
+        f"4000-5000 r--p 00000000 fe:00 3 {models}/lib.so\n"  # private: may hold its own changes
         f"5000-6000 r--p 00000000 fe:00 2 {tmp_path}/elsewhere/other.bin\n"
         "7000-8000 rw-p 00000000 00:00 0\n"  # anonymous
     )

@@ -3,7 +3,7 @@
 OpenVINO memory-maps IR weights (``*.bin``) and its cached blobs, reads every page while compiling,
 and repacks the weights into its own buffers. The read pages stay mapped, so the process's resident
 size counts each weight twice (``bench/ov_memory.py`` measured it: the INT8 UNet holds 0.86 GB of
-mapped file pages beside ~0.95 GB it allocated). ``MADV_DONTNEED`` on those read-only mappings
+mapped file pages beside ~0.95 GB it allocated). ``MADV_DONTNEED`` on those shared read-only mappings
 unmaps the pages from this process; the file and the mapping stay, so a page OpenVINO does read
 again is faulted back in from the page cache or the disk (correct, only slower). Linux only; a
 no-op elsewhere or when anything about it fails.
@@ -25,13 +25,15 @@ MAPS = Path("/proc/self/maps")
 
 
 def read_only_file_mappings(folders: Iterable[Path], maps: Path = MAPS) -> list[tuple[int, int, str]]:
-    """``(start, end, path)`` of each read-only (never copy-on-write) mapping of a file in ``folders``."""
+    """``(start, end, path)`` of each shared read-only mapping of a file in ``folders``."""
     roots = [str(Path(f).resolve()) + "/" for f in folders]
     found = []
     for line in maps.read_text().splitlines():
         parts = line.split(maxsplit=5)
-        if len(parts) < 6 or "w" in parts[1]:
-            continue  # a writable private mapping may hold the process's own changes
+        # shared and read-only only: a private mapping may hold the process's own changes (a
+        # library's relocated pages are private and read-only after loading); OpenVINO maps shared
+        if len(parts) < 6 or "w" in parts[1] or not parts[1].endswith("s"):
+            continue
         path = parts[5].strip()
         if any(path.startswith(root) for root in roots):
             start, end = (int(x, 16) for x in parts[0].split("-"))
