@@ -124,4 +124,9 @@ def test_startup_smoke_run(tmp_path):
     assert not any(rows["openvino"]["cold_from_cache"])
     assert rows["onnxruntime"]["warm_from_cache"] == []
     assert rows["openvino"]["warm_peak_rss_gb"] > 0
+    for row in rows.values():  # the leak check: resident size after each of the warm start's images
+        assert len(row["warm_rss_after_images_gb"]) == 5 and all(
+            x > 0 for x in row["warm_rss_after_images_gb"]
+        )
+        assert isinstance(row["rss_growth_per_image_mb"], float)
     assert "| openvino |" in report_path.with_suffix(".md").read_text()

@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     # OpenVINO keeps compiled models here, so a restart imports them instead of compiling again
     openvino_cache: bool = True
     openvino_cache_dir: Path | None = None  # default: $XDG_CACHE_HOME/pi-axera-sd/openvino
+    openvino_release_mapped: bool = True  # unmap model-file pages once compiled (runtime/ovmemory.py)
     npu_device: int | None = Field(None, ge=0)  # M.2 card index (AXCLRT provider); None = card 0
     npu_wait_s: float = Field(120.0, ge=0)  # start-up waits this long for an NPU that is not up yet
     reopen_sessions: bool = True  # on max_runtime_failures, reopen the models once before exiting 3
@@ -163,6 +164,7 @@ class Settings(BaseSettings):
             ax_device=self.npu_device,
             precision=self.precision,
             cache_dir=self.openvino_cache_root(),
+            release_mapped=self.openvino_release_mapped,
         )
 
     def openvino_cache_root(self) -> Path | None:

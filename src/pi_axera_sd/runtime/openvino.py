@@ -18,6 +18,7 @@ from pi_axera_sd.errors import ModelError, RuntimeUnavailable
 from pi_axera_sd.runtime.base import Session
 from pi_axera_sd.runtime.options import RuntimeOptions
 from pi_axera_sd.runtime.ovcache import cache_dir_for
+from pi_axera_sd.runtime.ovmemory import release_mapped_files
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,10 @@ def open_openvino(path: Path, options: RuntimeOptions) -> Session:
         compiled = core.compile_model(str(path), "CPU", config)
     except Exception as exc:  # OpenVINO raises RuntimeError subclasses with the reason
         raise ModelError(f"{path}: OpenVINO could not load the model: {exc}") from exc
+    # The compiled model holds its own repacked weights; the source file's (or cached blob's) pages
+    # it read stay mapped and would count twice in the resident size (see runtime/ovmemory.py).
+    mapped = [path.parent] + ([Path(str(config["CACHE_DIR"]))] if "CACHE_DIR" in config else [])
+    released = release_mapped_files(mapped) if options.release_mapped else 0
     precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # e.g. "f32", "bf16"
     inner = _OpenVinoInner(compiled)
     inner.from_cache = "CACHE_DIR" in config and bool(compiled.get_property("LOADED_FROM_CACHE"))
@@ -101,6 +106,7 @@ def open_openvino(path: Path, options: RuntimeOptions) -> Session:
                 "from_cache": inner.from_cache,
                 "load_s": round(time.perf_counter() - started, 3),
                 "cache_dir": config.get("CACHE_DIR"),
+                "released_mapped_mb": released // 2**20,
             }
         },
     )

@@ -28,6 +28,7 @@ class RuntimeOptions:
     optimize: bool = True  # ONNX Runtime graph optimisation (all levels)
     precision: str | None = None  # OpenVINO inference precision: None (its default), "f32", "bf16"
     cache_dir: Path | None = None  # OpenVINO compiled-model cache root; None: compile at every start
+    release_mapped: bool = True  # OpenVINO: unmap model-file pages once compiled (runtime/ovmemory.py)
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
