@@ -180,3 +180,26 @@ def test_parse_tolerates_crlf_and_trailing_newline() -> None:
     assert parsed["Prompt"] == "a\nb"
     assert parsed["Negative prompt"] == "n"
     assert parsed["Steps"] == 4
+
+
+def test_result_infotext_names_deepcache_only_when_it_was_used():
+    """DeepCache changes the image, so the infotext says so; without it, nothing is added."""
+    import numpy as np
+
+    from pi_axera_sd.engine.infotext import result_infotext
+    from pi_axera_sd.engine.pipeline import GenerationParams, GenerationResult, StageTimings
+
+    def infotext(deep_cache: int) -> dict[str, object]:
+        result = GenerationResult(
+            pixels=np.zeros((8, 8, 3), np.uint8),
+            params=GenerationParams(prompt="a fox", seed=7),
+            timesteps=(999, 759, 499, 259),
+            timings=StageTimings(),
+            model_name="m",
+            deep_cache=deep_cache,
+        )
+        return parse_infotext(result_infotext(result))
+
+    assert infotext(4)["DeepCache"] == 4
+    plain = infotext(0)
+    assert "DeepCache" not in plain and plain["Seed"] == 7 and plain["Steps"] == 4

@@ -75,7 +75,11 @@ def result_infotext(result: GenerationResult) -> str:
         height=result.height,
         model=result.model_name,
         denoising_strength=result.denoising_strength,
-        extra={"RNG": result.randn_source},  # A1111 writes "RNG: CPU" when not using the GPU's
+        extra={
+            "RNG": result.randn_source,  # A1111 writes "RNG: CPU" when not using the GPU's
+            # reuse changes the image, so a seed reproduces it only with the same interval
+            "DeepCache": result.deep_cache or None,
+        },
     )
 
 

@@ -119,6 +119,7 @@ class GenerationResult:
     timesteps: tuple[int, ...]  # what the scheduler chose for it
     timings: StageTimings
     model_name: str
+    deep_cache: int = deepcache.OFF  # the DeepCache interval it was made with (0: every step whole)
 
     @property
     def seed(self) -> int:
@@ -500,6 +501,7 @@ class Pipeline:
             timesteps=tuple(timesteps),
             timings=timings,
             model_name=self.model_name,
+            deep_cache=self.deep_cache,
         )
 
 
