@@ -61,7 +61,8 @@ def test_two_instances_pinned_to_cards_0_and_1(npu_models, tmp_path):
         for entry in opened:
             by_pid.setdefault(entry["pid"], set()).add(entry["device_id"])
         assert by_pid == {servers[0].proc.pid: {0}, servers[1].proc.pid: {1}}
-        assert len(opened) == 2 * 5  # text encoder, UNet, VAE decoder and encoder, tiny VAE each
+        # text encoder, UNet, VAE decoder and encoder, TAESD decoder and encoder: each server
+        assert len(opened) == 2 * 6
     finally:
         for server in servers:
             server.stop()
