@@ -13,7 +13,8 @@ def stage_precisions(config: str, provider: str) -> dict[str, str]:
 
     ``provider`` is what the worker reported (e.g. ``CPU/bf16``), so an OpenVINO run on a CPU without
     BF16 counts as FP32. The INT8 variants quantise the UNet and (unless ``int8unet`` or ``tiny``)
-    the full VAE decoder; the text and VAE encoders keep the runtime's precision."""
+    the full VAE encoder and, unless ``floatdec``, the decoder (layers the PSNR budget keeps in float
+    still count as INT8); the text encoder keeps the runtime's precision."""
     parts = config.split(":")
     runs_fp32 = config == "torch" or "onnxruntime" in parts or "bf16" not in provider
     base = "fp32" if runs_fp32 else "bf16"
@@ -21,7 +22,9 @@ def stage_precisions(config: str, provider: str) -> dict[str, str]:
     if "int8" in parts or "int8unet" in parts:
         precisions["unet"] = "int8"
         if "int8" in parts and "tiny" not in parts:
-            precisions["vae_decode"] = "int8"
+            precisions["vae_encode"] = "int8"
+            if "floatdec" not in parts:
+                precisions["vae_decode"] = "int8"
     return precisions
 
 

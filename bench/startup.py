@@ -152,8 +152,9 @@ class Server:
 
 def measure(name: str, models: Path, tmp: Path, warm_starts: int = 1) -> dict:
     env = dict(CONFIGS[name])
-    if name == "openvino:int8unet":  # INT8 UNet, BF16 decoder
+    if name == "openvino:int8unet":  # INT8 UNet, BF16 VAE
         env["VAE_DECODER_MODEL"] = str(models / "vae_decoder.onnx")
+        env["VAE_ENCODER_MODEL"] = str(models / "vae_encoder.onnx")
     cache = tmp / f"cache-{name.replace(':', '_')}"
     row: dict = {"config": name}
     server = Server(models, env, cache, tmp / f"{name}-cold.log")

@@ -1,9 +1,10 @@
 """One benchmark configuration in its own process (clean peak memory): prints one JSON line.
 
 Configurations:
-  engine:<runtime>[:<precision>][:int8|:int8unet][:tiny][:deepcache[N]]
-                                          this project's Pipeline (ORT / OpenVINO): FP32/BF16, the INT8
-                                          variants (or only the INT8 UNet), full or TAESD VAE, DeepCache
+  engine:<runtime>[:<precision>][:int8[:floatdec]|:int8unet][:tiny][:deepcache[N]]
+                                          this project's Pipeline (ORT / OpenVINO): FP32/BF16, every INT8
+                                          variant the folder has (UNet, VAE decoder, VAE encoder), all but
+                                          the decoder, or only the UNet; full or TAESD VAE, DeepCache
                                           reuse (interval N, default 2: full, reuse, full, reuse) or not
   bare-openvino                           OpenVINO compiled models driven by a minimal numpy loop
   torch                                   diffusers StableDiffusion(Img2Img)Pipeline + LCMScheduler, FP32 CPU
@@ -72,8 +73,10 @@ def run_engine(model_dir: Path, spec: str, mode: str, runs: int, out: Path) -> d
     vae = "tiny" if "tiny" in parts else "full"
     variant = "int8" if {"int8", "int8unet"} & set(parts) else None
     t0 = time.perf_counter()
-    # int8unet: the INT8 UNet with the BF16/FP32 VAE decoder (quantize --components unet)
-    overrides = {"vae_decoder": model_dir / "vae_decoder.onnx"} if "int8unet" in parts else None
+    # int8unet: only the UNet in INT8 (quantize --components unet); floatdec: every INT8 variant but
+    # the VAE decoder, which runs in the runtime's float precision (BF16 here)
+    float_parts = {"int8unet": ("vae_decoder", "vae_encoder"), "floatdec": ("vae_decoder",)}
+    overrides = {name: model_dir / f"{name}.onnx" for part in parts for name in float_parts.get(part, ())}
     layout = resolve_layout(model_dir, variant=variant, overrides=overrides)
     deep_cache = deepcache_interval(spec)
     pipe = Pipeline.load(layout, RuntimeOptions(runtime=runtime, precision=precision), deep_cache=deep_cache)

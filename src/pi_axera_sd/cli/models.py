@@ -226,8 +226,15 @@ def cmd_models_tiny(args: argparse.Namespace) -> int:
 def cmd_models_quantize(args: argparse.Namespace) -> int:
     from pi_axera_sd.modeltools.quantize import quantize_model
 
-    info = quantize_model(args.model_dir, components=args.components)
+    info = quantize_model(args.model_dir, components=args.components, min_psnr=args.min_psnr)
     print(json.dumps(info, indent=2))
+    for name, made in info["components"].items():
+        if made.get("budget_met") is False:  # NNCF kept every layer it could in float and still fell short
+            print(
+                f"warning: {name} reached {made['psnr_db']} dB, under --min-psnr {made['min_psnr_db']}; "
+                f"leave it out of the INT8 variant (delete {made['file']}) if that is too far off",
+                file=sys.stderr,
+            )
     print("use it with PI_AXERA_SD_VARIANT=int8 (OpenVINO runtime)")
     return 0
 
@@ -267,15 +274,26 @@ def register_tools(msub: argparse._SubParsersAction) -> None:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=cmd_models_tiny)
 
+    from pi_axera_sd.modeltools.quantize import ALL_COMPONENTS, COMPONENTS, MIN_PSNR_DB
+
     quant = msub.add_parser(
-        "quantize", help="write INT8 OpenVINO variants of the UNet / VAE decoder (needs openvino + nncf)"
+        "quantize",
+        help="write INT8 OpenVINO variants of the UNet / VAE decoder / VAE encoder (needs openvino + nncf)",
     )
     quant.add_argument("model_dir", type=Path)
     quant.add_argument(
         "--components",
         nargs="+",
-        choices=["unet", "vae_decoder", "unet_deep", "unet_shallow"],
-        default=["unet", "vae_decoder"],
+        choices=ALL_COMPONENTS,
+        default=list(COMPONENTS),
         help="unet_deep unet_shallow: the DeepCache pair (quantised in a run of its own)",
+    )
+    quant.add_argument(
+        "--min-psnr",
+        type=float,
+        default=MIN_PSNR_DB,
+        metavar="DB",
+        help="VAE components: the least PSNR against FP32 on any calibration sample; the layers that "
+        "cost most stay in floating point until it is reached (default %(default)s)",
     )
     quant.set_defaults(func=cmd_models_quantize)

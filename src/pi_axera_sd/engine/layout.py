@@ -208,7 +208,7 @@ def resolve_layout(
     text_root = Path(text_dir) if text_dir is not None else root
     given = {k: Path(v) for k, v in (overrides or {}).items() if v}
     warnings = []
-    vae_encoder = given.get(VAE_ENCODER) or _pick(root / AXERA_STEMS[VAE_ENCODER], prefer_axmodel)
+    vae_encoder = given.get(VAE_ENCODER) or _pick(root / AXERA_STEMS[VAE_ENCODER], prefer_axmodel, variant)
     tiny = given.get(VAE_DECODER_TINY) or _pick(root / AXERA_STEMS[VAE_DECODER_TINY], prefer_axmodel)
     t2i = given.get(TIME_INPUT_TXT2IMG) or root / TIME_INPUT_FILES[TIME_INPUT_TXT2IMG]
     i2i = given.get(TIME_INPUT_IMG2IMG) or root / TIME_INPUT_FILES[TIME_INPUT_IMG2IMG]

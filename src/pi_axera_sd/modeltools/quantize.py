@@ -1,27 +1,33 @@
-"""INT8 post-training quantisation of the UNet and VAE decoder for OpenVINO (``models quantize``).
+"""INT8 post-training quantisation for OpenVINO (``models quantize``): the UNet, the VAE decoder and
+encoder, and the DeepCache pair.
 
 Calibration uses real inputs: the FP32 pipeline is run on a few prompts, as txt2img and as img2img
-from synthetic smooth images, and every UNet feed along the sampling trajectories (and every final
-latent, for the decoder) is recorded. Prompts, seeds and images are the tool's own, distinct from
-anything the benchmark measures. NNCF then writes
-``unet.int8.xml`` / ``vae_decoder.int8.xml`` (OpenVINO IR) beside the ONNX files; the engine uses
-them with ``PI_AXERA_SD_VARIANT=int8``. Needs the ``bench`` extra (openvino + nncf).
+from synthetic smooth images, and every UNet feed along the sampling trajectories (every final
+latent, for the decoder; every image, for the encoder) is recorded. Prompts, seeds and images are the
+tool's own, distinct from anything the benchmark measures. NNCF then writes ``<component>.int8.xml``
+(OpenVINO IR) beside the ONNX files; the engine uses them with ``PI_AXERA_SD_VARIANT=int8``.
+
+The VAE's INT8 error shows in every pixel, so its components are quantised to an error budget
+(mixed precision): NNCF measures what each quantised layer costs in PSNR on the recorded samples and
+leaves the costliest layers in floating point until the worst sample reaches ``min_psnr`` against
+the FP32 output. Needs the ``bench`` extra (openvino + nncf).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pi_axera_sd.engine.contract import MANIFEST
+from pi_axera_sd.engine.contract import LATENT_CHANNELS, MANIFEST
 from pi_axera_sd.engine.imageio import to_model_input
 from pi_axera_sd.engine.layout import resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
+from pi_axera_sd.errors import ModelError
 from pi_axera_sd.modeltools.progress import Stages
 from pi_axera_sd.runtime import RuntimeOptions
 
@@ -33,8 +39,16 @@ CALIBRATION_PROMPTS = (
 )
 CALIBRATION_SEED = 1000
 IMG2IMG_STRENGTH = 0.6  # two of the four steps
-COMPONENTS = ("unet", "vae_decoder")
+COMPONENTS = ("unet", "vae_decoder")  # the default run
+VAE_COMPONENTS = ("vae_decoder", "vae_encoder")  # quantised to a PSNR budget
 DEEP_CACHE_COMPONENTS = ("unet_deep", "unet_shallow")  # the DeepCache pair (models export --deep-cache)
+ALL_COMPONENTS = ("unet", *VAE_COMPONENTS, *DEEP_CACHE_COMPONENTS)
+# The least PSNR a quantised VAE component may reach on any calibration sample, against its FP32
+# output. 36 dB leaves room for the INT8 UNet's own error (43-45 dB on the benchmark's image), so the
+# finished image stays above 30 dB of the FP32 pipeline's.
+MIN_PSNR_DB = 36.0
+PSNR_CAP_DB = 60.0  # an exact match scores this, not infinity (NNCF measures drops from it)
+RANKING_SAMPLES = 2  # samples NNCF ranks layers on: each ranking step runs the model on all of them
 
 
 def calibration_image(index: int, size: int) -> np.ndarray:
@@ -63,6 +77,8 @@ def record_calibration(
     sessions = {"unet_deep" if deep_cache else "unet": pipeline.unet, "vae_decoder": pipeline.vae_decoder}
     if deep_cache:
         sessions["unet_shallow"] = pipeline.unet_shallow
+    if pipeline.vae_encoder is not None:
+        sessions["vae_encoder"] = pipeline.vae_encoder
     feeds: dict[str, list[dict]] = {name: [] for name in sessions}
     for name, session in sessions.items():
         original = session.run
@@ -86,12 +102,16 @@ def quantize_model(
     model_dir: str | Path,
     components: Sequence[str] = COMPONENTS,
     prompts: Sequence[str] = CALIBRATION_PROMPTS,
+    min_psnr: float = MIN_PSNR_DB,
 ) -> dict[str, Any]:
     import nncf
     import openvino as ov
 
     model_dir = Path(model_dir)
     layout = resolve_layout(model_dir)
+    absent = [name for name in components if name in ALL_COMPONENTS and getattr(layout, name) is None]
+    if absent:  # before the calibration run, not minutes into it
+        raise ModelError(f"{model_dir}: no {', '.join(absent)} to quantise in this folder")
     started = time.perf_counter()
     stages = Stages("quantize", {"calibration run": 2, **{name: 3 for name in components}})
     with stages.step("calibration run"):
@@ -105,7 +125,7 @@ def quantize_model(
     written = {}
     for name in components:
         with stages.step(name):
-            written[name] = _quantize_one(core, layout, model_dir, name, feeds[name])
+            written[name] = _quantize_one(core, layout, model_dir, name, feeds[name], min_psnr)
     stages.close()
     info = {
         "variant": "int8",
@@ -125,7 +145,7 @@ def quantize_model(
     return info
 
 
-def _quantize_one(core, layout, model_dir: Path, name: str, feeds: list) -> dict[str, Any]:
+def _quantize_one(core, layout, model_dir: Path, name: str, feeds: list, min_psnr: float) -> dict[str, Any]:
     """Write ``<name>.int8.xml`` calibrated on ``feeds`` (the FP32 pipeline's own inputs)."""
     import nncf
     import openvino as ov
@@ -134,16 +154,89 @@ def _quantize_one(core, layout, model_dir: Path, name: str, feeds: list) -> dict
     model = core.read_model(str(source))
     order = [sorted(port.get_names())[0] for port in model.inputs]
     samples = [[feed[n] for n in order] for feed in feeds]
+    target = model_dir / f"{name}.int8.xml"
+    if name in VAE_COMPONENTS:
+        readout = _through_decoder(core, layout) if name == "vae_encoder" else None
+        quantized, psnr = _quantize_to_psnr(core, model, samples, min_psnr, readout)
+        ov.save_model(quantized, str(target))
+        return {
+            "file": target.name,
+            "calibration_samples": len(samples),
+            "min_psnr_db": min_psnr,
+            "psnr_db": round(psnr, 2),
+            "budget_met": bool(psnr >= min_psnr),
+            "float_layers": _float_layer_count(model, quantized),
+        }
     quantized = nncf.quantize(
         model,
         nncf.Dataset(samples),
         subset_size=len(samples),
-        # attention MatMuls stay accurate with the transformer scheme; the VAE has none
-        model_type=nncf.ModelType.TRANSFORMER if name.startswith("unet") else None,
-        # asymmetric activations for the decoder: its SiLU outputs are far from zero-centred
-        preset=nncf.QuantizationPreset.MIXED if name == "vae_decoder" else None,
+        # attention MatMuls stay accurate with the transformer scheme
+        model_type=nncf.ModelType.TRANSFORMER,
         fast_bias_correction=True,
     )
-    target = model_dir / f"{name}.int8.xml"
     ov.save_model(quantized, str(target))
     return {"file": target.name, "calibration_samples": len(samples)}
+
+
+def image_psnr(got: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR of a decoded image against the reference image, both as the engine shows them (clipped
+    to [-1, 1], so a peak of 2), capped at :data:`PSNR_CAP_DB`."""
+    got, reference = (np.clip(x.astype(np.float64), -1.0, 1.0) for x in (got, reference))
+    mse = float(np.mean((got - reference) ** 2))
+    return PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, float(10.0 * np.log10(2.0**2 / mse)))
+
+
+def _through_decoder(core, layout) -> Callable[[np.ndarray], np.ndarray]:
+    """The encoder's error as it shows in the image: its latent mean, decoded by the unquantised
+    decoder (the same decoder for the reference and the candidate, so only the encoder differs)."""
+    decoder = core.compile_model(core.read_model(str(layout.vae_decoder)), "CPU")
+    return lambda moments: decoder(moments[:, :LATENT_CHANNELS])[0]
+
+
+def _quantize_to_psnr(core, model, samples: list, min_psnr: float, readout=None):
+    """INT8 with the layers that cost most left in floating point: NNCF's accuracy control ranks
+    every quantised layer by the PSNR it costs (on :data:`RANKING_SAMPLES` samples) and reverts the
+    worst, re-measuring, until the least PSNR over all samples reaches ``min_psnr``. ``readout`` maps
+    the model's output to what is compared (default: the output itself). Returns the model and that
+    least PSNR, measured as the engine runs it (OpenVINO's default precision)."""
+    import nncf
+
+    readout = readout or (lambda output: output)
+    reference = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    # each item carries its own FP32 output: NNCF validates on subsets, one item at a time too
+    items = [(sample, readout(reference(sample)[0])) for sample in samples]
+
+    def validate(compiled, data) -> tuple[float, list[float]]:
+        values = [image_psnr(readout(compiled(sample)[0]), ref) for sample, ref in data]
+        return min(values), values
+
+    quantized = nncf.quantize_with_accuracy_control(
+        model,
+        nncf.Dataset(samples),
+        nncf.Dataset(items, lambda item: item[0]),
+        validate,
+        max_drop=PSNR_CAP_DB - min_psnr,
+        drop_type=nncf.DropType.ABSOLUTE,
+        # asymmetric activations: the VAE's SiLU outputs are far from zero-centred
+        preset=nncf.QuantizationPreset.MIXED,
+        subset_size=len(samples),
+        fast_bias_correction=True,
+        advanced_accuracy_restorer_parameters=nncf.AdvancedAccuracyRestorerParameters(
+            ranking_subset_size=min(RANKING_SAMPLES, len(samples))
+        ),
+    )
+    psnr, _ = validate(core.compile_model(quantized, "CPU"), items)
+    return quantized, psnr
+
+
+def _float_layer_count(original, quantized) -> int:
+    """Convolutions and MatMuls of ``original`` that have no quantised weight in ``quantized``."""
+    compute = {"Convolution", "MatMul"}
+    total = sum(op.get_type_name() in compute for op in original.get_ordered_ops())
+    quantized_layers = sum(
+        op.get_type_name() in compute
+        and any(v.get_node().get_type_name() == "FakeQuantize" for v in op.input_values())
+        for op in quantized.get_ordered_ops()
+    )
+    return total - quantized_layers
