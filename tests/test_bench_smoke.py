@@ -130,3 +130,14 @@ def test_startup_smoke_run(tmp_path):
         )
         assert isinstance(row["rss_growth_per_image_mb"], float)
     assert "| openvino |" in report_path.with_suffix(".md").read_text()
+
+
+def test_floor_precisions_follow_the_int8_parts_of_a_configuration(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from floors import stage_precisions
+
+    every = stage_precisions("engine:openvino:int8", "CPU/bf16")
+    assert every == {"text": "bf16", "vae_encode": "int8", "unet": "int8", "vae_decode": "int8"}
+    assert stage_precisions("engine:openvino:int8:floatdec", "CPU/bf16")["vae_decode"] == "bf16"
+    only_unet = stage_precisions("engine:openvino:int8unet", "CPU/f32")
+    assert only_unet == {"text": "fp32", "vae_encode": "fp32", "unet": "int8", "vae_decode": "fp32"}
