@@ -15,7 +15,7 @@ from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.modeltools.quantize import image_psnr
 from pi_axera_sd.runtime import RuntimeOptions
 
-BUDGET_DB = 20.0
+BUDGET_DB = 20.0  # the tiny model's plain INT8 VAE: 24-30 dB on its calibration samples
 
 
 @pytest.mark.slow
@@ -25,16 +25,16 @@ def test_quantize_writes_int8_variants_the_engine_uses(tiny_model_dir, tiny_engi
     folder = tmp_path / "m"
     shutil.copytree(tiny_model_dir, folder)
     components = ("unet", "vae_decoder", "vae_encoder")
-    # a budget the tiny model's plain INT8 VAE meets (28-30 dB), so no layer ranking here: that path
-    # has its own test below on a graph small enough to rank quickly
-    info = quantize_model(folder, components, prompts=["a fox", "a city at night"], min_psnr=BUDGET_DB)
+    # no PSNR budget (the default): the VAE's PSNR is measured and recorded; the budget's layer
+    # ranking has its own test below, on a graph small enough to rank quickly
+    info = quantize_model(folder, components, prompts=["a fox", "a city at night"])
     # 2 prompts x (4 txt2img steps + 2 img2img steps); one final latent per image; one init image
     assert info["components"]["unet"]["calibration_samples"] == 12
     assert info["components"]["vae_decoder"]["calibration_samples"] == 4
     assert info["components"]["vae_encoder"]["calibration_samples"] == 2
-    for vae in ("vae_decoder", "vae_encoder"):  # quantised to the PSNR budget, as measured by the tool
-        assert info["components"][vae]["psnr_db"] >= BUDGET_DB, info["components"][vae]
-        assert info["components"][vae]["budget_met"] is True
+    for vae in ("vae_decoder", "vae_encoder"):  # INT8, not exact, and not far off
+        assert BUDGET_DB <= info["components"][vae]["psnr_db"] < 60, info["components"][vae]
+        assert "budget_met" not in info["components"][vae]
     assert (folder / "unet.int8.xml").is_file() and (folder / "unet.int8.bin").is_file()
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["variants"]["int8"]["components"]["unet"]["file"] == "unet.int8.xml"

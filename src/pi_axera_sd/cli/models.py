@@ -274,7 +274,7 @@ def register_tools(msub: argparse._SubParsersAction) -> None:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=cmd_models_tiny)
 
-    from pi_axera_sd.modeltools.quantize import ALL_COMPONENTS, COMPONENTS, MIN_PSNR_DB
+    from pi_axera_sd.modeltools.quantize import ALL_COMPONENTS, COMPONENTS, SUGGESTED_MIN_PSNR_DB
 
     quant = msub.add_parser(
         "quantize",
@@ -291,9 +291,9 @@ def register_tools(msub: argparse._SubParsersAction) -> None:
     quant.add_argument(
         "--min-psnr",
         type=float,
-        default=MIN_PSNR_DB,
         metavar="DB",
-        help="VAE components: the least PSNR against FP32 on any calibration sample; the layers that "
-        "cost most stay in floating point until it is reached (default %(default)s)",
+        help="VAE components: keep the layers that cost most in floating point until the worst "
+        f"calibration sample is within DB of FP32 (e.g. {SUGGESTED_MIN_PSNR_DB:.0f}; slow: one model "
+        "run per layer per pass). Without it the PSNR is measured and recorded only",
     )
     quant.set_defaults(func=cmd_models_quantize)
