@@ -47,6 +47,6 @@ def write_chart(rows: list[dict], path: Path) -> Path | None:
     handles, names = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, names, fontsize=7, loc="upper center", ncols=len(names), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")  # long configuration names stay whole
     plt.close(fig)
     return path
