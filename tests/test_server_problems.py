@@ -49,3 +49,64 @@ def test_warming_up_raised_by_a_route_without_a_pre_check_is_503_not_500(tmp_pat
     assert answer.status_code == 503
     assert int(answer.headers["Retry-After"]) > 0
     assert shape(answer.json()), answer.json()
+
+
+# Every error type this package raises on purpose, with the status it must get if it reaches a
+# response. A new type fails the test below until it is placed here, so no class becomes a counted
+# 500 by accident.
+EXPECTED_STATUS = {
+    "InvalidInput": 400,  # the client's fault
+    "PayloadTooLarge": 413,
+    "Cancelled": 409,  # interrupted on purpose
+    "WarmingUp": 503,  # a refusal, with Retry-After
+    # the runtime's or the model's: a 500 that counts toward the restart limit
+    "PiAxeraError": 500,
+    "ModelError": 500,
+    "RuntimeUnavailable": 500,
+    "ModelIncompatible": 500,
+    "TimeInputMissing": 500,
+    "AxengineMissing": 500,  # these three stop a start with their own exit codes; mid-run, the NPU's fault
+    "DriverMissing": 500,
+    "NpuNotReady": 500,
+    # raised before the service answers (start-up) or by other commands, never inside a request
+    "FirstRunFailed": 500,
+    "ConfigError": 500,
+    "InstanceError": 500,
+    "PullError": 500,
+}
+
+
+def _error_types() -> dict[str, type]:
+    import importlib
+    import pkgutil
+
+    import pi_axera_sd
+    from pi_axera_sd.errors import PiAxeraError
+
+    for module in pkgutil.walk_packages(pi_axera_sd.__path__, "pi_axera_sd."):
+        if module.name.endswith("__main__"):  # runs the CLI when imported
+            continue
+        try:
+            importlib.import_module(module.name)
+        except ImportError:  # an optional extra (torch, diffusers) this install lacks
+            continue
+    found, todo = {}, [PiAxeraError]
+    while todo:
+        cls = todo.pop()
+        found[cls.__name__] = cls
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def test_every_error_type_has_a_deliberate_status() -> None:
+    found = _error_types()
+    assert set(found) <= set(EXPECTED_STATUS), (
+        f"place these in EXPECTED_STATUS: {set(found) - set(EXPECTED_STATUS)}"
+    )
+    for name, cls in found.items():
+        exc = cls.__new__(cls)
+        Exception.__init__(exc, "what went wrong")
+        if name == "WarmingUp":
+            exc = WarmingUp(HALF_WARM)
+        assert to_api_error(exc).status == EXPECTED_STATUS[name], name
+        assert counts_as_runtime_failure(exc) == (EXPECTED_STATUS[name] == 500), name
