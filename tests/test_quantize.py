@@ -120,6 +120,7 @@ def _conv_stack(layers: int = 8, width: int = 32):
     return ov.Model([ops.tanh(h)], [x], "conv_stack")
 
 
+@pytest.mark.torch  # nncf: the bench extra
 def test_the_psnr_budget_keeps_the_costliest_layers_in_float():
     import openvino as ov
 
