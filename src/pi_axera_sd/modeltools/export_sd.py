@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 
 from pi_axera_sd import __version__
-from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, MANIFEST, TEXT_ENCODER_STEM, VAE_ENCODER_TINY
+from pi_axera_sd.engine.contract import (
+    AXERA_TIME_INPUT,
+    MANIFEST,
+    TEXT_ENCODER_STEM,
+    TOKENIZER_FILES,
+    VAE_ENCODER_TINY,
+)
 from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS
 from pi_axera_sd.fileio import sha256_file
 from pi_axera_sd.modeltools.onnx_io import export_module
@@ -58,12 +64,13 @@ def save_clip_tokenizer(tokenizer, out_dir: Path) -> None:
     runtime's tokenizer) reads. transformers 5 saves only ``tokenizer.json``; derive the pair from it."""
     tokenizer.save_pretrained(str(out_dir))
     fast = out_dir / "tokenizer.json"
-    if ((out_dir / "vocab.json").is_file() and (out_dir / "merges.txt").is_file()) or not fast.is_file():
+    vocab_path, merges_path = (out_dir / name for name in TOKENIZER_FILES)
+    if (vocab_path.is_file() and merges_path.is_file()) or not fast.is_file():
         return
     model = json.loads(fast.read_text(encoding="utf-8"))["model"]
-    (out_dir / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
+    vocab_path.write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    (out_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    merges_path.write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
 
 
 def time_embeddings(unet, timesteps: Sequence[int]) -> np.ndarray:
