@@ -42,7 +42,7 @@ def load_diffusers_pipeline(source: str | Path, lora: str | None = None, lora_sc
     from diffusers import StableDiffusionPipeline
 
     pipe = StableDiffusionPipeline.from_pretrained(
-        str(source), torch_dtype=torch.float32, safety_checker=None, requires_safety_checker=False
+        str(source), dtype=torch.float32, safety_checker=None, requires_safety_checker=False
     )
     if lora:
         pipe.load_lora_weights(str(lora))
@@ -56,7 +56,7 @@ def load_tiny_vae(source: str | Path):
     import torch
     from diffusers import AutoencoderTiny
 
-    return AutoencoderTiny.from_pretrained(str(source), torch_dtype=torch.float32)
+    return AutoencoderTiny.from_pretrained(str(source), dtype=torch.float32)
 
 
 def save_clip_tokenizer(tokenizer, out_dir: Path) -> None:
