@@ -149,3 +149,47 @@ def test_openvino_rejects_a_broken_file(tmp_path):
     bad.write_bytes(b"junk")
     with pytest.raises(ModelError, match="OpenVINO could not load"):
         open_session(bad, RuntimeOptions(runtime="openvino"))
+
+
+def test_open_sessions_opens_cpu_models_in_parallel_and_npu_models_one_by_one(monkeypatch, tmp_path):
+    import threading
+    import time
+
+    import pi_axera_sd.runtime as runtime
+
+    at_once, busy, lock = [0], [0], threading.Lock()
+
+    def slow_open(path, options=None):
+        with lock:
+            busy[0] += 1
+            at_once[0] = max(at_once[0], busy[0])
+        time.sleep(0.05)
+        with lock:
+            busy[0] -= 1
+        if path.name.startswith("broken"):
+            raise runtime.ModelError(f"cannot open {path.name}")
+        return path.name
+
+    monkeypatch.setattr(runtime, "open_session", slow_open)
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 4)
+    cpu = {"a": tmp_path / "a.onnx", "b": tmp_path / "b.xml", "none": None, "c": tmp_path / "c.onnx"}
+    assert runtime.open_sessions(cpu) == {"a": "a.onnx", "b": "b.xml", "none": None, "c": "c.onnx"}
+    assert at_once[0] > 1
+
+    at_once[0] = 0
+    npu = {"a": tmp_path / "a.axmodel", "b": tmp_path / "b.axmodel"}
+    assert runtime.open_sessions(npu) == {"a": "a.axmodel", "b": "b.axmodel"}
+    assert at_once[0] == 1  # the device's runtime gets one model at a time
+    opened = []
+    monkeypatch.setattr(
+        runtime, "open_session", lambda path, options=None: opened.append(path.name) or slow_open(path)
+    )
+    with pytest.raises(runtime.ModelError, match="broken"):
+        runtime.open_sessions({"a": tmp_path / "broken.axmodel", "b": tmp_path / "b.axmodel"})
+    assert opened == ["broken.axmodel"]  # stops at the first failure: each NPU open counts on the device
+
+    # the first failure in the given order is the one raised, whichever thread finished first
+    names = {"ok": "ok.onnx", "first": "broken1.onnx", "second": "broken2.onnx"}
+    broken = {key: tmp_path / name for key, name in names.items()}
+    with pytest.raises(runtime.ModelError, match="broken1"):
+        runtime.open_sessions(broken)

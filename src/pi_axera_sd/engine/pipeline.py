@@ -56,7 +56,7 @@ from pi_axera_sd.engine.noise import NoiseFn, posterior_noise, seeded_noise
 from pi_axera_sd.engine.scheduler import LcmScheduler, img2img_timesteps
 from pi_axera_sd.engine.tokenizer import ClipTokenizer
 from pi_axera_sd.errors import InvalidInput, ModelError
-from pi_axera_sd.runtime import RuntimeOptions, Session, TensorSpec, open_session
+from pi_axera_sd.runtime import RuntimeOptions, Session, TensorSpec, open_sessions
 
 MAX_SEED = 2**32 - 1
 
@@ -183,10 +183,6 @@ def _check_components(
     return facts, _UnetSignature(found.sample, found.hidden, found.time, found.guidance)
 
 
-def _open_optional(path: Path | None, options: RuntimeOptions) -> Session | None:
-    return open_session(path, options) if path is not None else None
-
-
 def _first_output(session: Session, preferred: str) -> str:
     return preferred if preferred in session.output_names else session.output_names[0]
 
@@ -296,18 +292,23 @@ class Pipeline:
         unet, shallow = layout.unet, None
         if kwargs.get("deep_cache", deepcache.OFF) != deepcache.OFF:  # the pair instead of unet.onnx
             unet, shallow = deepcache.pair_paths(layout.unet_deep, layout.unet_shallow, layout.root)
+        tokenizer = ClipTokenizer(layout.tokenizer_dir)  # its errors first: it is the quickest check
+        sessions = open_sessions(
+            {
+                "text_encoder": layout.text_encoder,
+                "unet": unet,
+                "unet_shallow": shallow,
+                "vae_decoder": layout.vae_decoder,
+                "vae_encoder": layout.vae_encoder,
+                "vae_decoder_tiny": layout.vae_decoder_tiny,
+                "vae_encoder_tiny": layout.vae_encoder_tiny,
+            },
+            options,
+        )
         return cls(
-            tokenizer=ClipTokenizer(layout.tokenizer_dir),
-            text_encoder=open_session(layout.text_encoder, options),
-            unet=open_session(unet, options),
-            unet_shallow=_open_optional(shallow, options),
-            vae_decoder=open_session(layout.vae_decoder, options),
-            vae_encoder=open_session(layout.vae_encoder, options) if layout.vae_encoder else None,
-            vae_decoder_tiny=open_session(layout.vae_decoder_tiny, options)
-            if layout.vae_decoder_tiny
-            else None,
+            tokenizer=tokenizer,
+            **sessions,
             tiny_vae_scaling_factor=layout.tiny_vae_scaling_factor,
-            vae_encoder_tiny=_open_optional(layout.vae_encoder_tiny, options),
             time_embeddings=time_embeddings,
             timesteps=layout.timesteps,
             vae_scaling_factor=layout.vae_scaling_factor,
