@@ -294,14 +294,14 @@ class Pipeline:
             unet, shallow = deepcache.pair_paths(layout.unet_deep, layout.unet_shallow, layout.root)
         tokenizer = ClipTokenizer(layout.tokenizer_dir)  # its errors first: it is the quickest check
         sessions = open_sessions(
-            {
-                "text_encoder": layout.text_encoder,
-                "unet": unet,
-                "unet_shallow": shallow,
-                "vae_decoder": layout.vae_decoder,
-                "vae_encoder": layout.vae_encoder,
-                "vae_decoder_tiny": layout.vae_decoder_tiny,
-                "vae_encoder_tiny": layout.vae_encoder_tiny,
+            {  # the contract's component names are also this class's parameter names
+                TEXT_ENCODER: layout.text_encoder,
+                UNET: unet,
+                UNET_SHALLOW: shallow,
+                VAE_DECODER: layout.vae_decoder,
+                VAE_ENCODER: layout.vae_encoder,
+                VAE_DECODER_TINY: layout.vae_decoder_tiny,
+                VAE_ENCODER_TINY: layout.vae_encoder_tiny,
             },
             options,
         )

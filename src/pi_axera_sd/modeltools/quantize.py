@@ -41,7 +41,7 @@ CALIBRATION_PROMPTS = (
 CALIBRATION_SEED = 1000
 IMG2IMG_STRENGTH = 0.6  # two of the four steps
 COMPONENTS = ("unet", "vae_decoder")  # the default run
-VAE_COMPONENTS = ("vae_decoder", "vae_encoder")  # quantised to a PSNR budget
+VAE_COMPONENTS = ("vae_decoder", "vae_encoder")  # PSNR measured (and with --min-psnr, budgeted)
 DEEP_CACHE_COMPONENTS = ("unet_deep", "unet_shallow")  # the DeepCache pair (models export --deep-cache)
 ALL_COMPONENTS = ("unet", *VAE_COMPONENTS, *DEEP_CACHE_COMPONENTS)
 # A VAE PSNR budget is opt-in (--min-psnr): ranking the layers runs the model once per quantised layer
@@ -148,7 +148,9 @@ def quantize_model(
     return info
 
 
-def _quantize_one(core, layout, model_dir: Path, name: str, feeds: list, min_psnr: float) -> dict[str, Any]:
+def _quantize_one(
+    core, layout, model_dir: Path, name: str, feeds: list, min_psnr: float | None
+) -> dict[str, Any]:
     """Write ``<name>.int8.xml`` calibrated on ``feeds`` (the FP32 pipeline's own inputs)."""
     import nncf
     import openvino as ov
@@ -239,7 +241,8 @@ def _quantize_to_psnr(core, model, samples: list, min_psnr: float | None, readou
 
 
 def _float_layer_count(original, quantized) -> int:
-    """Convolutions and MatMuls of ``original`` that have no quantised weight in ``quantized``."""
+    """Convolutions and MatMuls that run in floating point in ``quantized``: no FakeQuantize feeds them
+    (NNCF's scheme leaves some out; a PSNR budget returns more)."""
     compute = {"Convolution", "MatMul"}
     total = sum(op.get_type_name() in compute for op in original.get_ordered_ops())
     quantized_layers = sum(
