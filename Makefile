@@ -3,42 +3,54 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
-# PyTorch's CPU-only wheels: PyPI's Linux torch is the CUDA build (~15 NVIDIA wheels, GBs).
-# TORCH_INDEX= (empty) uses only the indexes pip is configured with (e.g. a local wheel mirror).
+# The whole dependency tree the test suite last passed with: every install here is pinned by it, so a
+# new upstream release changes nothing until `make lock` has run the suite on it (docs: README, Development).
+LOCK ?= requirements.lock
+PIN := -c $(LOCK)
+# PyTorch's CPU-only wheels: PyPI's Linux x86_64 torch is the CUDA build (~15 NVIDIA wheels, GBs).
+# The index is probed once per install (scripts/torch_index.py); TORCH_INDEX= uses only pip's own indexes.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
-TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
+TORCH_INDEX_ARGS = $$($(BIN)/python scripts/torch_index.py '$(TORCH_INDEX)' '$(LOCK)')
 DEMO_MODELS ?= demo-models
-# OpenVINO has wheels for these machines; make serve installs it so runtime=auto can pick it.
-ARCH := $(shell uname -m)
-SERVE_EXTRAS := $(if $(filter x86_64 aarch64 arm64 AMD64,$(ARCH)),[openvino],)
+# One stamp per install: an install runs again only when pyproject.toml or the lock changed.
+STAMP := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: serve install install-export demo install-dev install-fast test test-fast lint bench clean haproxy chromium
+.PHONY: serve install install-export demo install-dev install-fast test test-fast lint lock bench clean haproxy chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
 
-install: $(BIN)/python
-	$(PIP) install --quiet -e '.$(SERVE_EXTRAS)'
+# The base install (no extras): what `serve` needs, OpenVINO included.
+$(STAMP)-base: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
+	$(PIP) install --quiet $(PIN) -e .
+	@touch $@
 
-install-export: $(BIN)/python
-	$(PIP) install --quiet -c constraints.txt $(TORCH_INDEX_ARG) -e '.[export]'
+$(STAMP)-export: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
+	$(PIP) install --quiet $(PIN) $(TORCH_INDEX_ARGS) -e '.[export]'
+	@touch $@
 
-# A tiny model with random weights, served: the whole API to try, no download (images are noise).
-demo: install install-export
-	test -f $(DEMO_MODELS)/manifest.json || $(BIN)/pi-axera-sd models random $(DEMO_MODELS)
-	$(BIN)/pi-axera-sd serve --models $(DEMO_MODELS)
+$(STAMP)-fast: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
+	$(PIP) install --quiet $(PIN) -e '.[test-fast]'
+	@touch $@
 
-install-fast: $(BIN)/python
-	$(PIP) install --quiet -e '.[test-fast]'
+$(STAMP)-dev: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
+	$(PIP) install --quiet $(PIN) $(TORCH_INDEX_ARGS) -e '.[test]'
+	@touch $@
 
-install-dev: $(BIN)/python
-	$(PIP) install --quiet -c constraints.txt -e '.[test]'
+install: $(STAMP)-base
+install-export: $(STAMP)-export
+install-fast: $(STAMP)-fast
+install-dev: $(STAMP)-dev
 
 serve: install
 	$(BIN)/pi-axera-sd serve
+
+# A tiny model with random weights (128x128 images of noise), served: the whole API, no model download.
+demo: install install-export
+	test -f $(DEMO_MODELS)/manifest.json || $(BIN)/pi-axera-sd models random $(DEMO_MODELS)
+	$(BIN)/pi-axera-sd serve --models $(DEMO_MODELS)
 
 lint: install-dev
 	$(BIN)/ruff check src tests scripts bench
@@ -54,18 +66,34 @@ haproxy:
 chromium:
 	@test -x $(CHROMIUM) || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
+# PI_AXERA_SD_LOCK: the lock the base-install tests pin their fresh venvs with (the one under test).
 test: install-dev lint haproxy chromium
-	$(BIN)/python -m pytest
+	PI_AXERA_SD_LOCK=$(LOCK) $(BIN)/python -m pytest
 
-# The tests that need no torch/diffusers/transformers/openvino, on a base install (seconds); the two
-# that wait out the hub client's retries (marked slow) run in make test only.
+# The tests that need no torch/diffusers/transformers/openvino, on a base install (seconds); the ones
+# that build fresh venvs or wait on a server (marked slow) run in make test only.
 test-fast: install-fast
 	$(BIN)/python -m pytest -m "not torch and not slow"
 
+# Refresh the lock on purpose: today's releases (torch held at constraints.txt's pin) in a fresh venv,
+# the whole suite run on them, and only when it passes does requirements.lock change. Commit the diff.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV) $(LOCK).new
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet -c constraints.txt \
+		$$($(LOCK_VENV)/bin/python scripts/torch_index.py '$(TORCH_INDEX)' '') -e '.[test,bench]'
+	{ echo "# The dependency tree 'make test' passed with, made by 'make lock' on $$(date -u +%F)"; \
+	  echo "# ($$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version(), platform.machine())')). Used as pip constraints by every make install."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | sed -E 's/\+[[:alnum:].]+$$//'; } > $(LOCK).new
+	$(MAKE) test VENV=$(LOCK_VENV) LOCK=$(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	@echo "requirements.lock refreshed; review 'git diff $(LOCK)' and commit it"
+
 bench: $(BIN)/python
-	$(PIP) install --quiet -c constraints.txt -e '.[bench]'
+	$(PIP) install --quiet $(PIN) $(TORCH_INDEX_ARGS) -e '.[bench]'
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/startup.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_MODELS) build dist .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) $(LOCK_VENV) $(DEMO_MODELS) build dist .pytest_cache .ruff_cache .cache/venvs src/*.egg-info

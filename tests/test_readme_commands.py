@@ -474,6 +474,21 @@ def run_make(command: str, ctx: Context) -> None:
         assert httpx.get(f"{url}/health", timeout=30).status_code == 200
 
 
+def run_make_lock(command: str, ctx: Context) -> None:
+    """Dry-run (a refresh installs today's releases and runs the whole suite): a fresh venv from
+    constraints.txt only, the suite run against the new lock, and the lock replaced only after it."""
+    dry = ok(ctx.workspace().run("make -n lock", cwd=ROOT), command).stdout
+    steps = [
+        "python3 -m venv .venv-lock",
+        "pip install --quiet -c constraints.txt",
+        "pip freeze --exclude-editable",
+        "make test VENV=.venv-lock LOCK=requirements.lock.new",
+        "mv requirements.lock.new requirements.lock",
+    ]
+    where = [dry.find(step) for step in steps]
+    assert -1 not in where and where == sorted(where), dict(zip(steps, where, strict=True))
+
+
 def run_pytest(command: str, ctx: Context) -> None:
     """``.venv/bin/pytest -k diffusers -s``: collected, not run again (it is part of this suite)."""
     words = shlex.split(command)
@@ -507,6 +522,7 @@ RUNNERS: dict[str, Runner] = {
     "make test-fast": run_make,
     "make haproxy": run_make,
     "make chromium": run_make,
+    "make lock": run_make_lock,
     "pi-axera-sd loadtest": run_loadtest,
     "pi-axera-sd haproxy": run_haproxy,
     "sudo apt-get": run_sudo,

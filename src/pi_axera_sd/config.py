@@ -20,6 +20,7 @@ from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.runtime import RuntimeOptions
 
 PREFIX = "PI_AXERA_SD_"
+DEFAULT_MODELS_DIR = Path("models")  # made by the first-run download when missing; any other must exist
 
 
 def _split_list(value: object) -> object:
@@ -50,7 +51,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", populate_by_name=True)
 
     # ---- models and runtimes -----------------------------------------------------------------
-    models_dir: Path = Field(Path("models"), validation_alias=_env("MODELS_DIR", field="models_dir"))
+    models_dir: Path = Field(DEFAULT_MODELS_DIR, validation_alias=_env("MODELS_DIR", field="models_dir"))
     text_model_dir: Path | None = Field(None, validation_alias=_env("TEXT_MODEL_DIR", field="text_model_dir"))
     text_encoder_model: Path | None = Field(
         None, validation_alias=_env("TEXT_ENCODER_MODEL", field="text_encoder_model")

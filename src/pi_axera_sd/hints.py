@@ -23,3 +23,24 @@ def tool() -> str:
 def command(*args: object) -> str:
     """``command("models", "verify", dir)`` -> ``/path/.venv/bin/pi-axera-sd models verify dir``."""
     return " ".join([tool(), *(shlex.quote(str(a)) for a in args)])
+
+
+def clone_root() -> Path | None:
+    """The project clone this install runs from (the editable install ``make`` makes), else None."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "Makefile").is_file() and (root / "pyproject.toml").is_file() else None
+
+
+def demo_hint() -> str:
+    """How to get an image with no model download: ``make demo`` where there is a clone (``-C`` when the
+    user stands elsewhere), else the random-weights model command."""
+    root = clone_root()
+    if root is None:
+        random = command("models", "random", "DIR")
+        return (
+            f"to try the API without a download, make a model with random weights: {random} "
+            "(needs the 'export' extra)"
+        )
+    here = Path.cwd().resolve() == root
+    make = "make demo" if here else f"make -C {shlex.quote(str(root))} demo"
+    return f"to try the API without a download (random weights, the images are noise): {make}"

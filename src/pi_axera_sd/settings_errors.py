@@ -5,7 +5,6 @@ allowed. The CLI prints them and exits 2 (:data:`pi_axera_sd.exitcodes.CONFIG`).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from pydantic import AliasChoices, ValidationError
 
@@ -16,11 +15,13 @@ EXTRAS = {
     "transformers": "export",
     "peft": "export",
     "onnx": "export",
-    "safetensors": "export",
     "openvino": "openvino",
     "nncf": "openvino",
+    "matplotlib": "plot",
+    "open_clip": "open-clip",
 }
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+LOCK_FILE = "requirements.lock"  # the clone's pinned dependency tree (see the Makefile's `lock` target)
 
 
 def _field_for(loc: str) -> str:
@@ -64,16 +65,20 @@ def validation_lines(exc: ValidationError) -> list[str]:
 
 
 def install_command(extra: str) -> str:
-    """The command that installs ``extra`` into this very environment, runnable as printed."""
-    root = Path(__file__).resolve().parents[2]
-    target = f"'{root}[{extra}]'" if (root / "pyproject.toml").is_file() else f"'pi-axera-sd[{extra}]'"
-    editable = "-e " if target.startswith(f"'{root}") else ""
+    """The command that installs ``extra`` into this very environment, runnable as printed: from a
+    clone, the clone's folder pinned by its lock; else the released package."""
+    from pi_axera_sd.hints import clone_root
+
     pip = f"{sys.executable} -m pip install"
-    if extra == "export":
-        constraints = root / "constraints.txt"
-        pin = f"-c {constraints} " if constraints.is_file() else ""
-        return f"{pip} {pin}--extra-index-url {TORCH_CPU_INDEX} {editable}{target}"
-    return f"{pip} {editable}{target}"
+    root = clone_root()
+    if root is None:
+        target = f"'pi-axera-sd[{extra}]'"
+    else:
+        lock = root / LOCK_FILE
+        target = (f"-c {lock} " if lock.is_file() else "") + f"-e '{root}[{extra}]'"
+    if extra == "export":  # PyPI's Linux torch is the CUDA build (GBs): take PyTorch's CPU wheels
+        return f"{pip} --extra-index-url {TORCH_CPU_INDEX} {target}"
+    return f"{pip} {target}"
 
 
 def missing_extra_line(exc: ModuleNotFoundError) -> str | None:

@@ -46,11 +46,9 @@ Exit status: 0 when everything is OK, 1 otherwise.
 
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
-    from pi_axera_sd.modeltools.hub import PullError, pull, render_result
+    from pi_axera_sd.modeltools.hub import PullError, pull, quiet_hub_client_logs, render_result
 
-    if not log.isEnabledFor(logging.DEBUG):
-        for name in ("httpx", "httpx2", "httpcore"):  # one INFO line per request otherwise
-            logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_hub_client_logs()
     try:
         result = pull(
             args.name,

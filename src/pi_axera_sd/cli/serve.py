@@ -16,8 +16,7 @@ MISSING_MODELS_HELP = """\
 error: cannot serve: {error}
 
 Point MODELS_DIR or --models at a model folder, or make one, then start again.
-A quick smoke test with random weights (needs the 'export' extra): {random}
-(from a clone of the project, 'make demo' installs what it needs, builds one and serves it)
+A quick smoke test: {demo}
 """
 
 
@@ -25,32 +24,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pi_axera_sd.cli.common import settings_from_args
     from pi_axera_sd.engine.layout import check_layout, holds_model_files
     from pi_axera_sd.errors import ModelError
-    from pi_axera_sd.hints import command
+    from pi_axera_sd.hints import demo_hint
     from pi_axera_sd.server.app import create_app
     from pi_axera_sd.server.core.firstrun import (
         FirstRunDownload,
+        check_first_run,
         default_spec,
-        startup_problem,
         wants_first_run,
     )
     from pi_axera_sd.server.core.logs import configure_logging
-    from pi_axera_sd.server.core.preflight import check_port, check_runtimes, check_variant
+    from pi_axera_sd.server.core.preflight import (
+        check_models_dir,
+        check_port,
+        check_runtimes,
+        check_variant,
+    )
     from pi_axera_sd.server.core.runner import run
     from pi_axera_sd.server.core.service import EXIT_CONFIG
 
     settings = settings_from_args(args)
     configure_logging("debug" if args.verbose else settings.log_level, settings.log_max_string)
     check_port(settings.host, settings.port)  # before any model loads: a busy port is exit 2 at once
+    check_models_dir(settings)
     first_run = None
     try:
         layout = settings.model_layout()
         check_layout(layout)
     except ModelError as exc:
         if wants_first_run(settings):  # an empty model folder: the lane downloads the default model
-            problem = startup_problem(settings, default_spec(settings))
-            if problem is not None:
-                print(problem, file=sys.stderr)
-                return EXIT_CONFIG
+            check_first_run(settings, default_spec(settings))  # one line and exit, before the server starts
             first_run = FirstRunDownload(settings)
             code = run(create_app(settings, first_run=first_run), settings)
             if first_run.active:  # stopped mid-download: the hub client's threads would hold the exit
@@ -69,9 +71,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         # With a model already there, only the exact problem: a random-weights export would overwrite it.
         has_model = holds_model_files(settings.model_layout().root)
-        random = command("models", "random", settings.models_dir)
         help_text = "error: cannot serve: {error}\n" if has_model else MISSING_MODELS_HELP
-        print(help_text.format(error=exc, random=random), file=sys.stderr)
+        print(help_text.format(error=exc, demo=demo_hint()), file=sys.stderr)
         return EXIT_CONFIG
     check_runtimes(layout, settings)
     check_variant(layout, settings)

@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
-
 DIALECTS = ("generate", "txt2img", "img2img", "interrogate", "mix")
 
 
@@ -24,6 +22,8 @@ class Call:
 
 def _init_png_b64(size: int = 64) -> str:
     """A small gradient PNG as the img2img / interrogation input (the service resizes it)."""
+    from PIL import Image  # here, not at import: the CLI reads DIALECTS while building its parser
+
     image = Image.linear_gradient("L").resize((size, size)).convert("RGB")
     buf = io.BytesIO()
     image.save(buf, format="PNG")

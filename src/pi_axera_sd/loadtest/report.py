@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from pi_axera_sd.errors import PiAxeraError
-
 COLUMNS = (
     "instances",
     "clients",
@@ -61,13 +59,10 @@ def _series(results: list[dict], by: str, x: str) -> dict[int, list[dict]]:
 def write_charts(results: list[dict], out_dir: Path, title: str) -> list[Path]:
     """throughput.png and latency.png against concurrency (one line per instance count), or against
     instances when every configuration ran at one concurrency."""
-    try:
-        import matplotlib
+    import matplotlib  # the 'plot' extra (checked before the run: loadtest.sweep.charts_wanted)
 
-        matplotlib.use("Agg")  # files only, no display
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise PiAxeraError("charts need matplotlib: pip install 'pi-axera-sd[plot]'") from exc
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
 
     one_level = len({r["concurrency"] for r in results}) == 1
     x, by = ("instances", "concurrency") if one_level else ("concurrency", "instances")

@@ -250,12 +250,8 @@ def _processor_settings(source: str) -> dict[str, Any]:
 
 
 def _load_open_clip(spec: str):
-    try:
-        import open_clip
-    except ImportError as exc:
-        raise ModelError(
-            "open_clip sources need the open_clip_torch package, which is not installed"
-        ) from exc
+    import open_clip  # the 'open-clip' extra; the CLI names it and how to install it when missing
+
     arch, _, pretrained = spec.partition("/")
     model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=pretrained or None)
     visual = model.visual

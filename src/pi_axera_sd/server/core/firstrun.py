@@ -85,25 +85,41 @@ def wants_first_run(settings: Settings) -> bool:
     )
 
 
-def startup_problem(settings: Settings, spec: str) -> str | None:
-    """The one line to print when the first run cannot even start (an unknown
-    ``PI_AXERA_SD_DEFAULT_MODEL``, offline mode); else None."""
+def check_first_run(settings: Settings, spec: str) -> None:
+    """Before the server starts: raise when the first-run download cannot even begin, with one line
+    that says what to do. An unknown ``PI_AXERA_SD_DEFAULT_MODEL`` or offline mode is the
+    configuration's fault (exit 2); a hub that cannot be reached may be back later (exit 3)."""
     from huggingface_hub import constants
 
-    from pi_axera_sd.modeltools.hub import PullError, resolve_spec
+    from pi_axera_sd.hints import command, demo_hint
+    from pi_axera_sd.modeltools.hub import (
+        PullError,
+        cannot_reach_line,
+        display_url,
+        resolve_spec,
+        unreachable,
+    )
+    from pi_axera_sd.server.core.preflight import ConfigError
 
     try:
-        resolve_spec(spec)
+        preset = resolve_spec(spec)
     except PullError as exc:
-        return f"error: PI_AXERA_SD_DEFAULT_MODEL: {exc}"
-    if not constants.is_offline_mode():
-        return None
+        raise ConfigError(f"PI_AXERA_SD_DEFAULT_MODEL: {exc}") from None
     d = settings.models_dir
-    return (
-        f"error: {d} holds no model and HF_HUB_OFFLINE=1 forbids the first-run download: run "
-        f"'pi-axera-sd models pull {spec} --dest {d}' where the network is (or copy a model folder to {d}), "
-        "then start again"
-    )
+    pull = command("models", "pull", spec, "--dest", d)
+    if constants.is_offline_mode():
+        raise ConfigError(
+            f"{d} holds no model and HF_HUB_OFFLINE=1 forbids the first-run download: run '{pull}' where "
+            f"the network is (or copy a model folder to {d}), then start again; {demo_hint()}"
+        )
+    endpoint = constants.ENDPOINT.rstrip("/")
+    cause = unreachable(endpoint)
+    if cause is not None:
+        raise FirstRunFailed(
+            f"{d} holds no model, and the first-run download of {preset.repo_id} cannot start: "
+            f"{cannot_reach_line(display_url(endpoint), cause)}; or run '{pull}' where the network is; "
+            f"{demo_hint()}"
+        )
 
 
 @dataclass
@@ -185,7 +201,8 @@ class FirstRunDownload:
 
     def run(self) -> Any:
         """Download and place the model; raises :class:`~pi_axera_sd.modeltools.hub.PullError`."""
-        from pi_axera_sd.modeltools.hub import PullError, pull, resolve_spec
+        from pi_axera_sd.hints import command
+        from pi_axera_sd.modeltools.hub import PullError, pull, quiet_hub_client_logs, resolve_spec
 
         preset = resolve_spec(self.spec)
         d = self.settings.models_dir
@@ -195,8 +212,7 @@ class FirstRunDownload:
             "PI_AXERA_SD_AUTO_DOWNLOAD=0 turns this off."
         )
         log.info("first-run download", extra={"fields": {"repo": preset.repo_id, "models_dir": str(d)}})
-        for name in ("httpx", "httpx2", "httpcore"):  # one INFO line per file request otherwise
-            logging.getLogger(name).setLevel(logging.WARNING)
+        quiet_hub_client_logs()
         progress = self._listing(preset)
         watcher = threading.Thread(
             target=self._watch, args=(progress,), name="first-run-progress", daemon=True
@@ -206,10 +222,8 @@ class FirstRunDownload:
             result = pull(self.spec, d, progress=False, say=self.say)
         except PullError as exc:
             self._end(watcher)  # close the bar first: the error gets a line of its own
-            line = (
-                f"first-run download of {preset.repo_id} failed: {exc} "
-                f"(or fetch it yourself: pi-axera-sd models pull {self.spec} --dest {d})"
-            )
+            pull = command("models", "pull", self.spec, "--dest", d)
+            line = f"first-run download of {preset.repo_id} failed: {exc} (or fetch it yourself: {pull})"
             self.say(f"error: {line}")
             raise FirstRunFailed(line) from exc
         finally:

@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from pi_axera_sd.errors import Cancelled
+from pi_axera_sd.errors import Cancelled, PiAxeraError
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +307,10 @@ class Lane:
             try:
                 init()
             except Exception as exc:
-                log.exception("loading failed")
+                # A failure we raise on purpose carries its own one-line message, which the fatal
+                # line reports; its traceback is for -v. Anything else is a bug: its traceback is shown.
+                expected = isinstance(exc, PiAxeraError)
+                log.log(logging.DEBUG if expected else logging.ERROR, "loading failed", exc_info=True)
                 self.close(f"loading failed: {exc}")
                 if on_init_error is not None:
                     on_init_error("init", exc)

@@ -1,6 +1,6 @@
 """Checks ``serve`` makes before any model loads, so a configuration fault costs no load time and
-exits 2 (never restarted by systemd) with one line: the port, the runtimes the folder needs, the
-requested variant.
+exits 2 (never restarted by systemd) with one line: the port, the model folder, the runtimes the
+folder needs, the requested variant.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import importlib.util
 import logging
 import socket
 
-from pi_axera_sd.config import Settings
+from pi_axera_sd.config import DEFAULT_MODELS_DIR, Settings
 from pi_axera_sd.engine.layout import ModelLayout
 from pi_axera_sd.errors import PiAxeraError
+from pi_axera_sd.hints import command
 from pi_axera_sd.runtime import runtime_for
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,20 @@ def check_port(host: str, port: int) -> None:
                 f"invalid setting PORT / --port = {port}: cannot listen on {host}:{port} ({exc.strerror}); "
                 "stop what uses it or choose another port"
             ) from exc
+
+
+def check_models_dir(settings: Settings) -> None:
+    """A model folder named by MODELS_DIR or ``--models`` must exist: a typo must not start the
+    first-run download into a new folder. Only the default ``./models`` may be made by that download."""
+    folder = settings.models_dir
+    given = "models_dir" in settings.model_fields_set
+    if not given or folder.is_dir() or folder.resolve() == DEFAULT_MODELS_DIR.resolve():
+        return
+    what = "is not a folder" if folder.exists() else "does not exist"
+    raise ConfigError(
+        f"invalid setting MODELS_DIR / --models = '{folder}': {what} (only the default ./models is "
+        "created, by the first-run download)"
+    )
 
 
 def check_runtimes(layout: ModelLayout, settings: Settings) -> None:
@@ -76,7 +91,7 @@ def check_variant(layout: ModelLayout, settings: Settings) -> None:
         return
     message = (
         f"PI_AXERA_SD_VARIANT={settings.variant}: no {settings.variant} file for {', '.join(missing)} in "
-        f"{layout.root} (make them with 'pi-axera-sd models quantize {layout.root}')"
+        f"{layout.root} (make them with '{command('models', 'quantize', layout.root)}')"
     )
     if settings.require_variant:
         raise ConfigError(f"invalid setting {message}; PI_AXERA_SD_REQUIRE_VARIANT=1 forbids the fallback")
