@@ -417,6 +417,7 @@ def test_log_lines_are_json_and_carry_no_image_or_credential(http, server):
 
 
 def test_serve_without_models_says_what_is_missing_and_exits_2(tmp_path):
+    (tmp_path / "empty").mkdir()  # a folder that does not exist is refused before (test_base_install)
     env = {**os.environ, "MODELS_DIR": str(tmp_path / "empty"), "PORT": "1", "PI_AXERA_SD_AUTO_DOWNLOAD": "0"}
     done = subprocess.run(
         [str(Path(sys.executable).with_name("pi-axera-sd")), "serve"],
