@@ -31,7 +31,8 @@ def _requirement_names(requirements: list[str]) -> set[str]:
 
 
 BASE = _requirement_names(PYPROJECT["project"]["dependencies"])
-OPTIONAL = {extra: _requirement_names(reqs) for extra, reqs in PYPROJECT["project"]["optional-dependencies"].items()}
+EXTRAS_DECLARED = PYPROJECT["project"]["optional-dependencies"]
+OPTIONAL = {extra: _requirement_names(reqs) for extra, reqs in EXTRAS_DECLARED.items()}
 
 
 def test_deptry_finds_every_import_declared():
