@@ -438,3 +438,34 @@ def test_pull_help_lists_presets_and_environment(capsys):
     for flag in ("--revision", "--dest", "--include", "--token", "--offline", "--link"):
         assert flag in text
     assert "HF_ENDPOINT" in text and "HF_HUB_OFFLINE=1" in text
+
+
+def test_the_hub_client_logs_one_retry_line_once_each(capfd, monkeypatch):
+    """huggingface_hub's own retry loop (the real one) against a dead port: with the service's log set-up
+    its records print once each (its own stream handler is removed), and of its retries only the first."""
+    import logging
+
+    from huggingface_hub import constants
+    from huggingface_hub.utils import http_backoff
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the suite runs offline; this test must not
+
+    from pi_axera_sd.modeltools.hub import is_transport_error, quiet_hub_client_logs
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/api/models/x"
+    root = logging.getLogger()
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    try:
+        quiet_hub_client_logs()
+        with pytest.raises(Exception) as failed:
+            http_backoff("GET", dead, max_retries=3, base_wait_time=0.01, max_wait_time=0.02)
+    finally:
+        root.removeHandler(handler)
+    assert is_transport_error(failed.value)
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert "thrown while requesting GET" in lines[0] and "further retries are not logged" in lines[0]

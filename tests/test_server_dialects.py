@@ -110,6 +110,28 @@ def test_generations_url_is_served_for_a_bounded_time_without_credentials(client
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
 
 
+def test_openai_model_families_choose_the_answer_form_when_none_is_asked(http, server):
+    """As OpenAI's API does, and as LibreChat's tools read it without asking: dall-e-* a url,
+    gpt-image-* always b64_json, our own ids b64_json."""
+
+    def first(**body) -> dict:
+        answer = http.post("/v1/images/generations", json={"prompt": "a red barn", "seed": 3, **body})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["data"][0]
+
+    dalle3 = first(model="dall-e-3")
+    assert "b64_json" not in dalle3 and dalle3["url"].startswith(f"{server.url}/v1/images/files/")
+    assert dalle3["url"].endswith(".png")
+    assert "url" in first(model="dall-e-2") and "b64_json" in first(
+        model="dall-e-2", response_format="b64_json"
+    )
+    for asked in ({}, {"response_format": "url"}):
+        gpt = first(model="gpt-image-1", **asked)
+        assert "url" not in gpt and pixels(gpt["b64_json"]).shape == (128, 128, 3)
+    ours = first(model="tiny-sd15-lcm-128x128")
+    assert "url" not in ours and "b64_json" in ours
+
+
 def test_edits_multipart_file_and_json_base64_give_the_same_image(client, http):
     image = png_bytes()
     by_file = client.images.edit(

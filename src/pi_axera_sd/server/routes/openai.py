@@ -49,9 +49,9 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 OWNER = "pi-axera-sd"
 
 
-def _response_format(value: Any) -> str:
+def _response_format(value: Any) -> str | None:
     if value is None or value == "":
-        return "b64_json"
+        return None  # the model family's default: see answer_format
     if value in ("b64_json", "url"):
         return value
     raise ValueError(f"must be 'b64_json' or 'url', got {str(value)[:40]!r}")
@@ -66,7 +66,7 @@ class ImagesRequest(Lenient):
     n: Count = 1
     size: Text = ""
     seed: Seed = None
-    response_format: Annotated[str, BeforeValidator(_response_format)] = "b64_json"
+    response_format: Annotated[str | None, BeforeValidator(_response_format)] = None
 
 
 class EditRequest(ImagesRequest):
@@ -92,6 +92,19 @@ def _parse(model: type[Lenient], body: Any) -> Any:
     if not req.prompt.strip():
         raise ApiError(400, "prompt is required", kind="InvalidInput", errors="prompt")
     return req
+
+
+def answer_format(model: str, asked: str | None) -> str:
+    """``b64_json`` or ``url``, with OpenAI's defaults by model family: ``dall-e-*`` answers ``url``
+    unless asked otherwise, ``gpt-image-*`` always ``b64_json`` (it has no url form); any other id
+    (ours) ``b64_json``. LibreChat's DALL-E 3 tool reads ``data[0].url`` without asking for it, and its
+    gpt-image tool ``data[0].b64_json``."""
+    family = model.strip().lower()
+    if family.startswith("gpt-image"):
+        return "b64_json"
+    if asked is not None:
+        return asked
+    return "url" if family.startswith("dall-e") else "b64_json"
 
 
 def model_id(model: ModelInfo) -> str:
@@ -221,9 +234,10 @@ async def _generate(
     if not outcome.images:
         raise ApiError(409, "interrupted before an image was finished", kind="Interrupted")
     data = []
+    form = answer_format(req.model, req.response_format)
     for image in outcome.images:
         item: dict[str, Any] = {"revised_prompt": req.prompt, "seed": image.seed}
-        if req.response_format == "url" and image.png is not None:
+        if form == "url" and image.png is not None:
             item["url"] = str(request.base_url).rstrip("/") + LINK_PREFIX + _links(request).add(image.png)
         else:
             item["b64_json"] = image.base64
