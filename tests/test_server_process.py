@@ -158,3 +158,35 @@ def test_a_runtime_that_keeps_failing_exits_non_zero(harness, tiny_model_dir):
         assert fatal["exit_code"] == 3 and "2 consecutive runtime failures" in fatal["msg"]
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_a_truncated_model_file_is_one_line_that_names_it_and_what_to_run(tiny_model_dir, tmp_path, runtime):
+    """Exit 2 (a restart cannot fix a broken file), one CRITICAL line with the file, the runtime's
+    reason and the verify command; the traceback only at DEBUG."""
+    import json
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    unet = broken / "unet.onnx"
+    unet.write_bytes(unet.read_bytes()[: unet.stat().st_size // 2])
+    env = {"MODELS_DIR": str(broken), "PI_AXERA_SD_CLIP_DIR": str(tmp_path / "no-clip")}
+    proc = ServeProcess({**env, "PI_AXERA_SD_RUNTIME": runtime})
+    try:
+        assert proc.proc.wait(timeout=120) == 2
+    finally:
+        proc.stop()
+    text = proc.log.text()
+    assert "Traceback" not in text, text[-3000:]
+    problems = [json.loads(line) for line in text.splitlines() if '"level": "CRITICAL"' in line]
+    assert not [line for line in text.splitlines() if '"level": "ERROR"' in line], text[-3000:]
+    assert len(problems) == 1, text[-3000:]
+    message = problems[0]["msg"]
+    assert (
+        message.startswith(f"fatal: loading the models failed: {unet}: ")
+        and "could not load the model (" in message
+    )
+    assert message.endswith(
+        f"check the folder: {sys.executable.rsplit('/', 1)[0]}/pi-axera-sd models verify {broken}"
+    )

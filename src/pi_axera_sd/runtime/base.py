@@ -8,6 +8,7 @@ only the import that creates the inner session differs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from pi_axera_sd.errors import ModelError
+
+_REASON_CHARS = 160
+# OpenVINO prefixes the reason with where in its sources it was raised: not the user's business
+_SOURCE_LOCATION = re.compile(r"^(Exception from |Check '.*' failed at )")
 
 # ONNX Runtime reports element types as strings such as "tensor(float)".
 _ORT_TYPE_STRINGS: dict[str, np.dtype] = {
@@ -148,3 +153,17 @@ class Session:
         ins = "; ".join(s.describe() for s in self.inputs)
         outs = "; ".join(s.describe() for s in self.outputs)
         return f"{self.path.name} ({self.runtime}/{self.provider}) in: {ins} | out: {outs}"
+
+
+def load_failure(path: Path, runtime: str, exc: BaseException) -> ModelError:
+    """A model file a runtime cannot load (truncated, not a model, an unsupported op), as one line:
+    the file, the runtime's reason without its source locations, and how to check the whole folder.
+    The runtime's full text stays on the exception's cause (logged at DEBUG)."""
+    from pi_axera_sd.hints import command
+
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = " ".join(line for line in lines if not _SOURCE_LOCATION.match(line)) or type(exc).__name__
+    if len(reason) > _REASON_CHARS:
+        reason = reason[: _REASON_CHARS - 3] + "..."
+    verify = command("models", "verify", path.parent)
+    return ModelError(f"{path}: {runtime} could not load the model ({reason}); check the folder: {verify}")

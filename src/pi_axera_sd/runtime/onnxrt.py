@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pi_axera_sd.errors import ModelError
-from pi_axera_sd.runtime.base import Session
+from pi_axera_sd.runtime.base import Session, load_failure
 from pi_axera_sd.runtime.options import RuntimeOptions
 
 log = logging.getLogger(__name__)
@@ -40,5 +39,5 @@ def open_onnxruntime(path: Path, options: RuntimeOptions) -> Session:
     try:
         inner = ort.InferenceSession(str(path), sess_options=so, providers=providers)
     except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-        raise ModelError(f"{path}: ONNX Runtime could not load the model: {exc}") from exc
+        raise load_failure(path, "ONNX Runtime", exc) from exc
     return Session(inner, path, runtime="onnxruntime", provider=inner.get_providers()[0])

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pi_axera_sd.errors import ModelError, RuntimeUnavailable
-from pi_axera_sd.runtime.base import Session
+from pi_axera_sd.errors import RuntimeUnavailable
+from pi_axera_sd.runtime.base import Session, load_failure
 from pi_axera_sd.runtime.options import RuntimeOptions
 from pi_axera_sd.runtime.ovcache import cache_dir_for
 from pi_axera_sd.runtime.ovmemory import release_mapped_files
@@ -90,7 +90,7 @@ def open_openvino(path: Path, options: RuntimeOptions) -> Session:
         started = time.perf_counter()
         compiled = core.compile_model(str(path), "CPU", config)
     except Exception as exc:  # OpenVINO raises RuntimeError subclasses with the reason
-        raise ModelError(f"{path}: OpenVINO could not load the model: {exc}") from exc
+        raise load_failure(path, "OpenVINO", exc) from exc
     # The compiled model holds its own repacked weights; the source file's (or cached blob's) pages
     # it read stay mapped and would count twice in the resident size (see runtime/ovmemory.py).
     mapped = [path.parent] + ([Path(str(config["CACHE_DIR"]))] if "CACHE_DIR" in config else [])

@@ -22,6 +22,13 @@ from typing import IO, Any
 from pi_axera_sd.server.middleware.redact import DEFAULT_MAX_CHARS, clean_text, redact
 
 ACCESS_LOGGER = "pi_axera_sd.access"
+# A record's message is our own sentence (a fatal one ends with the command to run): it may be
+# longer than one field's value, within bounds. Base64 is replaced in it as everywhere.
+MESSAGE_CHARS_PER_FIELD_CHAR = 4
+
+
+def message_of(record: logging.LogRecord, max_string: int) -> str:
+    return clean_text(record.getMessage(), MESSAGE_CHARS_PER_FIELD_CHAR * max_string)
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,7 +41,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": clean_text(record.getMessage(), self.max_string),
+            "msg": message_of(record, self.max_string),
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
@@ -83,7 +90,7 @@ class ConsoleFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = self.formatTime(record, "%H:%M:%S")
-        line = f"{stamp} {record.levelname:<7} {record.getMessage()}"
+        line = f"{stamp} {record.levelname:<7} {message_of(record, self.max_string)}"
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict) and fields:
             fields = redact(fields, max_chars=self.max_string)  # no image bytes on a terminal either
