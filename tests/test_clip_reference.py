@@ -36,10 +36,16 @@ def reference(tiny_clip, images, small_labels):
     return scale, taxonomy, categories
 
 
-@pytest.fixture(scope="module", params=["projected", "split", "static"])
+@pytest.fixture(scope="module", params=["projected", "split", "static", "projected-openvino-default"])
 def interrogator(request, clip_exports, tags_file, tmp_path_factory):
+    """Each layout on ONNX Runtime, and the projected one as served by default: runtime auto, which
+    picks OpenVINO, whose own default on a CPU with BF16 (this one has avx512_bf16) would be BF16."""
+    layout, _, default = request.param.partition("-")
     cache = tmp_path_factory.mktemp(f"cache-{request.param}")
-    found = load_interrogator(settings_for(clip_exports[request.param], cache, tags_file))
+    extra = {"runtime": "auto"} if default else {}
+    found = load_interrogator(settings_for(clip_exports[layout], cache, tags_file, **extra))
+    if default:
+        assert found.image_encoder.session.provider == "CPU/f32"  # the clip_precision default
     warm(found)
     return found
 

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     max_structured_labels: int = Field(2000, ge=1)
     # prompt templates for label embeddings ("{}" = the label); several are averaged (JSON list in env)
     interrogate_templates: StrList = Field(default_factory=lambda: ["a photo of a {}"], min_length=1)
+    # OpenVINO precision of the CLIP towers. FP32 on every CPU: one image-tower run per request is
+    # cheap, and BF16 (OpenVINO's default where the CPU has it) moves scores by ~0.01, which flips
+    # tags at a threshold and makes answers depend on the CPU. bf16 trades that for speed.
+    clip_precision: Literal["f32", "bf16", "f16"] = "f32"
     clip_text_batch: int = Field(64, ge=1)  # labels per text-tower run while building the cache
 
     @field_validator("deep_cache")
@@ -153,6 +157,12 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None
 
     # ---- derived -------------------------------------------------------------------------------
+
+    def clip_runtime_options(self) -> RuntimeOptions:
+        """The CLIP towers' sessions: the engine's options at ``clip_precision``."""
+        from dataclasses import replace
+
+        return replace(self.runtime_options(), precision=self.clip_precision)
 
     def runtime_options(self) -> RuntimeOptions:
         from pi_axera_sd.runtime.choice import effective_runtime

@@ -30,11 +30,13 @@ def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
 
 def settings_for(clip_dir: Path, cache_dir: Path, tags_file: Path | None = None, **extra) -> Settings:
     return Settings(
-        clip_dir=clip_dir,
-        embedding_cache_dir=cache_dir,
-        interrogate_tags_file=tags_file,
-        runtime="onnxruntime",
-        **extra,
+        **{
+            "clip_dir": clip_dir,
+            "embedding_cache_dir": cache_dir,
+            "interrogate_tags_file": tags_file,
+            "runtime": "onnxruntime",
+            **extra,
+        }
     )
 
 

@@ -37,10 +37,13 @@ def cache_dir_for(settings: Settings) -> Path:
     return settings.embedding_cache_dir or settings.clip_dir / "cache"
 
 
-def text_encoder_hash(layout: ClipLayout, hashes: FileHashes) -> str:
+def text_encoder_hash(layout: ClipLayout, hashes: FileHashes, computed_by: str = "") -> str:
     """Hash of everything that decides a label's embedding: the text tower (and its external
-    weights), the CPU projection, the tokenizer files and the sequence length."""
+    weights), the CPU projection, the tokenizer files, the sequence length, and what computed it
+    (runtime and precision: BF16 embeddings are not FP32's)."""
     parts: list[tuple[str, str]] = [("text", hashes.sha256(layout.text))]
+    if computed_by:
+        parts.append(("computed_by", computed_by))
     weights = layout.text.with_name(layout.text.name + ".data")
     if weights.is_file():
         parts.append(("text_data", hashes.sha256(weights)))
@@ -90,7 +93,7 @@ def build_interrogator(
         text_encoder,
         labels,
         cache=EmbeddingCache(cache_dir),
-        encoder_hash=lambda: text_encoder_hash(layout, hashes),
+        encoder_hash=lambda: text_encoder_hash(layout, hashes, f"{text.runtime}/{text.provider}"),
         templates=templates,
         logit_scale=layout.logit_scale,
         max_structured_labels=max_structured_labels,
@@ -135,7 +138,7 @@ def load_interrogator(
         interrogator = build_interrogator(
             layout,
             labels,
-            options=settings.runtime_options(),
+            options=settings.clip_runtime_options(),
             cache_dir=cache_dir_for(settings),
             templates=templates,
             text_batch=text_batch,
