@@ -37,6 +37,7 @@ from pi_axera_sd.engine.contract_checks import (
     check_unet,
     check_vae_decoder,
     check_vae_encoder,
+    tokenizer_form,
 )
 from pi_axera_sd.runtime.base import TensorSpec
 
@@ -243,10 +244,17 @@ def test_time_rows_problems():
 
 def test_tokenizer_files_and_ids(tmp_path):
     problem = only(check_tokenizer_files(tmp_path))
-    assert problem.kind == MISSING and problem.detail == f"vocab.json, merges.txt not found in {tmp_path}"
+    assert problem.kind == MISSING
+    assert problem.detail == f"neither tokenizer.json, or vocab.json and merges.txt found in {tmp_path}"
     (tmp_path / "vocab.json").write_text("{}")
+    assert check_tokenizer_files(tmp_path) != []  # half a pair
     (tmp_path / "merges.txt").write_text("")
-    assert check_tokenizer_files(tmp_path) == []
+    assert check_tokenizer_files(tmp_path) == [] and tokenizer_form(tmp_path) == "vocab.json + merges.txt"
+    (tmp_path / "tokenizer.json").write_text("{}")
+    assert tokenizer_form(tmp_path) == "tokenizer.json"  # preferred when both are there
+    for name in ("vocab.json", "merges.txt"):
+        (tmp_path / name).unlink()
+    assert check_tokenizer_files(tmp_path) == []  # what transformers 5 / optimum-intel 2.2 write
     assert check_token_ids(np.zeros(77, np.int64), tmp_path) == []
     assert only(check_token_ids(np.zeros(76, np.int64), tmp_path)).expected == "77 token ids"
 

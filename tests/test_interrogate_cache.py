@@ -114,7 +114,7 @@ def test_file_hashes_are_remembered(clip_exports, tags_file, tmp_path, monkeypat
     monkeypatch.setattr(fingerprint, "sha256_file", lambda path: calls.append(path) or real(path))
     settings = settings_for(clip_exports["projected"], tmp_path / "cache", tags_file)
     load_interrogator(settings)
-    assert len(calls) == 3  # text tower, vocab.json, merges.txt
+    assert len(calls) == 2  # text tower, tokenizer.json (the form the tokenizer reads)
     load_interrogator(settings)
     assert len(calls) == 3
 

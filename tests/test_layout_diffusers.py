@@ -107,6 +107,12 @@ def test_models_verify_understands_the_layout(fmt, tiny_optimum_onnx_dir, tiny_o
     rows = {c["component"]: c for c in report["components"]}
     assert rows["unet"]["state"] == "OK" and rows["vae_encoder"]["state"] == "OK"
     assert rows["time_input_txt2img"]["state"] == "absent"
+    # today's exports hold tokenizer.json alone; verify names the form it read
+    assert sorted(p.name for p in (root / "tokenizer").iterdir()) == [
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
+    assert rows["tokenizer"]["state"] == "OK" and rows["tokenizer"]["note"] == "from tokenizer.json"
 
 
 def test_a_vae_encoder_that_returns_a_latent_sample_works_for_img2img(

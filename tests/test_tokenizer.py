@@ -148,5 +148,37 @@ def test_batch_equals_single(ours):
 
 
 def test_missing_files_are_named(tmp_path):
-    with pytest.raises(ModelError, match=r"vocab\.json and merges\.txt"):
+    with pytest.raises(ModelError, match=r"tokenizer\.json, or vocab\.json and merges\.txt; none is there"):
         ClipTokenizer(tmp_path)
+
+
+def test_tokenizer_json_alone_gives_the_pairs_ids(tmp_path, ours):
+    """transformers 5 and optimum-intel 2.2 save only tokenizer.json (and its config): read directly,
+    with the ids of the vocab.json + merges.txt pair on every prompt."""
+    from pi_axera_sd.engine.tokenizer import write_tokenizer_json
+
+    folder = tmp_path / "tokenizer"
+    folder.mkdir()
+    for name in ("vocab.json", "merges.txt"):
+        (folder / name).write_bytes((packaged_tokenizer_dir() / name).read_bytes())
+    write_tokenizer_json(folder)
+    for name in ("vocab.json", "merges.txt"):
+        (folder / name).unlink()
+    fast = ClipTokenizer(folder)
+    assert fast.source == folder / "tokenizer.json"
+    rows = _committed()
+    assert [p for p, ids in rows if fast.encode(p).tolist() != ids] == []
+    prompts = _prompts(100)
+    assert (fast.encode_batch(prompts) == ours.encode_batch(prompts)).all()
+
+
+def test_transformers_own_tokenizer_json_gives_the_same_ids(tmp_path, hf_clip_tokenizer, ours):
+    """The file as transformers writes it today (RobertaProcessing, its own specials), read by us."""
+    hf_clip_tokenizer.save_pretrained(str(tmp_path))
+    for name in ("vocab.json", "merges.txt"):
+        (tmp_path / name).unlink(missing_ok=True)
+    assert (tmp_path / "tokenizer.json").is_file()
+    fast = ClipTokenizer(tmp_path)
+    prompts = _prompts(100)
+    assert (fast.encode_batch(prompts) == ours.encode_batch(prompts)).all()
+    assert fast.encode(prompts[3]).tolist() == _reference_ids(hf_clip_tokenizer, prompts[3])

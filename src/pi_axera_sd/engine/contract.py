@@ -25,7 +25,9 @@ VAE_ENCODER_TINY = "vae_encoder_tiny"  # optional TAESD encoder: img2img with th
 UNET_DEEP, UNET_SHALLOW, DEEP_FEATURE = "unet_deep", "unet_shallow", "deep_feature"
 TIME_INPUT_TXT2IMG, TIME_INPUT_IMG2IMG = "time_input_txt2img", "time_input_img2img"
 TOKENIZER = "tokenizer"
-TOKENIZER_FILES = ("vocab.json", "merges.txt")  # CLIP's BPE, in the tokenizer folder
+TOKENIZER_FILES = ("vocab.json", "merges.txt")  # CLIP's BPE pair, in the tokenizer folder
+# The fast tokenizer in one file: all that transformers 5 and optimum-intel 2.2 write. Preferred.
+TOKENIZER_JSON = "tokenizer.json"
 
 # ---- AXERA layout (AXERA-TECH/lcm-lora-sdv1-5, models/): <stem>.onnx or <stem>.axmodel --------------
 AXERA_SUFFIXES = (".axmodel", ".onnx")

@@ -29,6 +29,7 @@ from pi_axera_sd.engine.contract import (
     TIME_INPUT_FILES,
     TIME_INPUT_TXT2IMG,
     TOKENIZER_FILES,
+    TOKENIZER_JSON,
     TOKENS,
     UNET,
     UNET_DEEP,
@@ -463,20 +464,31 @@ def missing_file(component: str, path: Path, what: str, expected: str = "") -> P
     )
 
 
+def tokenizer_form(folder: Path) -> str | None:
+    """The CLIP tokenizer form ``folder`` holds: ``tokenizer.json`` (preferred when both are there),
+    else the ``vocab.json`` + ``merges.txt`` pair, else None."""
+    if (folder / TOKENIZER_JSON).is_file():
+        return TOKENIZER_JSON
+    if all((folder / name).is_file() for name in TOKENIZER_FILES):
+        return " + ".join(TOKENIZER_FILES)
+    return None
+
+
+TOKENIZER_FORMS = f"{TOKENIZER_JSON}, or {' and '.join(TOKENIZER_FILES)}"
+
+
 def check_tokenizer_files(folder: Path) -> list[Problem]:
-    """CLIP's BPE files (``vocab.json``, ``merges.txt``) in the tokenizer folder."""
-    missing = [n for n in TOKENIZER_FILES if not (folder / n).is_file()]
-    if not missing:
+    """A CLIP tokenizer in the folder: ``tokenizer.json``, or the BPE pair."""
+    if tokenizer_form(folder) is not None:
         return []
-    names = ", ".join(missing)
     return [
         Problem(
             "tokenizer",
             str(folder),
-            " and ".join(TOKENIZER_FILES),
-            f"no {names}",
-            detail=f"{names} not found in {folder}",
-            message=f"{folder}: CLIP tokenizer needs {' and '.join(TOKENIZER_FILES)}; missing: {names}",
+            TOKENIZER_FORMS,
+            "no tokenizer files",
+            detail=f"neither {TOKENIZER_FORMS} found in {folder}",
+            message=f"{folder}: the CLIP tokenizer needs {TOKENIZER_FORMS}; none is there",
             kind=MISSING,
         )
     ]

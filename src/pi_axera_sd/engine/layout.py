@@ -48,6 +48,7 @@ from pi_axera_sd.engine.contract import (
     TIME_INPUT_TXT2IMG,
     TOKENIZER,
     TOKENIZER_FILES,
+    TOKENIZER_JSON,
     UNET,
     UNET_DEEP,
     UNET_SHALLOW,
@@ -56,7 +57,7 @@ from pi_axera_sd.engine.contract import (
     VAE_ENCODER,
     VAE_ENCODER_TINY,
 )
-from pi_axera_sd.engine.contract_checks import Problem, missing_file
+from pi_axera_sd.engine.contract_checks import Problem, missing_file, tokenizer_form
 from pi_axera_sd.errors import ModelError
 
 REPO_SUBFOLDER = "models"  # the Hugging Face repo keeps the model folder under models/
@@ -131,11 +132,12 @@ def _pick(stem: Path, prefer_axmodel: bool, variant: str | None = None) -> Path:
 
 
 def _has_tokenizer(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in TOKENIZER_FILES)
+    return tokenizer_form(folder) is not None
 
 
 def _tokenizer_dir(*folders: Path) -> tuple[Path, bool]:
-    """The folder's own CLIP BPE files, else the packaged ones (True: packaged)."""
+    """The folder's own CLIP tokenizer (tokenizer.json or the BPE pair), else the packaged one
+    (True: packaged)."""
     for folder in folders:
         for candidate in (folder / "tokenizer", folder):
             if _has_tokenizer(candidate):
@@ -275,9 +277,12 @@ def check_layout(layout: ModelLayout) -> None:
     """Raise :class:`ModelError` naming every required file that is missing and the layout tried."""
     problems = []
     tok = layout.tokenizer_dir
-    for name in TOKENIZER_FILES:
-        if not (tok / name).is_file():
-            problems.append(missing_file(TOKENIZER, tok / name, "tokenizer file", f"CLIP BPE {name}"))
+    if tokenizer_form(tok) is None:
+        problems.append(
+            missing_file(
+                TOKENIZER, tok / TOKENIZER_JSON, "tokenizer file", f"or {' + '.join(TOKENIZER_FILES)}"
+            )
+        )
     for component, label, path in (
         (TEXT_ENCODER, "text encoder", layout.text_encoder),
         (UNET, "UNet", layout.unet),

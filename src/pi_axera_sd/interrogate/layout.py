@@ -7,7 +7,7 @@ The layout (what ``pi-axera-sd models export-clip`` writes, and the prior NPU se
       clip_base_text.{onnx,axmodel}     input_ids [N,77] -> text embeds, EOS hidden state, or all states
       visual_projection.npy             optional [hidden, dim]: applied on the CPU to the vision output
       text_projection.npy               optional [hidden, dim]: applied on the CPU to the text output
-      tokenizer/{vocab.json,merges.txt} optional: the package's CLIP BPE files are used otherwise
+      tokenizer/{tokenizer.json | vocab.json,merges.txt} optional: the package's CLIP BPE files otherwise
       clip_manifest.json                optional: source, logit scale, preprocessing, projections
       cache/                            taxonomy embeddings (see :mod:`.cache`)
 """
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pi_axera_sd.engine.contract_checks import tokenizer_form
 from pi_axera_sd.errors import ModelError
 
 VISION_STEM = "clip_base_vision"
@@ -86,7 +87,7 @@ def _tokenizer_dir(candidates: list[Path]) -> Path:
     from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
 
     for folder in candidates:
-        if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+        if tokenizer_form(folder) is not None:
             return folder
     return packaged_tokenizer_dir()  # every OpenAI CLIP uses this BPE
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pi_axera_sd.config import Settings
+from pi_axera_sd.engine.contract import TOKENIZER_FILES, TOKENIZER_JSON
 from pi_axera_sd.engine.tokenizer import ClipTokenizer
 from pi_axera_sd.errors import ModelError
 from pi_axera_sd.interrogate.cache import EmbeddingCache
@@ -49,7 +50,8 @@ def text_encoder_hash(layout: ClipLayout, hashes: FileHashes, computed_by: str =
         parts.append(("text_data", hashes.sha256(weights)))
     if layout.text_projection is not None:
         parts.append(("text_projection", hashes.sha256(layout.text_projection)))
-    for name in ("vocab.json", "merges.txt"):
+    fast = layout.tokenizer_dir / TOKENIZER_JSON  # the form the tokenizer reads (engine.tokenizer)
+    for name in (TOKENIZER_JSON,) if fast.is_file() else TOKENIZER_FILES:
         parts.append((name, hashes.sha256(layout.tokenizer_dir / name)))
     parts.append(("max_length", str(layout.text_max_length)))
     return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()

@@ -37,7 +37,13 @@ from pi_axera_sd.modeltools.progress import Stages
 log = logging.getLogger(__name__)
 
 OPEN_CLIP_PREFIX = "open_clip:"
-_TOKENIZER_FILES = ("vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.json",
+    "merges.txt",
+    "special_tokens_map.json",
+    "tokenizer_config.json",
+)
 
 
 def export_onnx(
@@ -119,18 +125,21 @@ def _describe_transformers(model) -> dict[str, Any]:
 
 
 def _copy_tokenizer(out: Path, source_dir: Path | None) -> None:
+    from pi_axera_sd.engine.contract_checks import tokenizer_form
+    from pi_axera_sd.engine.tokenizer import complete_tokenizer
     from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
 
     target = out / "tokenizer"
     target.mkdir(parents=True, exist_ok=True)
     folder = packaged_tokenizer_dir()
     for candidate in [source_dir / "tokenizer", source_dir] if source_dir else []:
-        if (candidate / "vocab.json").is_file() and (candidate / "merges.txt").is_file():
+        if tokenizer_form(candidate) is not None:
             folder = candidate
             break
     for name in _TOKENIZER_FILES:
         if (folder / name).is_file():
             shutil.copyfile(folder / name, target / name)
+    complete_tokenizer(target)
 
 
 def export_clip_model(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pi_axera_sd.engine.contract import MODEL_INDEX, ONNX_FILE, OPENVINO_FILE
-from pi_axera_sd.modeltools.export_sd import _text_module, _vae_modules, save_clip_tokenizer
+from pi_axera_sd.modeltools.export_sd import _text_module, _vae_modules
 from pi_axera_sd.modeltools.onnx_io import export_module
 
 FORMATS = ("onnx", "openvino")
@@ -64,7 +64,8 @@ def export_optimum_layout(pipe, out_dir: str | Path, *, fmt: str = "onnx", name:
     batch = {0: "batch"}
     spatial = {0: "batch", 2: "height", 3: "width"}
 
-    save_clip_tokenizer(pipe.tokenizer, out / "tokenizer")
+    # As optimum-intel 2.2 with transformers 5 writes it: tokenizer.json and its config, no BPE pair
+    pipe.tokenizer.save_pretrained(str(out / "tokenizer"))
     pipe.scheduler.save_config(str(out / "scheduler"))
     text_encoder.config.save_pretrained(str(out / "text_encoder"))
     unet.save_config(str(out / "unet"))

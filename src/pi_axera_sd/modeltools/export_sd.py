@@ -23,7 +23,6 @@ from pi_axera_sd.engine.contract import (
     AXERA_TIME_INPUT,
     MANIFEST,
     TEXT_ENCODER_STEM,
-    TOKENIZER_FILES,
     VAE_ENCODER_TINY,
 )
 from pi_axera_sd.engine.scheduler import TXT2IMG_TIMESTEPS
@@ -60,17 +59,13 @@ def load_tiny_vae(source: str | Path):
 
 
 def save_clip_tokenizer(tokenizer, out_dir: Path) -> None:
-    """Save a CLIP tokenizer with the ``vocab.json`` + ``merges.txt`` pair the layout (and the NPU
-    runtime's tokenizer) reads. transformers 5 saves only ``tokenizer.json``; derive the pair from it."""
+    """Save a CLIP tokenizer with both forms the layout's readers take: ``tokenizer.json`` and the
+    ``vocab.json`` + ``merges.txt`` pair (the NPU runtime's tokenizer reads that). transformers 5
+    saves only the first; older releases' slow tokenizer only the second."""
+    from pi_axera_sd.engine.tokenizer import complete_tokenizer
+
     tokenizer.save_pretrained(str(out_dir))
-    fast = out_dir / "tokenizer.json"
-    vocab_path, merges_path = (out_dir / name for name in TOKENIZER_FILES)
-    if (vocab_path.is_file() and merges_path.is_file()) or not fast.is_file():
-        return
-    model = json.loads(fast.read_text(encoding="utf-8"))["model"]
-    vocab_path.write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    merges_path.write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    complete_tokenizer(out_dir)
 
 
 def time_embeddings(unet, timesteps: Sequence[int]) -> np.ndarray:

@@ -41,6 +41,7 @@ from pi_axera_sd.engine.contract_checks import (
     check_time_rows,
     check_token_ids,
     check_tokenizer_files,
+    tokenizer_form,
 )
 from pi_axera_sd.engine.layout import ModelLayout, resolve_layout
 from pi_axera_sd.errors import PiAxeraError, RuntimeUnavailable
@@ -108,6 +109,7 @@ class Row:
             "outputs": [spec(s) for s in self.outputs],
             "ok": self.ok,
             "state": self.state,
+            "note": self.note,
             "status": self.status(),
             "problems": list(self.problems),
         }
@@ -325,12 +327,14 @@ def _check_tokenizer(row: Row, layout: ModelLayout) -> None:
     row.add(check_tokenizer_files(layout.tokenizer_dir))
     if not row.ok:
         return
+    form = tokenizer_form(layout.tokenizer_dir)
+    row.note = f"from {form}"
     try:
         from pi_axera_sd.engine.tokenizer import ClipTokenizer
 
         ids = ClipTokenizer(layout.tokenizer_dir).encode("a photo of a cat")
     except Exception as exc:  # tokenizers raises its own exception types on a bad vocab
-        row.fail(f"CLIP BPE files do not load: {exc}", ERROR)
+        row.fail(f"{form} does not load: {exc}", ERROR)
         return
     row.outputs = (TensorSpec("input_ids", tuple(int(n) for n in ids.shape), ids.dtype),)
     row.add(check_token_ids(ids, layout.tokenizer_dir))
