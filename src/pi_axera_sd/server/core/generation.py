@@ -141,6 +141,7 @@ async def run_batch(service: Service, spec: BatchSpec, request: Request) -> Batc
         raise to_api_error(exc) from exc
     for image in images:
         service.metrics.observe_stage("host_encode", image.encode_ms)
+    service.output.record(images)
     lane_ms = ((job.finished or job.started or 0.0) - (job.started or 0.0)) * 1000.0
     return BatchOutcome(
         images=images,

@@ -3,6 +3,7 @@ decoding client images, reading PNG text, encoding results and saving copies."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ class EncodedImage:
     base64: str | None
     encode_ms: float
     saved_to: Path | None
+    save_error: str | None = None  # the opt-in copy could not be written (the image is answered anyway)
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,12 @@ def encode_result(result: GenerationResult, opts: EncodeOptions, index: int) -> 
     if opts.want_base64 or opts.save_dir is not None:
         png = encode_png(result.pixels, text, compress_level=opts.compress_level)
     b64 = to_base64(png) if opts.want_base64 and png is not None else None
-    saved = (
-        save_copy(opts.save_dir, png, opts.name_prefix, index, result.seed) if opts.save_dir and png else None
-    )
+    saved, save_error = None, None
+    if opts.save_dir and png:
+        try:
+            saved = save_copy(opts.save_dir, png, opts.name_prefix, index, result.seed)
+        except OSError as exc:  # a full or read-only disk: a side effect failed, not the job
+            save_error = exc.strerror or str(exc)
     return EncodedImage(
         seed=result.seed,
         infotext=text,
@@ -51,6 +56,7 @@ def encode_result(result: GenerationResult, opts: EncodeOptions, index: int) -> 
         base64=b64,
         encode_ms=(time.perf_counter() - start) * 1000.0,
         saved_to=saved,
+        save_error=save_error,
     )
 
 
@@ -60,5 +66,12 @@ def save_copy(directory: Path, png: bytes, prefix: str, index: int, seed: int) -
     day = directory / now.strftime("%Y-%m-%d")
     safe_prefix = re.sub(r"[^A-Za-z0-9_-]", "", prefix)[:16] or "req"
     path = day / f"{now:%H%M%S}-{safe_prefix}-{index}-{seed}.png"
-    write_bytes_atomic(path, png)
+    made_day = not day.exists()
+    try:
+        write_bytes_atomic(path, png)  # no partial file: written beside it, then renamed
+    except OSError:
+        if made_day:  # no empty dated folder left behind (rmdir refuses one another save filled)
+            with contextlib.suppress(OSError):
+                day.rmdir()
+        raise
     return path

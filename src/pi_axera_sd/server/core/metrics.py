@@ -54,6 +54,11 @@ class Metrics:
             ["fault"],
             registry=r,
         )
+        self.save_failures = Counter(
+            "pi_axera_sd_save_failures",
+            "Image copies not written to OUTPUT_DIR (full, read-only or missing); the images were answered",
+            registry=r,
+        )
         self.session_reopens = Counter(
             "pi_axera_sd_session_reopens",
             "Times the model sessions were reopened in-process after repeated runtime failures",

@@ -24,6 +24,7 @@ from pi_axera_sd.server.core.firstrun import FirstRunDownload
 from pi_axera_sd.server.core.lane import Lane
 from pi_axera_sd.server.core.metrics import Metrics
 from pi_axera_sd.server.core.modelinfo import ModelInfo, describe
+from pi_axera_sd.server.core.output_folder import OutputFolder
 from pi_axera_sd.server.dialects.problems import counts_as_runtime_failure
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Service:
         self.settings = settings
         self.first_run = first_run
         self.metrics = Metrics()
+        self.output = OutputFolder(settings.output_dir, self.metrics.save_failures)
         self.lane = Lane(settings.queue_size, on_result=self._on_result, name="inference-lane")
         self.host_pool = ThreadPoolExecutor(_host_threads(), thread_name_prefix="host")
         self.failures = FailureTracker(settings.max_runtime_failures)

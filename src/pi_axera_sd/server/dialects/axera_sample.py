@@ -52,12 +52,21 @@ def to_seed_request(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def axera_answer(
-    seed_answer: dict[str, Any], *, width: int, height: int, saved_to: Path | None, with_image: bool
+    seed_answer: dict[str, Any],
+    *,
+    width: int,
+    height: int,
+    saved_to: Path | None,
+    with_image: bool,
+    save_error: str | None = None,
 ) -> dict[str, Any]:
-    """The seed's answer plus the fields AXERA's clients read."""
+    """The seed's answer plus the fields AXERA's clients read; a copy that could not be saved has
+    ``save_path`` null and the reason in ``save_error``."""
     image = seed_answer.pop("base64")
     answer = {**seed_answer, "width": width, "height": height}
     answer["save_path"] = str(saved_to) if saved_to is not None else None
+    if save_error is not None:
+        answer["save_error"] = f"output folder not writable or full: {save_error}"
     if with_image:
         answer["image_base64"] = image
     return answer

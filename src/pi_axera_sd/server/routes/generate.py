@@ -133,5 +133,6 @@ async def generate(request: Request) -> GenerateResponse | JSONResponse:
             height=pipeline.height,
             saved_to=image.saved_to,
             with_image=axera_base64,
+            save_error=image.save_error,
         )
     )

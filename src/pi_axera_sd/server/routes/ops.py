@@ -24,6 +24,7 @@ async def health(request: Request) -> dict[str, Any]:
         "status": "ok",
         "version": __version__,
         "accelerator": service.accelerator.as_dict(),
+        "output": service.output.as_dict(),  # OUTPUT_DIR: "failing" while copies cannot be written
     }
     if service.pipeline is not None:
         body.update(runtime_info(service.pipeline))
