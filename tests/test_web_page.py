@@ -105,6 +105,10 @@ def page(browser: BrowserContext, server: str) -> Iterator[Page]:
     page = browser.new_page()
     page.set_viewport_size(DESKTOP)
     page.goto(server + "/")
+    # the profile is shared by the module's tests: each starts with no kept images
+    page.get_by_role("button", name="Clear").click()
+    page.reload()  # and a fresh page: no focus or state left by the click
+    expect(page.locator("#gallery > li")).to_have_count(0)
     expect(page.locator("#model-status")).to_contain_text("Model: tiny-sd15-lcm")
     yield page
     page.close()
@@ -153,6 +157,36 @@ def test_make_an_image_then_reuse_its_seed_for_the_same_image(page: Page):
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a phone"
     shot(page, "phone-create")
+
+
+def test_the_gallery_survives_a_reload_keeps_the_last_n_and_clears(page: Page):
+    """Kept in this browser's IndexedDB: a reload shows the same images, newest first; the keep
+    setting (default 50) drops the oldest; Clear empties it, also after the next reload."""
+    expect(page.get_by_label("Keep the last")).to_have_value("50")
+    _make(page, "kept one", count=2)
+    cards = page.locator("#gallery > li")
+    expect(cards).to_have_count(2, timeout=GENERATION_MS)
+    before = [cards.nth(i).locator("img").get_attribute("src") for i in range(2)]
+    page.reload()
+    expect(cards).to_have_count(2)
+    assert [cards.nth(i).locator("img").get_attribute("src") for i in range(2)] == before
+    assert "kept one" in (cards.first.locator("img").get_attribute("alt") or "")
+
+    page.get_by_label("Keep the last").fill("1")
+    page.get_by_label("Keep the last").dispatch_event("change")
+    page.reload()
+    expect(cards).to_have_count(1)
+    assert cards.first.locator("img").get_attribute("src") == before[0]  # the newest stays
+    expect(page.get_by_label("Keep the last")).to_have_value("1")
+    shot(page, "desktop-kept-gallery")
+
+    page.get_by_role("button", name="Clear").click()
+    expect(cards).to_have_count(0)
+    page.reload()
+    expect(cards).to_have_count(0)
+    expect(page.locator("#gallery-empty")).to_be_visible()
+    page.get_by_label("Keep the last").fill("50")
+    page.get_by_label("Keep the last").dispatch_event("change")
 
 
 def test_img2img_from_an_uploaded_file_and_send_a_result_back(page: Page, tmp_path: Path):

@@ -255,14 +255,16 @@ async function generate(route, payload, count) {
     const seconds = (performance.now() - started) / 1000;
     const service = Number.parseFloat(headers.get("X-Process-Time") || "0");
     data.images.forEach((b64, i) => {
-      addToGallery({
+      const item = {
         b64,
         seed: info.all_seeds[i],
         infotext: info.infotexts[i] || "",
         prompt: payload.prompt,
         mode: route,
         timing: `${seconds.toFixed(2)} s in the browser, ${service.toFixed(2)} s in the service for ${data.images.length} image${data.images.length > 1 ? "s" : ""}`,
-      });
+      };
+      addToGallery(item);
+      keepImage(item);
     });
     if (info.all_seeds.length) rememberSeed(info.all_seeds[0]);
     summary = info.interrupted
@@ -348,6 +350,96 @@ function addToGallery(item) {
   });
   $("gallery").prepend(node);
   $("gallery-empty").hidden = true;
+}
+
+// ---- the kept gallery: the last N images, in this browser's IndexedDB ------------------------------
+// A reload (or a restart of the service) keeps them; nothing leaves the browser. Where IndexedDB is
+// unavailable (some private windows) the gallery lasts for the page's life only, as it says.
+
+const KEEP_DB = "pi-axera-sd";
+const KEEP_STORE = "gallery";
+const KEEP_LIMIT_KEY = "pi-axera-sd.keep";
+const KEEP_DEFAULT = 50;
+let keepDb = null;
+
+function keepLimit() {
+  const saved = Number.parseInt(localStorage.getItem(KEEP_LIMIT_KEY) || "", 10);
+  return Number.isFinite(saved) && saved >= 0 ? saved : KEEP_DEFAULT;
+}
+
+function openKeep() {
+  if (keepDb) return Promise.resolve(keepDb);
+  return new Promise((resolve, reject) => {
+    if (!window.indexedDB) {
+      reject(new Error("IndexedDB is not available"));
+      return;
+    }
+    const opening = indexedDB.open(KEEP_DB, 1);
+    opening.onupgradeneeded = () => opening.result.createObjectStore(KEEP_STORE, { autoIncrement: true });
+    opening.onsuccess = () => {
+      keepDb = opening.result;
+      resolve(keepDb);
+    };
+    opening.onerror = () => reject(opening.error);
+  });
+}
+
+function keepRequest(mode, act) {
+  return openKeep().then(
+    (db) =>
+      new Promise((resolve, reject) => {
+        const tx = db.transaction(KEEP_STORE, mode);
+        const result = act(tx.objectStore(KEEP_STORE));
+        tx.oncomplete = () => resolve(result && "result" in result ? result.result : undefined);
+        tx.onerror = () => reject(tx.error);
+      }),
+  );
+}
+
+async function keepImage(item) {
+  try {
+    await keepRequest("readwrite", (store) => store.add({ ...item, keptAt: Date.now() }));
+    await trimKept(keepLimit());
+  } catch (err) {
+    keepUnavailable(err);
+  }
+}
+
+// Drop the oldest images beyond ``limit`` (keys grow with time: the first keys are the oldest).
+async function trimKept(limit) {
+  const keys = await keepRequest("readonly", (store) => store.getAllKeys());
+  const extra = keys.length - limit;
+  if (extra > 0) await keepRequest("readwrite", (store) => store.delete(IDBKeyRange.upperBound(keys[extra - 1])));
+}
+
+async function restoreKept() {
+  try {
+    const items = await keepRequest("readonly", (store) => store.getAll());
+    for (const item of items) addToGallery(item);
+  } catch (err) {
+    keepUnavailable(err);
+  }
+}
+
+async function clearKept() {
+  try {
+    await keepRequest("readwrite", (store) => store.clear());
+  } catch (err) {
+    keepUnavailable(err);
+  }
+  $("gallery").replaceChildren();
+  $("gallery-empty").hidden = false;
+}
+
+function keepUnavailable(err) {
+  $("keep-note").textContent = `This browser does not keep images across reloads (${err.message}).`;
+  $("keep-note").hidden = false;
+}
+
+function setKeepLimit(event) {
+  const limit = Math.max(0, Number.parseInt(event.target.value, 10) || 0);
+  localStorage.setItem(KEEP_LIMIT_KEY, String(limit));
+  trimKept(limit).catch(keepUnavailable);
 }
 
 // ---- input images: pick, drop, paste -------------------------------------------------------------
@@ -566,6 +658,10 @@ function init() {
   }
   $("category-add").addEventListener("click", () => addCategoryRow().querySelector("input").focus());
   for (const [name, labels] of DEMOGRAPHICS) addCategoryRow(name, labels);
+  $("keep-count").value = String(keepLimit());
+  $("keep-count").addEventListener("change", setKeepLimit);
+  $("gallery-clear").addEventListener("click", clearKept);
+  restoreKept();
   loadModel();
 }
 
