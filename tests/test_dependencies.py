@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -99,7 +100,9 @@ def test_this_venv_is_the_locked_tree():
     """What the suite passes on is what the lock pins: every installed package, at its locked version."""
     pinned = _locked()
     off = []
-    for dist in metadata.distributions():
+    # site-packages only: setuptools puts its vendored copies (jaraco, zipp...) on sys.path once imported
+    installed = {sysconfig.get_paths()[kind] for kind in ("purelib", "platlib")}
+    for dist in metadata.distributions(path=sorted(installed)):
         name = normalise(dist.metadata["Name"])
         if name in ("pi-axera-sd", "pip", "setuptools", "wheel"):
             continue
