@@ -1,4 +1,4 @@
-"""How long the JSON edge (:mod:`pi_axera_sd.server.middleware.inputs`) can stall the event loop.
+"""How long the JSON edge (:mod:`pi_axera_sd.server.core.json_body`) can stall the event loop.
 
 Each hostile or large body is decoded on a worker thread, as the service does for bodies over
 256 KiB, while this thread wakes every millisecond; the longest gap between wake-ups is the
@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from pi_axera_sd.errors import InvalidInput
-from pi_axera_sd.server.middleware.inputs import decode_json
+from pi_axera_sd.server.core.json_body import decode_json
 
 GOAL_S = 0.100
 

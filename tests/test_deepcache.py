@@ -15,6 +15,7 @@ from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, DEEP_FEATURE
 from pi_axera_sd.engine.layout import resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.errors import ModelError
+from pi_axera_sd.wiring import model_layout
 from test_reference_diffusers import MAX_PIXEL_DIFF, RecordingNoise, _max_diff, diffusers_txt2img
 
 
@@ -144,7 +145,7 @@ def test_quantize_writes_int8_variants_of_the_pair(deep_dir, deep_engine, tmp_pa
     assert info["components"]["unet_deep"]["calibration_samples"] == 3
     assert info["components"]["unet_shallow"]["calibration_samples"] == 3
     settings = Settings(models_dir=folder, variant="int8", deep_cache=2)
-    layout = settings.model_layout()
+    layout = model_layout(settings)
     assert (layout.unet_deep.name, layout.unet_shallow.name) == (
         "unet_deep.int8.xml",
         "unet_shallow.int8.xml",

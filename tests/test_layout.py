@@ -12,6 +12,7 @@ from pi_axera_sd.engine.contract import AXERA_TIME_INPUT
 from pi_axera_sd.engine.layout import check_layout, resolve_layout
 from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.errors import ModelError
+from pi_axera_sd.wiring import model_layout
 
 
 def test_default_layout_finds_every_component(tiny_model_dir):
@@ -34,7 +35,7 @@ def test_seed_environment_variables_override_each_path(tiny_model_dir, tmp_path,
     monkeypatch.setenv("TEXT_MODEL_DIR", str(text_dir))
     monkeypatch.setenv("VAE_DECODER_MODEL", str(moved / "decoder.onnx"))
     monkeypatch.setenv("TIME_INPUT_TXT2IMG", str(tiny_model_dir / "time_input_txt2img.npy"))
-    layout = Settings().model_layout()
+    layout = model_layout(Settings())
     assert layout.vae_decoder == moved / "decoder.onnx"
     assert layout.text_encoder == text_dir / "text_encoder" / "sd15_text_encoder_sim.onnx"
     assert layout.tokenizer_dir == text_dir / "tokenizer"

@@ -14,6 +14,7 @@ from pi_axera_sd.engine.layout import LAYOUT_AXERA, LAYOUT_FLAT, check_layout, r
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.errors import ModelError
 from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
+from pi_axera_sd.wiring import model_layout, runtime_options
 from support import fake_axengine
 
 PROMPT = GenerationParams("a lighthouse at dusk", seed=11)
@@ -50,9 +51,9 @@ def npu(monkeypatch):
 
 def test_axera_run_scripts_layout_as_axmodels(tiny_model_dir, tiny_engine, tmp_path, npu):
     folder = _as_axmodels(shutil.copytree(tiny_model_dir, tmp_path / "python" / "models"))
-    layout = Settings(models_dir=folder, runtime="axengine").model_layout()
+    layout = model_layout(Settings(models_dir=folder, runtime="axengine"))
     assert layout.kind == LAYOUT_AXERA and layout.tokenizer_dir == folder / "tokenizer"
-    pipeline = _same_image(layout, tiny_engine, Settings(runtime="axengine").runtime_options())
+    pipeline = _same_image(layout, tiny_engine, runtime_options(Settings(runtime="axengine")))
     assert {s.runtime for s in pipeline.sessions.values()} == {"axengine"}
 
 
@@ -63,7 +64,7 @@ def test_hugging_face_clone_with_everything_under_models(
     repo = tmp_path / "lcm-lora-sdv1-5"
     models = shutil.copytree(tiny_model_dir, repo / "models")
     shutil.copy(models / "vae_decoder.onnx", models / "vae_decoder.axmodel")  # the repo has both
-    layout = Settings(models_dir=repo, runtime="auto").model_layout()  # pointed at the clone's root
+    layout = model_layout(Settings(models_dir=repo, runtime="auto"))  # pointed at the clone's root
     assert layout.root == models
     assert layout.vae_decoder == models / "vae_decoder.axmodel"  # pyaxengine usable: NPU file first
     assert layout.unet == models / "unet.onnx"
@@ -105,7 +106,7 @@ def test_fine_tune_plan_flat_axmodels_only(tiny_model_dir, tiny_engine, tmp_path
     folder = _as_axmodels(_flatten(shutil.copytree(tiny_model_dir, tmp_path / "realistic")))
     for npy in folder.glob("*.npy"):
         npy.rename(tmp_path / npy.name)  # the plan ships no time-input files
-    options = Settings(runtime="axengine").runtime_options()
+    options = runtime_options(Settings(runtime="axengine"))
     layout = resolve_layout(folder, prefer_axmodel=True)
     assert layout.kind == LAYOUT_FLAT and layout.unet.name == "unet.axmodel"
     with pytest.raises(ModelError) as err:
@@ -130,7 +131,7 @@ def test_missing_unet_in_a_real_model_folder_names_file_and_layout(tiny_model_di
 def test_stale_img2img_time_input_is_only_a_warning(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MODELS_DIR", str(tiny_model_dir))
     monkeypatch.setenv("TIME_INPUT_IMG2IMG", str(tmp_path / "gone" / "time_input_img2img.npy"))
-    layout = Settings().model_layout()
+    layout = model_layout(Settings())
     check_layout(layout)  # nothing reads that file: no start-up failure
     assert layout.time_input_img2img is None
     assert any("TIME_INPUT_IMG2IMG" in w and "ignored" in w for w in layout.warnings)

@@ -15,6 +15,7 @@ import pytest
 
 from pi_axera_sd.config import Settings
 from pi_axera_sd.runtime.ovcache import cache_dir_for, default_cache_root
+from pi_axera_sd.wiring import runtime_options
 
 PI_AXERA_SD = str(Path(sys.executable).with_name("pi-axera-sd"))
 WAIT_S = 120.0
@@ -90,5 +91,5 @@ def test_settings_default_and_off(monkeypatch, tmp_path):
     monkeypatch.delenv("PI_AXERA_SD_OPENVINO_CACHE_DIR", raising=False)  # conftest's folder for the run
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_root() == tmp_path / "pi-axera-sd" / "openvino"
-    assert Settings().runtime_options().cache_dir == tmp_path / "pi-axera-sd" / "openvino"
-    assert Settings(openvino_cache=False).runtime_options().cache_dir is None
+    assert runtime_options(Settings()).cache_dir == tmp_path / "pi-axera-sd" / "openvino"
+    assert runtime_options(Settings(openvino_cache=False)).cache_dir is None

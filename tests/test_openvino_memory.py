@@ -16,6 +16,7 @@ from pi_axera_sd.config import Settings
 from pi_axera_sd.runtime import RuntimeOptions, open_session
 from pi_axera_sd.runtime import openvino as ov_runtime
 from pi_axera_sd.runtime.ovmemory import read_only_file_mappings, release_mapped_files
+from pi_axera_sd.wiring import runtime_options
 
 TOOL = str(Path(sys.executable).with_name("pi-axera-sd"))
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
@@ -104,9 +105,9 @@ def test_the_cache_still_works_cold_and_warm_with_release(tmp_path, monkeypatch)
 
 
 def test_the_setting_reaches_the_runtime_options(monkeypatch):
-    assert Settings().runtime_options().release_mapped is True
+    assert runtime_options(Settings()).release_mapped is True
     monkeypatch.setenv("PI_AXERA_SD_OPENVINO_RELEASE_MAPPED", "0")
-    assert Settings().runtime_options().release_mapped is False
+    assert runtime_options(Settings()).release_mapped is False
 
 
 def test_a_bad_value_is_one_line_and_exit_2(tmp_path):

@@ -14,6 +14,7 @@ from pi_axera_sd.engine.layout import resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.modeltools.quantize import image_psnr
 from pi_axera_sd.runtime import RuntimeOptions
+from pi_axera_sd.wiring import model_layout
 
 BUDGET_DB = 20.0  # the tiny model's plain INT8 VAE: 24-30 dB on its calibration samples
 
@@ -39,7 +40,7 @@ def test_quantize_writes_int8_variants_the_engine_uses(tiny_model_dir, tiny_engi
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["variants"]["int8"]["components"]["unet"]["file"] == "unet.int8.xml"
 
-    layout = Settings(models_dir=folder, variant="int8").model_layout()
+    layout = model_layout(Settings(models_dir=folder, variant="int8"))
     assert layout.unet.name == "unet.int8.xml" and layout.vae_decoder.name == "vae_decoder.int8.xml"
     assert layout.vae_encoder.name == "vae_encoder.int8.xml"
     assert resolve_layout(folder).unet.name == "unet.onnx"  # FP32 stays the default

@@ -14,6 +14,7 @@ from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.errors import ModelError, RuntimeUnavailable
 from pi_axera_sd.runtime import RuntimeOptions, open_session, runtime_for
 from pi_axera_sd.runtime.onnxrt import providers_for
+from pi_axera_sd.wiring import model_layout, prefers_axmodel, runtime_options
 from support import fake_axengine
 
 
@@ -70,11 +71,11 @@ def test_npu_path_runs_the_same_pipeline_code(tiny_model_dir, tiny_engine, tmp_p
     # a host without OpenVINO: the folder's .onnx UNet runs on ONNX Runtime, exact like tiny_engine
     monkeypatch.setattr("pi_axera_sd.runtime.choice.openvino_installed", lambda: False)
     settings = Settings()
-    assert settings.prefers_axmodel()  # pyaxengine importable -> .axmodel preferred
-    layout = settings.model_layout()
+    assert prefers_axmodel(settings)  # pyaxengine importable -> .axmodel preferred
+    layout = model_layout(settings)
     assert layout.text_encoder.suffix == ".axmodel" and layout.vae_decoder.suffix == ".axmodel"
     assert layout.unet.suffix == ".onnx"
-    npu = Pipeline.load(layout, settings.runtime_options())
+    npu = Pipeline.load(layout, runtime_options(settings))
     assert npu.text_encoder.runtime == "axengine" and npu.text_encoder.provider == "AXCLRTExecutionProvider"
     assert npu.text_encoder.inputs[0].dtype == np.int32
 
@@ -101,7 +102,7 @@ def test_missing_pyaxengine_says_what_to_install(tiny_model_dir, tmp_path, monke
     folder = _npu_folder(tiny_model_dir, tmp_path / "npu")
     with pytest.raises(RuntimeUnavailable, match=r"pyaxengine is not installed.*axengine-<version>.*AXCL"):
         open_session(folder / "vae_decoder.axmodel")
-    assert not Settings(models_dir=folder).prefers_axmodel()
+    assert not prefers_axmodel(Settings(models_dir=folder))
     # with no pyaxengine, auto mode falls back to the .onnx files of the same folder
     assert resolve_layout(folder, prefer_axmodel=False).vae_decoder.suffix == ".onnx"
 

@@ -12,12 +12,12 @@ import pytest
 
 from pi_axera_sd.errors import Cancelled, InvalidInput, PayloadTooLarge
 from pi_axera_sd.interrogate.scoring import check_categories
+from pi_axera_sd.server.core import json_body
+from pi_axera_sd.server.core.failures import ClientGone, counts_as_runtime_failure, to_api_error
+from pi_axera_sd.server.core.json_body import JsonLimits, decode_json
 from pi_axera_sd.server.core.lane import LaneUnavailable, QueueFull
 from pi_axera_sd.server.core.logs import JsonFormatter
 from pi_axera_sd.server.dialects.a1111 import OptionsStore
-from pi_axera_sd.server.dialects.problems import ClientGone, counts_as_runtime_failure, to_api_error
-from pi_axera_sd.server.middleware import inputs
-from pi_axera_sd.server.middleware.inputs import JsonLimits, decode_json
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def _random_text(rng: random.Random, size: int) -> str:
 
 @pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
 def test_long_strings_decode_exactly_across_chunk_and_piece_boundaries(monkeypatch, chunk):
-    monkeypatch.setattr(inputs, "_CHUNK", chunk)
+    monkeypatch.setattr(json_body, "_CHUNK", chunk)
     rng = random.Random(chunk)
     blob = base64.b64encode(os.urandom(3000)).decode()
     body = {

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from pi_axera_sd.interrogate.errors import WarmingUp
 from pi_axera_sd.interrogate.protocol import WarmupState
 from pi_axera_sd.server.app import create_app
-from pi_axera_sd.server.dialects.problems import counts_as_runtime_failure, to_api_error
+from pi_axera_sd.server.core.failures import counts_as_runtime_failure, to_api_error
 from support.server import make_settings
 
 HALF_WARM = WarmupState(ready=False, done=150, total=300, message="embedding the taxonomy")

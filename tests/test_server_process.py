@@ -28,11 +28,12 @@ from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.server.app import create_app
 from pi_axera_sd.server.core.logs import configure_logging
 from pi_axera_sd.server.core.runner import run
+from pi_axera_sd.wiring import model_layout, runtime_options
 from support.server import FailingInner
 
 settings = Settings()
 configure_logging("info")
-pipeline = Pipeline.load(settings.model_layout(), settings.runtime_options())
+pipeline = Pipeline.load(model_layout(settings), runtime_options(settings))
 
 
 class StdinGate:

@@ -8,8 +8,8 @@ import os
 import pytest
 
 from pi_axera_sd.errors import InvalidInput
+from pi_axera_sd.server.core.redact import looks_like_base64, redact
 from pi_axera_sd.server.dialects.schemas import GenerateRequest, Img2ImgRequest, Txt2ImgRequest
-from pi_axera_sd.server.middleware.redact import looks_like_base64, redact
 from support.server import SEED_PNG_1X1
 
 

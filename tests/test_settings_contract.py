@@ -17,6 +17,7 @@ import pytest
 
 from pi_axera_sd import exitcodes
 from pi_axera_sd.config import Settings
+from pi_axera_sd.wiring import model_layout
 
 TOOL = str(Path(sys.executable).with_name("pi-axera-sd"))
 
@@ -101,7 +102,7 @@ def test_missing_openvino_for_the_folder_is_a_config_error(tiny_model_dir, tmp_p
     monkeypatch.setattr(preflight.importlib.util, "find_spec", lambda name: None)
     settings = Settings(models_dir=tiny_model_dir, runtime="openvino")
     with pytest.raises(preflight.ConfigError, match="'openvino' extra"):
-        preflight.check_runtimes(settings.model_layout(), settings)
+        preflight.check_runtimes(model_layout(settings), settings)
 
 
 def test_a_missing_variant_warns_or_fails_when_required(tiny_model_dir, caplog):
@@ -109,11 +110,11 @@ def test_a_missing_variant_warns_or_fails_when_required(tiny_model_dir, caplog):
 
     settings = Settings(models_dir=tiny_model_dir, variant="int8")
     with caplog.at_level(logging.WARNING):
-        preflight.check_variant(settings.model_layout(), settings)
+        preflight.check_variant(model_layout(settings), settings)
     assert "no int8 file for unet, vae_decoder" in caplog.text
     strict = Settings(models_dir=tiny_model_dir, variant="int8", require_variant=True)
     with pytest.raises(preflight.ConfigError, match="PI_AXERA_SD_REQUIRE_VARIANT"):
-        preflight.check_variant(strict.model_layout(), strict)
+        preflight.check_variant(model_layout(strict), strict)
 
 
 @pytest.mark.parametrize(

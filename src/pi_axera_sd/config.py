@@ -1,6 +1,6 @@
-"""All settings, from environment variables (the seed's names where it has one) and CLI flags.
+"""All settings, from environment variables (the original service's names where it has one) and CLI flags.
 
-Seed/prior-service variables keep their plain names (``HOST``, ``PORT``, ``UNET_MODEL``...);
+The original service's variables keep their plain names (``HOST``, ``PORT``, ``UNET_MODEL``...);
 every other setting is ``PI_AXERA_SD_<FIELD>`` (e.g. ``PI_AXERA_SD_QUEUE_SIZE``).
 """
 
@@ -12,12 +12,17 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pi_axera_sd.defaults import DEFAULT_RANDN_SOURCE, DEFAULT_VAE, AxProvider, Device, Runtime, Vae
-from pi_axera_sd.engine.imageio import ImageLimits
-from pi_axera_sd.engine.layout import ModelLayout, resolve_layout
-from pi_axera_sd.engine.noise import randn_source
-from pi_axera_sd.errors import InvalidInput
-from pi_axera_sd.runtime import RuntimeOptions
+from pi_axera_sd.defaults import (
+    DEFAULT_RANDN_SOURCE,
+    DEFAULT_VAE,
+    RANDN_SOURCE_RULE,
+    AxProvider,
+    Device,
+    Runtime,
+    Vae,
+    check_deep_cache_interval,
+    randn_source_name,
+)
 
 PREFIX = "PI_AXERA_SD_"
 DEFAULT_MODELS_DIR = Path("models")  # made by the first-run download when missing; any other must exist
@@ -144,72 +149,12 @@ class Settings(BaseSettings):
     @field_validator("deep_cache")
     @classmethod
     def _deep_cache_interval(cls, value: int) -> int:
-        from pi_axera_sd.engine.deepcache import check_interval
-
-        return check_interval(value)
+        return check_deep_cache_interval(value)
 
     @field_validator("randn_source", mode="before")
     @classmethod
     def _known_randn_source(cls, value: object) -> str:
-        try:
-            return randn_source(value)
-        except InvalidInput as exc:
-            raise ValueError(str(exc)) from None
-
-    # ---- derived -------------------------------------------------------------------------------
-
-    def clip_runtime_options(self) -> RuntimeOptions:
-        """The CLIP towers' sessions: the engine's options at ``clip_precision``."""
-        from dataclasses import replace
-
-        return replace(self.runtime_options(), precision=self.clip_precision)
-
-    def runtime_options(self) -> RuntimeOptions:
-        from pi_axera_sd.runtime.choice import effective_runtime
-
-        return RuntimeOptions(
-            runtime=effective_runtime(self.runtime, self.device),
-            device=self.device,
-            threads=self.threads,
-            ax_provider=self.ax_provider,
-            ax_device=self.npu_device,
-            precision=self.precision,
-            cache_dir=self.openvino_cache_root(),
-            release_mapped=self.openvino_release_mapped,
-        )
-
-    def openvino_cache_root(self) -> Path | None:
-        if not self.openvino_cache:
-            return None
-        from pi_axera_sd.runtime.ovcache import default_cache_root
-
-        return self.openvino_cache_dir or default_cache_root()
-
-    def model_layout(self) -> ModelLayout:
-        overrides = {
-            "text_encoder": self.text_encoder_model,
-            "unet": self.unet_model,
-            "vae_decoder": self.vae_decoder_model,
-            "vae_encoder": self.vae_encoder_model,
-            "time_input_txt2img": self.time_input_txt2img,
-            "time_input_img2img": self.time_input_img2img,
-        }
-        return resolve_layout(
-            self.models_dir,
-            text_dir=self.text_model_dir,
-            overrides={k: v for k, v in overrides.items() if v is not None},
-            prefer_axmodel=self.prefers_axmodel(),
-            variant=self.variant,
-        )
-
-    def prefers_axmodel(self) -> bool:
-        if self.runtime == "axengine":
-            return True
-        if self.runtime != "auto":
-            return False
-        from pi_axera_sd.runtime.axengine import axengine_available
-
-        return axengine_available()
-
-    def image_limits(self) -> ImageLimits:
-        return ImageLimits(max_encoded_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+        name = randn_source_name(value)
+        if name is None:
+            raise ValueError(f"{RANDN_SOURCE_RULE}, not {value!r}")
+        return name

@@ -37,6 +37,26 @@ TINY_VAE_NAMES = ("tiny", "taesd")  # what clients may call the tiny decoder (A1
 RandnSource = Literal["CPU", "PCG64"]  # torch's CPU generator (A1111's default) or numpy's PCG64
 RANDN_SOURCES: tuple[RandnSource, ...] = get_args(RandnSource)
 DEFAULT_RANDN_SOURCE: RandnSource = "CPU"
+# What clients and settings may call them: A1111's GPU is CPU here (no CUDA noise), NUMPY is PCG64.
+RANDN_ALIASES: dict[str, RandnSource] = {"CPU": "CPU", "GPU": "CPU", "PCG64": "PCG64", "NUMPY": "PCG64"}
+RANDN_SOURCE_RULE = "randn_source must be one of CPU, GPU (= CPU here) or PCG64"
+
+
+def randn_source_name(value: object) -> RandnSource | None:
+    """A client's or the settings' name for a noise source -> its canonical name, None if unknown."""
+    return RANDN_ALIASES.get(value.strip().upper()) if isinstance(value, str) else None
+
+
+# ---- DeepCache --------------------------------------------------------------------------------------
+DEEP_CACHE_OFF = 0
+
+
+def check_deep_cache_interval(value: int) -> int:
+    """0 (off) or N >= 2 (a full UNet step every N steps); 1 would reuse nothing, so it is refused."""
+    if value < 0 or value == 1:
+        raise ValueError("must be 0 (off) or an interval of 2 or more (full UNet every N steps)")
+    return value
+
 
 # ---- runtimes and providers -------------------------------------------------------------------------
 Runtime = Literal["auto", "onnxruntime", "axengine", "openvino"]

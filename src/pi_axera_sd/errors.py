@@ -1,14 +1,35 @@
 """Exception types shared by the engine, the service and the CLI.
 
 Each carries a message meant for the user; the HTTP layer maps the class to a status code.
+:class:`Problem` is one structured way a model file breaks the model contract (a ModelError lists them).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:  # only a type: the engine imports this module
-    from pi_axera_sd.engine.contract_checks import Problem
+MISMATCH, MISSING = "mismatch", "missing"  # a problem's kind (also ``models verify``'s row states)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way a component breaks the contract.
+
+    ``expected`` and ``found`` are the facts; ``detail`` says them for a report row that already
+    names the component and file; ``message`` is one line that stands alone (an error's text).
+    """
+
+    component: str
+    file: str | None
+    expected: str
+    found: str
+    detail: str
+    message: str
+    hint: str = ""
+    kind: str = MISMATCH
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class PiAxeraError(Exception):

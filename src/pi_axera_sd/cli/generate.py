@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pi_axera_sd.cli.common import add_engine_flags, settings_from_args
 from pi_axera_sd.defaults import A1111_STRENGTH, VAE_CHOICES
+from pi_axera_sd.wiring import image_limits, model_layout, runtime_options
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -16,11 +17,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     pipeline = Pipeline.load(
-        settings.model_layout(), settings.runtime_options(), deep_cache=settings.deep_cache
+        model_layout(settings), runtime_options(settings), deep_cache=settings.deep_cache
     )
     init = None
     if args.init_image:
-        image = decode_image_bytes(Path(args.init_image).read_bytes(), settings.image_limits())
+        image = decode_image_bytes(Path(args.init_image).read_bytes(), image_limits(settings))
         init = pipeline.prepare_image(image, args.resize_mode)
     seed = resolve_seed(args.seed)
     vae = args.vae or settings.vae

@@ -11,6 +11,7 @@ from pathlib import Path
 from pi_axera_sd.cli.common import print_export
 from pi_axera_sd.defaults import TAG_THRESHOLD, TAG_TOP_K
 from pi_axera_sd.errors import InvalidInput
+from pi_axera_sd.wiring import image_limits
 
 
 def cmd_export_clip(args: argparse.Namespace) -> int:
@@ -62,7 +63,7 @@ def cmd_interrogate(args: argparse.Namespace) -> int:
     from pi_axera_sd.interrogate.scoring import check_categories
 
     settings = settings_from_args(args)
-    image = decode_image_bytes(Path(args.image).read_bytes(), settings.image_limits())
+    image = decode_image_bytes(Path(args.image).read_bytes(), image_limits(settings))
     categories = None
     if args.categories:  # checked before a possibly long first build
         categories = check_categories(_read_categories(args.categories), settings.max_structured_labels)

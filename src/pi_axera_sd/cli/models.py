@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pi_axera_sd.cli.common import print_export
 from pi_axera_sd.errors import PiAxeraError
+from pi_axera_sd.wiring import model_layout, runtime_options
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,9 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     folder = settings.models_dir
     if not folder.is_dir():
         raise PiAxeraError(f"{folder} is not a folder. {missing_models_hint(folder)}")
-    layout = settings.model_layout()
+    layout = model_layout(settings)
     report = verify_model(
-        layout.root, settings.runtime_options(), check_hashes=not args.no_hash, layout=layout
+        layout.root, runtime_options(settings), check_hashes=not args.no_hash, layout=layout
     )
     if args.json:
         data = report.as_dict()

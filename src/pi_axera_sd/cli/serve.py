@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from pi_axera_sd.cli.settings_flags import add_settings_flags
+from pi_axera_sd.wiring import model_layout, runtime_options
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_models_dir(settings)
     first_run = None
     try:
-        layout = settings.model_layout()
+        layout = model_layout(settings)
         check_layout(layout)
     except ModelError as exc:
         if wants_first_run(settings):  # an empty model folder: the lane downloads the default model
@@ -70,7 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "models missing", extra={"fields": {"detail": str(exc), "models_dir": str(settings.models_dir)}}
         )
         # With a model already there, only the exact problem: a random-weights export would overwrite it.
-        has_model = holds_model_files(settings.model_layout().root)
+        has_model = holds_model_files(model_layout(settings).root)
         help_text = "error: cannot serve: {error}\n" if has_model else MISSING_MODELS_HELP
         print(help_text.format(error=exc, demo=demo_hint()), file=sys.stderr)
         return EXIT_CONFIG
@@ -87,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def banner(layout, settings) -> str:
     """One line for humans: where it listens, which model, which runtime."""
-    options = settings.runtime_options()
+    options = runtime_options(settings)
     runtime = settings.runtime if options.runtime == settings.runtime else f"auto -> {options.runtime}"
     name = layout.manifest.get("name") or layout.root.name
     variant = f", variant {settings.variant}" if settings.variant else ""

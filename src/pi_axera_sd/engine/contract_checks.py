@@ -42,9 +42,8 @@ from pi_axera_sd.engine.contract import (
     UnetInputs,
     unet_inputs,
 )
+from pi_axera_sd.errors import MISSING, Problem
 from pi_axera_sd.runtime.base import TensorSpec
-
-MISMATCH, MISSING = "mismatch", "missing"  # a problem's kind (also ``models verify``'s row states)
 
 
 class SessionLike(Protocol):
@@ -56,27 +55,6 @@ class SessionLike(Protocol):
     def inputs(self) -> Sequence[TensorSpec]: ...
     @property
     def outputs(self) -> Sequence[TensorSpec]: ...
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One way a component breaks the contract.
-
-    ``expected`` and ``found`` are the facts; ``detail`` says them for a report row that already
-    names the component and file; ``message`` is one line that stands alone (an error's text).
-    """
-
-    component: str
-    file: str | None
-    expected: str
-    found: str
-    detail: str
-    message: str
-    hint: str = ""
-    kind: str = MISMATCH
-
-    def __str__(self) -> str:
-        return self.message
 
 
 @dataclass

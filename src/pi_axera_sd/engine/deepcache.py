@@ -14,15 +14,6 @@ from pathlib import Path
 from pi_axera_sd.engine.contract import UNET_DEEP, UNET_SHALLOW
 from pi_axera_sd.errors import ModelError
 
-OFF = 0
-
-
-def check_interval(value: int) -> int:
-    """0 (off) or N >= 2 (a full UNet step every N steps); 1 would reuse nothing, so it is refused."""
-    if value < 0 or value == 1:
-        raise ValueError("must be 0 (off) or an interval of 2 or more (full UNet every N steps)")
-    return value
-
 
 def reuses_step(step: int, interval: int) -> bool:
     """Whether step ``step`` (0-based) of a generation runs the shallow path on the cached feature."""

@@ -16,23 +16,22 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pi_axera_sd.defaults import DEFAULT_RANDN_SOURCE
+from pi_axera_sd.defaults import DEFAULT_RANDN_SOURCE, RANDN_SOURCE_RULE, randn_source_name
 from pi_axera_sd.engine.torch_rng import TorchCpuGenerator
 from pi_axera_sd.errors import InvalidInput
 
 NoiseFn = Callable[[tuple[int, ...]], np.ndarray]
 
-_ALIASES = {"CPU": "CPU", "GPU": "CPU", "PCG64": "PCG64", "NUMPY": "PCG64"}
 # The prior service sampled the VAE posterior (img2img) from its own generator seeded 0.
 POSTERIOR_SEED = 0
 
 
 def randn_source(value: object) -> str:
     """A client's or the settings' name for a source -> one of :data:`pi_axera_sd.defaults.RANDN_SOURCES`."""
-    name = value.strip().upper() if isinstance(value, str) else None
-    if name not in _ALIASES:
-        raise InvalidInput(f"randn_source must be one of CPU, GPU (= CPU here) or PCG64, not {value!r}")
-    return _ALIASES[name]
+    name = randn_source_name(value)
+    if name is None:
+        raise InvalidInput(f"{RANDN_SOURCE_RULE}, not {value!r}")
+    return name
 
 
 def seeded_noise(seed: int, source: str = DEFAULT_RANDN_SOURCE) -> NoiseFn:

@@ -20,11 +20,13 @@ from PIL import Image
 
 from pi_axera_sd.defaults import (
     A1111_STRENGTH,
+    DEEP_CACHE_OFF,
     DEFAULT_RANDN_SOURCE,
     DEFAULT_VAE,
     TXT2IMG_TIMESTEPS,
     VAE_CHOICES,
     VAE_SCALING_FACTOR,
+    check_deep_cache_interval,
 )
 from pi_axera_sd.engine import deepcache
 from pi_axera_sd.engine.contract import (
@@ -119,7 +121,7 @@ class GenerationResult:
     timesteps: tuple[int, ...]  # what the scheduler chose for it
     timings: StageTimings
     model_name: str
-    deep_cache: int = deepcache.OFF  # the DeepCache interval it was made with (0: every step whole)
+    deep_cache: int = DEEP_CACHE_OFF  # the DeepCache interval it was made with (0: every step whole)
 
     @property
     def seed(self) -> int:
@@ -214,7 +216,7 @@ class Pipeline:
         guidance_scale: float | None = None,
         guidance_dim: int | None = None,
         unet_shallow: Session | None = None,
-        deep_cache: int = deepcache.OFF,
+        deep_cache: int = DEEP_CACHE_OFF,
     ) -> None:
         self.tokenizer = tokenizer
         self.text_encoder = text_encoder
@@ -225,7 +227,9 @@ class Pipeline:
         self.vae_encoder_tiny = vae_encoder_tiny
         # DeepCache (engine.deepcache): with the shallow graph, ``unet`` is unet_deep (2 outputs)
         self.unet_shallow = unet_shallow
-        self.deep_cache = deepcache.check_interval(deep_cache) if unet_shallow is not None else deepcache.OFF
+        self.deep_cache = (
+            check_deep_cache_interval(deep_cache) if unet_shallow is not None else DEEP_CACHE_OFF
+        )
         self._deep_feature: np.ndarray | None = None
         self.tiny_vae_scaling_factor = tiny_vae_scaling_factor
         self.timesteps = tuple(timesteps)
@@ -290,7 +294,7 @@ class Pipeline:
         cls, layout: ModelLayout, options: RuntimeOptions, time_embeddings: np.ndarray | None, **kwargs
     ) -> Pipeline:
         unet, shallow = layout.unet, None
-        if kwargs.get("deep_cache", deepcache.OFF) != deepcache.OFF:  # the pair instead of unet.onnx
+        if kwargs.get("deep_cache", DEEP_CACHE_OFF) != DEEP_CACHE_OFF:  # the pair instead of unet.onnx
             unet, shallow = deepcache.pair_paths(layout.unet_deep, layout.unet_shallow, layout.root)
         tokenizer = ClipTokenizer(layout.tokenizer_dir)  # its errors first: it is the quickest check
         sessions = open_sessions(

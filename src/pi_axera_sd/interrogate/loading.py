@@ -21,6 +21,7 @@ from pi_axera_sd.interrogate.layout import ClipLayout, has_clip_files, resolve_c
 from pi_axera_sd.interrogate.preprocess import ImageSpec
 from pi_axera_sd.interrogate.taxonomy import load_labels
 from pi_axera_sd.runtime import RuntimeOptions, open_session
+from pi_axera_sd.wiring import clip_runtime_options, prefers_axmodel
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def load_interrogator(
         settings.clip_dir,
         vision=settings.clip_vision_model,
         text=settings.clip_text_model,
-        prefer_axmodel=settings.prefers_axmodel(),
+        prefer_axmodel=prefers_axmodel(settings),
     )
     labels = load_labels(settings.interrogate_tags_file)
     templates = templates or settings.interrogate_templates or DEFAULT_TEMPLATES
@@ -140,7 +141,7 @@ def load_interrogator(
         interrogator = build_interrogator(
             layout,
             labels,
-            options=settings.clip_runtime_options(),
+            options=clip_runtime_options(settings),
             cache_dir=cache_dir_for(settings),
             templates=templates,
             text_batch=text_batch,

@@ -21,6 +21,7 @@ from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.errors import PiAxeraError
 from pi_axera_sd.interrogate.protocol import Interrogator
 from pi_axera_sd.server.core.context import note
+from pi_axera_sd.server.core.failures import ApiError, ClientGone, to_api_error
 from pi_axera_sd.server.core.firstrun import FirstRunDownload
 from pi_axera_sd.server.core.image_links import ImageLinks
 from pi_axera_sd.server.core.lane import LaneUnavailable
@@ -29,7 +30,7 @@ from pi_axera_sd.server.core.service import Service
 from pi_axera_sd.server.dialects import apidoc
 from pi_axera_sd.server.dialects.a1111 import OptionsStore
 from pi_axera_sd.server.dialects.apidoc import allow_header, allowed_methods
-from pi_axera_sd.server.dialects.problems import ApiError, ClientGone, error_response, to_api_error
+from pi_axera_sd.server.dialects.problems import error_response
 from pi_axera_sd.server.middleware.access import AccessMiddleware
 from pi_axera_sd.server.middleware.auth import AuthMiddleware, Credentials
 from pi_axera_sd.server.middleware.body_limit import BodyLimitMiddleware

@@ -10,10 +10,10 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
+from pi_axera_sd.server.core.failures import ApiError, ClientGone, to_api_error
+from pi_axera_sd.server.core.json_body import JsonLimits, decode_json
 from pi_axera_sd.server.core.lane import Job, JobContext, Lane
 from pi_axera_sd.server.core.service import Service
-from pi_axera_sd.server.dialects.problems import ApiError, ClientGone, to_api_error
-from pi_axera_sd.server.middleware.inputs import JsonLimits, decode_json
 
 _SCOPE_KEY = "pi_axera_sd"
 # Bodies above this are checked and parsed on a host thread: json.loads of a 20 MB image stalls
@@ -44,7 +44,7 @@ def json_limits(service: Service) -> JsonLimits:
 
 
 async def read_json(request: Request) -> Any:
-    """The body as normalised JSON (see :mod:`pi_axera_sd.server.middleware.inputs`), whatever Content-Type
+    """The body as normalised JSON (see :mod:`pi_axera_sd.server.core.json_body`), whatever Content-Type
     the client sent (curl -d sends form encoding)."""
     try:
         raw = await request.body()

@@ -19,11 +19,12 @@ from pi_axera_sd.engine.imageio import decode_base64_image
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, StageTimings
 from pi_axera_sd.errors import Cancelled, InvalidInput
 from pi_axera_sd.server.core.context import run_on_lane
+from pi_axera_sd.server.core.failures import ApiError, to_api_error
 from pi_axera_sd.server.core.host import EncodedImage, EncodeOptions, encode_result
 from pi_axera_sd.server.core.lane import JobContext
 from pi_axera_sd.server.core.live_preview import LivePreview
 from pi_axera_sd.server.core.service import Service
-from pi_axera_sd.server.dialects.problems import ApiError, to_api_error
+from pi_axera_sd.wiring import image_limits
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ async def decode_init_image(
         raise InvalidInput("img2img is unavailable: the model folder has no VAE encoder")
     service.lane.ensure_room()
     t0 = time.perf_counter()
-    limits = service.settings.image_limits()
+    limits = image_limits(service.settings)
     init = await service.run_host(
         lambda: pipeline.prepare_image(decode_base64_image(image_b64, limits), resize_mode)
     )

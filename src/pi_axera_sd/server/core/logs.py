@@ -2,7 +2,7 @@
 
 Structured fields travel in ``extra={"fields": {...}}``; uvicorn's own messages come through the
 same formatter so the journal holds nothing but JSON. Every string in a line (message, fields,
-traceback) passes :func:`~pi_axera_sd.server.middleware.redact.redact`: no base64, no secrets, cut to
+traceback) passes :func:`~pi_axera_sd.server.core.redact.redact`: no base64, no secrets, cut to
 ``PI_AXERA_SD_LOG_MAX_STRING`` characters (a traceback keeps its last lines, up to 16 times that).
 
 Which log format fits where stderr goes: readable lines on a terminal, JSON otherwise, and
@@ -19,7 +19,7 @@ import sys
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from pi_axera_sd.server.middleware.redact import DEFAULT_MAX_CHARS, clean_text, redact
+from pi_axera_sd.server.core.redact import DEFAULT_MAX_CHARS, clean_text, redact
 
 ACCESS_LOGGER = "pi_axera_sd.access"
 # A record's message is our own sentence (a fatal one ends with the command to run): it may be

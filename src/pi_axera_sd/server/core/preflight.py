@@ -14,6 +14,7 @@ from pi_axera_sd.engine.layout import ModelLayout
 from pi_axera_sd.errors import PiAxeraError
 from pi_axera_sd.hints import command
 from pi_axera_sd.runtime import runtime_for
+from pi_axera_sd.wiring import runtime_options
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def check_runtimes(layout: ModelLayout, settings: Settings) -> None:
     """Every runtime the model files need is installed (missing: the extra or wheel is named)."""
     from pi_axera_sd.settings_errors import install_command
 
-    options = settings.runtime_options()
+    options = runtime_options(settings)
     files = {
         "text_encoder": layout.text_encoder,
         "unet": layout.unet,

@@ -20,12 +20,13 @@ from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.interrogate.protocol import Interrogator
 from pi_axera_sd.runtime.faults import NpuNotReady, exit_code_for, fault_kind
 from pi_axera_sd.server.core.accelerator import AcceleratorStatus, load_with_retry
+from pi_axera_sd.server.core.failures import counts_as_runtime_failure
 from pi_axera_sd.server.core.firstrun import FirstRunDownload
 from pi_axera_sd.server.core.lane import Lane
 from pi_axera_sd.server.core.metrics import Metrics
 from pi_axera_sd.server.core.modelinfo import ModelInfo, describe
 from pi_axera_sd.server.core.output_folder import OutputFolder
-from pi_axera_sd.server.dialects.problems import counts_as_runtime_failure
+from pi_axera_sd.wiring import model_layout, runtime_options
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -198,12 +199,12 @@ class Service:
 
     def _open_pipeline(self) -> Pipeline:
         """Resolve the layout and open every session, waiting for an NPU that is not up yet."""
-        layout = self.settings.model_layout()
+        layout = model_layout(self.settings)
         for warning in layout.warnings:
             log.warning(warning)
         if layout.tokenizer_packaged:
             log.info("no tokenizer in the model folder; using the packaged CLIP tokenizer")
-        options = self.settings.runtime_options()
+        options = runtime_options(self.settings)
 
         scale = self.settings.guidance_scale
         extra = {} if scale is None else {"guidance_scale": scale}

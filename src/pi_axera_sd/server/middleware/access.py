@@ -16,9 +16,10 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pi_axera_sd.server.core.context import log_context
+from pi_axera_sd.server.core.failures import ApiError
 from pi_axera_sd.server.core.logs import ACCESS_LOGGER
 from pi_axera_sd.server.core.metrics import Metrics
-from pi_axera_sd.server.dialects.problems import ApiError, error_body
+from pi_axera_sd.server.dialects.problems import error_body
 
 log = logging.getLogger(ACCESS_LOGGER)
 errors_log = logging.getLogger(__name__)

@@ -15,8 +15,9 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pi_axera_sd.config import Settings
+from pi_axera_sd.server.core.failures import ApiError
 from pi_axera_sd.server.core.image_links import LINK_PREFIX
-from pi_axera_sd.server.dialects.problems import ApiError, error_response
+from pi_axera_sd.server.dialects.problems import error_response
 
 OPEN_PATHS = frozenset({"/health", "/ready", "/"})
 # Image links for OpenAI clients: fetched by browsers without credentials; the random name is the key.

@@ -7,7 +7,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pi_axera_sd.errors import PayloadTooLarge
-from pi_axera_sd.server.dialects.problems import ApiError, error_response
+from pi_axera_sd.server.core.failures import ApiError
+from pi_axera_sd.server.dialects.problems import error_response
 
 
 class BodyLimitMiddleware:

@@ -19,8 +19,8 @@ from pi_axera_sd.engine.infotext import parse_infotext
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.safetext import valid_text
 from pi_axera_sd.server.core.context import read_json, service_of
+from pi_axera_sd.server.core.failures import ApiError
 from pi_axera_sd.server.dialects.a1111 import SAMPLER
-from pi_axera_sd.server.dialects.problems import ApiError
 from pi_axera_sd.server.dialects.schemas import PngInfoRequest, openapi_body
 
 log = logging.getLogger(__name__)

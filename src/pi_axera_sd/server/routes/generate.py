@@ -12,6 +12,7 @@ from pi_axera_sd.defaults import GENERATE_STRENGTH
 from pi_axera_sd.engine.pipeline import resolve_seed
 from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.server.core.context import note, read_json, request_id, service_of
+from pi_axera_sd.server.core.failures import ApiError
 from pi_axera_sd.server.core.generation import (
     BatchOutcome,
     BatchSpec,
@@ -23,7 +24,6 @@ from pi_axera_sd.server.core.generation import (
 )
 from pi_axera_sd.server.core.host import EncodeOptions
 from pi_axera_sd.server.dialects import axera_sample
-from pi_axera_sd.server.dialects.problems import ApiError
 from pi_axera_sd.server.dialects.schemas import GENERATE_RULES, GenerateRequest, openapi_body
 
 router = APIRouter(tags=["generate"])

@@ -17,9 +17,10 @@ from pi_axera_sd.interrogate.errors import WarmingUp
 from pi_axera_sd.interrogate.protocol import Interrogator
 from pi_axera_sd.interrogate.scoring import check_categories
 from pi_axera_sd.server.core.context import note, read_json, run_on_lane, service_of
+from pi_axera_sd.server.core.failures import ApiError
 from pi_axera_sd.server.core.service import Service
-from pi_axera_sd.server.dialects.problems import ApiError
 from pi_axera_sd.server.dialects.schemas import InterrogateRequest, StructuredInterrogateRequest, openapi_body
+from pi_axera_sd.wiring import image_limits
 
 router = APIRouter(prefix="/sdapi/v1", tags=["interrogate"])
 
@@ -51,7 +52,7 @@ async def _decode(service: Service, text: str | None) -> Image.Image:
         raise InvalidInput("image is required (a base64 PNG, JPEG or WebP)")
     service.lane.ensure_room()
     start = time.perf_counter()
-    image = await service.run_host(decode_base64_image, text, service.settings.image_limits())
+    image = await service.run_host(decode_base64_image, text, image_limits(service.settings))
     service.metrics.observe_stage("host_decode", (time.perf_counter() - start) * 1000.0)
     return image
 

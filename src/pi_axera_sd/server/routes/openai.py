@@ -23,6 +23,7 @@ from pi_axera_sd.defaults import A1111_STRENGTH
 from pi_axera_sd.engine.pipeline import MAX_SEED, resolve_seed
 from pi_axera_sd.errors import InvalidInput, PayloadTooLarge
 from pi_axera_sd.server.core.context import note, read_json, request_id, service_of
+from pi_axera_sd.server.core.failures import ApiError
 from pi_axera_sd.server.core.generation import (
     BatchSpec,
     choose_vae,
@@ -34,7 +35,6 @@ from pi_axera_sd.server.core.generation import (
 from pi_axera_sd.server.core.host import EncodeOptions
 from pi_axera_sd.server.core.image_links import LINK_PREFIX, ImageLinks
 from pi_axera_sd.server.core.modelinfo import ModelInfo
-from pi_axera_sd.server.dialects.problems import ApiError
 from pi_axera_sd.server.dialects.schemas import (
     Count,
     Lenient,

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 from pi_axera_sd import __version__
-from pi_axera_sd.server.dialects.problems import ApiError
+from pi_axera_sd.server.core.failures import ApiError
 
 router = APIRouter(include_in_schema=False)
 
