@@ -124,3 +124,17 @@ def test_middleware_holds_only_middleware():
         and m != "pi_axera_sd.server.dialects.apidoc"
     ]
     assert users == []
+
+
+def test_every_module_imports():
+    """A moved name that a module still imports from its old home fails here, in seconds."""
+    import importlib
+    import pkgutil
+
+    import pi_axera_sd
+
+    names = [m.name for m in pkgutil.walk_packages(pi_axera_sd.__path__, "pi_axera_sd.")]
+    for name in names:
+        if not name.endswith("__main__"):
+            importlib.import_module(name)
+    assert len(names) == len(GRAPH) - 1  # every file (pi_axera_sd itself is not walked)

@@ -21,10 +21,7 @@ from pi_axera_sd.engine.contract import (
     VAE_ENCODER_TINY,
 )
 from pi_axera_sd.engine.contract_checks import (
-    MISMATCH,
-    MISSING,
     ModelFacts,
-    Problem,
     check_deepcache_pair,
     check_guidance,
     check_sessions,
@@ -39,6 +36,7 @@ from pi_axera_sd.engine.contract_checks import (
     check_vae_encoder,
     tokenizer_form,
 )
+from pi_axera_sd.errors import MISMATCH, MISSING, Problem
 from pi_axera_sd.runtime.base import TensorSpec
 
 F32, I64 = np.dtype(np.float32), np.dtype(np.int64)

@@ -57,8 +57,8 @@ from pi_axera_sd.engine.contract import (
     VAE_ENCODER,
     VAE_ENCODER_TINY,
 )
-from pi_axera_sd.engine.contract_checks import Problem, missing_file, tokenizer_form
-from pi_axera_sd.errors import ModelError
+from pi_axera_sd.engine.contract_checks import missing_file, tokenizer_form
+from pi_axera_sd.errors import ModelError, Problem
 
 REPO_SUBFOLDER = "models"  # the Hugging Face repo keeps the model folder under models/
 LAYOUT_AXERA = "AXERA (text_encoder/ subfolder)"

@@ -44,9 +44,7 @@ from pi_axera_sd.engine.contract import (
     VAE_FACTOR,
 )
 from pi_axera_sd.engine.contract_checks import (
-    MISSING,
     ModelFacts,
-    Problem,
     check_deepcache_pair,
     check_sessions,
     check_time_rows,
@@ -57,7 +55,7 @@ from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_in
 from pi_axera_sd.engine.noise import NoiseFn, posterior_noise, seeded_noise
 from pi_axera_sd.engine.scheduler import LcmScheduler, img2img_timesteps
 from pi_axera_sd.engine.tokenizer import ClipTokenizer
-from pi_axera_sd.errors import InvalidInput, ModelError
+from pi_axera_sd.errors import MISSING, InvalidInput, ModelError, Problem
 from pi_axera_sd.runtime import RuntimeOptions, Session, TensorSpec, open_sessions
 
 MAX_SEED = 2**32 - 1

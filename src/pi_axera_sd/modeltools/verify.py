@@ -32,10 +32,7 @@ from pi_axera_sd.engine.contract import (
     VAE_ENCODER_TINY,
 )
 from pi_axera_sd.engine.contract_checks import (
-    MISMATCH,
-    MISSING,
     ModelFacts,
-    Problem,
     check_deepcache_pair,
     check_sessions,
     check_time_rows,
@@ -44,7 +41,7 @@ from pi_axera_sd.engine.contract_checks import (
     tokenizer_form,
 )
 from pi_axera_sd.engine.layout import ModelLayout, resolve_layout
-from pi_axera_sd.errors import PiAxeraError, RuntimeUnavailable
+from pi_axera_sd.errors import MISMATCH, MISSING, PiAxeraError, Problem, RuntimeUnavailable
 from pi_axera_sd.fileio import sha256_file
 from pi_axera_sd.runtime import RuntimeOptions, Session, TensorSpec, open_session, runtime_for
 
