@@ -9,11 +9,20 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-# ---- img2img strength: two dialects, two defaults -------------------------------------------------
+# ---- img2img strength when a request names none: one table, by dialect -----------------------------
 # A1111's img2img default (the /sdapi routes, the OpenAI edits route, the CLI and the engine).
 A1111_STRENGTH = 0.75
 # The original Pi service's /generate default, kept for its clients.
 GENERATE_STRENGTH = 0.5
+# AXERA's sample server: img2img at 0.5 (its two LCM steps: 499, 259).
+AXERA_STRENGTH = 0.5
+Dialect = Literal["a1111", "openai", "generate", "axera"]
+STRENGTH_BY_DIALECT: dict[Dialect, float] = {
+    "a1111": A1111_STRENGTH,
+    "openai": A1111_STRENGTH,  # OpenAI's edits have no strength; ours follows A1111's
+    "generate": GENERATE_STRENGTH,
+    "axera": AXERA_STRENGTH,
+}
 
 # ---- the sampler ------------------------------------------------------------------------------------
 # LCM's 4-step txt2img schedule (the rows of AXERA's time_input_txt2img.npy belong to these).

@@ -1,4 +1,7 @@
-"""One generation request end to end: lane job (inference only) plus host encoding.
+"""One generation request end to end, whatever dialect it came in: the dialect maps its wire body
+to a :class:`GenerationRequest`, :func:`generate_images` does the rest once (the model's readiness,
+the img2img input, the defaults, the seeds, the lane job, host encoding and the log's job and
+timing notes), and the dialect maps the :class:`Generated` result back to its wire answer.
 
 Each finished image is handed to a host thread as soon as it leaves the VAE decoder, so its PNG and
 base64 encoding overlaps the next image's (or the next request's) inference.
@@ -14,11 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 from starlette.requests import Request
 
-from pi_axera_sd.defaults import A1111_STRENGTH, DEFAULT_RANDN_SOURCE, DEFAULT_VAE
+from pi_axera_sd.defaults import (
+    DEFAULT_RANDN_SOURCE,
+    DEFAULT_VAE,
+    STRENGTH_BY_DIALECT,
+    Dialect,
+)
 from pi_axera_sd.engine.imageio import decode_base64_image
-from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, StageTimings
-from pi_axera_sd.errors import Cancelled, InvalidInput
-from pi_axera_sd.server.core.context import run_on_lane
+from pi_axera_sd.engine.pipeline import MAX_SEED, GenerationParams, Pipeline, StageTimings, resolve_seed
+from pi_axera_sd.errors import Cancelled, InvalidInput, PayloadTooLarge
+from pi_axera_sd.server.core.context import note, request_id, run_on_lane, service_of
 from pi_axera_sd.server.core.failures import ApiError, to_api_error
 from pi_axera_sd.server.core.host import EncodedImage, EncodeOptions, encode_result
 from pi_axera_sd.server.core.lane import JobContext
@@ -34,13 +42,9 @@ class BatchSpec:
     seeds: tuple[int, ...]
     encode: EncodeOptions
     init_image: np.ndarray | None = None
-    strength: float | None = None
+    strength: float | None = None  # img2img's, decided by generate_images; None for txt2img
     vae: str = DEFAULT_VAE
     randn_source: str = DEFAULT_RANDN_SOURCE
-
-    @property
-    def used_strength(self) -> float:
-        return self.strength if self.strength is not None else A1111_STRENGTH
 
 
 @dataclass
@@ -106,13 +110,11 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: Li
         extra = {"on_latent": on_latent} if on_latent is not None else {}
         for index, seed in enumerate(spec.seeds):
             ctx.begin_image(index, len(spec.seeds))
+            img2img = {} if spec.init_image is None else {"init_image": spec.init_image}
+            if spec.strength is not None:
+                img2img["strength"] = spec.strength
             params = GenerationParams(
-                spec.prompt,
-                seed,
-                spec.init_image,
-                spec.used_strength,
-                vae=spec.vae,
-                randn_source=spec.randn_source,
+                spec.prompt, seed, vae=spec.vae, randn_source=spec.randn_source, **img2img
             )
             try:
                 result = pipeline.generate(params, on_step=ctx.on_step, **extra)
@@ -152,3 +154,96 @@ async def run_batch(service: Service, spec: BatchSpec, request: Request) -> Batc
         queue_ms=job.wait_s * 1000.0,
         lane_ms=lane_ms,
     )
+
+
+# ---- one request shape ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What a generation request means, in every dialect's body."""
+
+    dialect: Dialect
+    prompt: str
+    seed: int | None = None  # None or -1: a random seed
+    count: int = 1  # images asked for (capped at max_images_per_request); seeds seed, seed+1, ...
+    init_image: str | None = None  # base64 or a data URI: img2img from it
+    resize_mode: int = 0  # A1111's: 0 stretch, 1 crop, 2 fill
+    strength: float | None = None  # None: the dialect's default (defaults.STRENGTH_BY_DIALECT)
+    vae: str | None = None  # None: the vae setting
+    randn_source: str | None = None  # None: /sdapi/v1/options' randn_source
+    want_base64: bool = True
+    always_save: bool = False  # a copy in OUTPUT_DIR even with save_images off (its path is the answer)
+    image_param: str | None = None  # the field an undecodable init image is blamed on (OpenAI's param)
+
+
+@dataclass
+class Generated:
+    """A finished :class:`GenerationRequest`: its images and what was decided for it."""
+
+    outcome: BatchOutcome
+    mode: str
+    base_seed: int
+    count: int  # images asked for, after the cap
+    strength: float | None  # img2img only
+
+    @property
+    def images(self) -> list[EncodedImage]:
+        return self.outcome.images
+
+
+async def generate_images(request: Request, gen: GenerationRequest) -> Generated:
+    start = time.perf_counter()
+    service = service_of(request)
+    settings = service.settings
+    pipeline = require_pipeline(service)
+    init, decode_ms = None, 0.0
+    if gen.init_image is not None:
+        try:
+            init, decode_ms = await decode_init_image(service, pipeline, gen.init_image, gen.resize_mode)
+        except InvalidInput as exc:
+            if gen.image_param is None:
+                raise
+            status = 413 if isinstance(exc, PayloadTooLarge) else 400
+            raise ApiError(
+                status, f"{gen.image_param}: {exc}", kind=type(exc).__name__, errors=gen.image_param
+            ) from None
+    strength = None
+    if init is not None:
+        strength = gen.strength if gen.strength is not None else STRENGTH_BY_DIALECT[gen.dialect]
+    count = min(gen.count, settings.max_images_per_request)
+    base = resolve_seed(gen.seed)
+    spec = BatchSpec(
+        mode="img2img" if init is not None else "txt2img",
+        prompt=gen.prompt,
+        seeds=tuple((base + i) % (MAX_SEED + 1) for i in range(count)),
+        init_image=init,
+        strength=strength,
+        vae=choose_vae(pipeline, gen.vae or settings.vae),
+        randn_source=gen.randn_source or service_randn_source(request),
+        encode=EncodeOptions(
+            compress_level=settings.png_compress_level,
+            want_base64=gen.want_base64,
+            save_dir=settings.output_dir if settings.save_images or gen.always_save else None,
+            name_prefix=request_id(request),
+        ),
+    )
+    outcome = await run_batch(service, spec, request)
+    note(
+        request,
+        job={
+            "mode": spec.mode,
+            "seeds": [image.seed for image in outcome.images],
+            "steps": outcome.steps,
+            "requested": count,
+        },
+        timings={
+            "decode_ms": round(decode_ms, 2),
+            "queue_ms": round(outcome.queue_ms, 2),
+            "lane_ms": round(outcome.lane_ms, 2),
+            "per_image": [t.as_dict() for t in outcome.timings],
+            "encode_ms": [round(image.encode_ms, 2) for image in outcome.images],
+            "request_ms": round((time.perf_counter() - start) * 1000.0, 2),
+        },
+    )
+    return Generated(outcome=outcome, mode=spec.mode, base_seed=base, count=count, strength=strength)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pi_axera_sd.defaults import A1111_STRENGTH, DEFAULT_RANDN_SOURCE
+from pi_axera_sd.defaults import DEFAULT_RANDN_SOURCE, STRENGTH_BY_DIALECT
 from pi_axera_sd.engine.infotext import VERSION
 from pi_axera_sd.engine.noise import randn_source
 from pi_axera_sd.server.core.lane import LaneStatus
@@ -95,7 +95,7 @@ IMG2IMG_DEFAULTS: dict[str, Any] = {
     "initial_noise_multiplier": None,
     "latent_mask": None,
     "include_init_images": False,
-    "denoising_strength": A1111_STRENGTH,
+    "denoising_strength": STRENGTH_BY_DIALECT["a1111"],
 }
 
 

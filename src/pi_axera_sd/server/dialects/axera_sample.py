@@ -20,8 +20,6 @@ from typing import Any
 from pi_axera_sd.server.dialects.schemas import Flag, Lenient
 
 AXERA_FIELDS = ("init_image_base64", "return_base64")
-# AXERA's img2img sample runs the last two LCM steps ([499, 259]), i.e. strength 0.5.
-AXERA_STRENGTH = 0.5
 
 
 def is_axera_sample(body: Any) -> bool:
@@ -44,8 +42,7 @@ def to_seed_request(body: dict[str, Any]) -> dict[str, Any]:
     image = body.get("init_image_base64")
     if image is not None and image != "":
         seed_body["init_image"] = image
-        seed_body["mode"] = "img2img"
-        seed_body.setdefault("denoising_strength", AXERA_STRENGTH)
+        seed_body["mode"] = "img2img"  # its strength default: defaults.STRENGTH_BY_DIALECT["axera"]
     else:
         seed_body["mode"] = "txt2img"
     return seed_body

@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from pi_axera_sd.defaults import A1111_STRENGTH, DEFAULT_VAE, TAG_TOP_K, TINY_VAE_NAMES, VAE_CHOICES
+from pi_axera_sd.defaults import DEFAULT_VAE, STRENGTH_BY_DIALECT, TAG_TOP_K, TINY_VAE_NAMES, VAE_CHOICES
 from pi_axera_sd.engine.noise import randn_source
 from pi_axera_sd.errors import InvalidInput
 
@@ -231,8 +231,8 @@ class GenerateRequest(Lenient):
         None,
         # "strength" is the original Pi service's name for it
         validation_alias=AliasChoices("denoising_strength", "strength"),
-        description="img2img: 0-1 (default 0.5, as the original service), 1-4 of the 4 LCM steps; "
-        "clamped. Also accepted as 'strength'",
+        description=f"img2img: 0-1 (default {STRENGTH_BY_DIALECT['generate']}, as the original service), "
+        "1-4 of the 4 LCM steps; clamped. Also accepted as 'strength'",
     )
     resize_mode: ResizeMode = Field(0, description="A1111 resize mode: 0 stretch, 1 crop, 2 fill")
     vae: Vae = Field(None, description="VAE decoder: full, or tiny (TAESD, ~3x faster image) if installed")
@@ -275,7 +275,7 @@ class Img2ImgRequest(Txt2ImgRequest):
 
     init_images: ImageList = None
     resize_mode: ResizeMode = 0
-    denoising_strength: Strength = A1111_STRENGTH
+    denoising_strength: Strength = STRENGTH_BY_DIALECT["a1111"]
     include_init_images: Flag = False
 
 

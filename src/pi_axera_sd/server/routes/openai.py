@@ -19,20 +19,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BeforeValidator, ValidationError
 from starlette.datastructures import UploadFile
 
-from pi_axera_sd.defaults import A1111_STRENGTH
-from pi_axera_sd.engine.pipeline import MAX_SEED, resolve_seed
-from pi_axera_sd.errors import InvalidInput, PayloadTooLarge
-from pi_axera_sd.server.core.context import note, read_json, request_id, service_of
+from pi_axera_sd.server.core.context import note, read_json, service_of
 from pi_axera_sd.server.core.failures import ApiError
-from pi_axera_sd.server.core.generation import (
-    BatchSpec,
-    choose_vae,
-    decode_init_image,
-    require_pipeline,
-    run_batch,
-    service_randn_source,
-)
-from pi_axera_sd.server.core.host import EncodeOptions
+from pi_axera_sd.server.core.generation import GenerationRequest, generate_images
 from pi_axera_sd.server.core.image_links import LINK_PREFIX, ImageLinks
 from pi_axera_sd.server.core.modelinfo import ModelInfo
 from pi_axera_sd.server.dialects.schemas import (
@@ -129,7 +118,7 @@ async def list_models(request: Request) -> dict[str, Any]:
 @router.post("/images/generations", openapi_extra=openapi_body(ImagesRequest))
 async def generations(request: Request) -> JSONResponse:
     req = _parse(ImagesRequest, await read_json(request))
-    return await _generate(request, req, init=None, strength=None)
+    return await _answer(request, req)
 
 
 def _edits_body() -> dict[str, Any]:
@@ -149,7 +138,6 @@ def _edits_body() -> dict[str, Any]:
 
 @router.post("/images/edits", openapi_extra=_edits_body())
 async def edits(request: Request) -> JSONResponse:
-    service = service_of(request)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         body, image_b64 = await _read_form(request)
@@ -161,14 +149,7 @@ async def edits(request: Request) -> JSONResponse:
         raise ApiError(
             400, "image is required: a PNG, JPEG or WebP file", kind="InvalidInput", errors="image"
         )
-    pipeline = require_pipeline(service)
-    try:
-        init, _ = await decode_init_image(service, pipeline, image_b64, 0)
-    except InvalidInput as exc:
-        status = 413 if isinstance(exc, PayloadTooLarge) else 400
-        raise ApiError(status, f"image: {exc}", kind=type(exc).__name__, errors="image") from None
-    strength = req.strength if req.strength is not None else A1111_STRENGTH
-    return await _generate(request, req, init=init, strength=strength)
+    return await _answer(request, req, init_image=image_b64, strength=req.strength)
 
 
 async def _read_form(request: Request) -> tuple[dict[str, Any], str | None]:
@@ -207,47 +188,32 @@ def _json_image(body: Any) -> str | None:
     return None
 
 
-async def _generate(
-    request: Request, req: ImagesRequest, *, init: Any, strength: float | None
-) -> JSONResponse:
-    service = service_of(request)
-    settings = service.settings
-    pipeline = require_pipeline(service)
-    count = min(req.n, settings.max_images_per_request)
-    base = resolve_seed(req.seed)
-    spec = BatchSpec(
-        mode="img2img" if init is not None else "txt2img",
-        prompt=req.prompt,
-        seeds=tuple((base + i) % (MAX_SEED + 1) for i in range(count)),
-        init_image=init,
-        strength=strength,
-        vae=choose_vae(pipeline, settings.vae),
-        randn_source=service_randn_source(request),
-        encode=EncodeOptions(
-            compress_level=settings.png_compress_level,
-            want_base64=True,
-            save_dir=settings.output_dir if settings.save_images else None,
-            name_prefix=request_id(request),
+async def _answer(request: Request, req: ImagesRequest, **img2img: Any) -> JSONResponse:
+    """The request in the service's one shape, and the images in OpenAI's."""
+    done = await generate_images(
+        request,
+        GenerationRequest(
+            dialect="openai", prompt=req.prompt, seed=req.seed, count=req.n, image_param="image", **img2img
         ),
     )
-    outcome = await run_batch(service, spec, request)
-    if not outcome.images:
+    if not done.images:
         raise ApiError(409, "interrupted before an image was finished", kind="Interrupted")
     data = []
     form = answer_format(req.model, req.response_format)
-    for image in outcome.images:
+    for image in done.images:
         item: dict[str, Any] = {"revised_prompt": req.prompt, "seed": image.seed}
         if form == "url" and image.png is not None:
             item["url"] = str(request.base_url).rstrip("/") + LINK_PREFIX + _links(request).add(image.png)
         else:
             item["b64_json"] = image.base64
         data.append(item)
-    note(request, job={"mode": spec.mode, "seeds": [i.seed for i in outcome.images], "steps": outcome.steps})
+    model = service_of(request).model
+    assert model is not None  # set before the lane opened
     return JSONResponse(
         {
             "created": int(time.time()),
             "data": data,
-            "size": f"{pipeline.width}x{pipeline.height}",
+            "size": f"{model.width}x{model.height}",
             "output_format": "png",
         }
     )
