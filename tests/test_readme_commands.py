@@ -1,10 +1,11 @@
-"""Every command the README shows, run the way a user types it.
+"""Every command README.md and docs/*.md show, run the way a user types it.
 
-The commands are read from README.md's ```bash blocks (continuation lines joined, comments
-dropped) and each one is run by the runner registered for its sub-command in ``RUNNERS``, as a
-subprocess of the installed ``pi-axera-sd`` console script (``PATH`` starts with this venv's
-``bin``). A README command whose sub-command has no runner fails the test: a new command needs a
-new runner here (one entry in ``RUNNERS``).
+The commands are read from the ```bash blocks of README.md and of every docs/*.md (continuation
+lines joined, comments dropped; a command shown on several pages runs once, named after the first)
+and each one is run by the runner registered for its sub-command in ``RUNNERS``, as a subprocess
+of the installed ``pi-axera-sd`` console script (``PATH`` starts with this venv's ``bin``). A
+command whose sub-command has no runner fails the test: a new command needs a new runner here (one
+entry in ``RUNNERS``). Commands named in the pages' running text must exist.
 
 What stands in for the outside world, and the only edits made to a command:
 
@@ -18,9 +19,11 @@ What stands in for the outside world, and the only edits made to a command:
   takes seconds on the tiny model;
 - ``make`` targets: the install lines are dry-run (``make -n``; no package index in tests) and the
   lines after them, which run this install's ``pi-axera-sd``, are run for real;
-- ``sudo`` lines are checked, part by part, against the files the README's ``pi-axera-sd systemd``
+- ``sudo`` lines are checked, part by part, against the files the pages' ``pi-axera-sd systemd``
   and ``pi-axera-sd haproxy`` lines write (what they copy exists, the units they name are written),
-  not run.
+  not run;
+- ``models quantize`` runs on the tiny model; ``python scripts/...`` runs in a scratch folder holding
+  a copy of ``scripts/``, and what it writes is compared with the committed file.
 """
 
 from __future__ import annotations
@@ -49,15 +52,16 @@ pytestmark = pytest.mark.torch
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 BIN = Path(sys.executable).parent
 TIMEOUT = 300
 
 
-# ---- reading the README -------------------------------------------------------------------------
+# ---- reading the pages --------------------------------------------------------------------------
 
 
 def readme_commands(text: str) -> list[str]:
-    """The shell commands of the README's ```bash blocks, one string per command."""
+    """The shell commands of a page's ```bash blocks, one string per command."""
     commands: list[str] = []
     for block in re.findall(r"^\s*```bash\n(.*?)^\s*```", text, flags=re.S | re.M):
         pending = ""
@@ -99,7 +103,32 @@ def runner_key(command: str) -> str:
     return head
 
 
-COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+def page_name(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def shown(read: Callable[[str], list[str]]) -> list[tuple[str, str]]:
+    """``(page, command)`` for each command ``read`` finds in the pages, once (its first page)."""
+    first: dict[str, str] = {}
+    for path in PAGES:
+        for command in read(path.read_text(encoding="utf-8")):
+            first.setdefault(command, page_name(path))
+    return [(page, command) for command, page in first.items()]
+
+
+SHOWN = shown(readme_commands)
+COMMANDS = [command for _, command in SHOWN]
+
+
+def ids_of(pairs: list[tuple[str, str]]) -> list[str]:
+    """``models.md: pi-axera-sd models pull openvino``: the page, then the command (its start and end
+    when it is long)."""
+    ids = []
+    for page, command in pairs:
+        words = " ".join(command.split())
+        short = words if len(words) <= 80 else f"{words[:50]} ... {words[-25:]}"
+        ids.append(f"{page.removeprefix('docs/')}: {short}")
+    return ids
 
 
 # ---- what the runners share ---------------------------------------------------------------------
@@ -322,7 +351,7 @@ def run_systemd(command: str, ctx: Context) -> None:
 
 
 def _generators() -> list[str]:
-    """The README lines that write what its ``sudo`` lines install (the first of each kind)."""
+    """The lines that write what the pages' ``sudo`` lines install (the first of each kind)."""
     found: dict[str, str] = {}
     for command in COMMANDS:
         key = runner_key(command)
@@ -332,7 +361,7 @@ def _generators() -> list[str]:
 
 
 def run_sudo(command: str, ctx: Context) -> None:
-    """Needs root: each part is checked against the files the README's generator lines write."""
+    """Needs root: each part is checked against the files the pages' generator lines write."""
     import glob
 
     from pi_axera_sd.deploy.haproxy import INSTANCE_ENV_DIR, TEMPLATE_NAME
@@ -407,7 +436,7 @@ def run_loadtest(command: str, ctx: Context) -> None:
 
 
 def run_curl(command: str, ctx: Context) -> None:
-    assert shutil.which("curl"), "curl is not installed: the README's curl examples cannot be checked"
+    assert shutil.which("curl"), "curl is not installed: the pages' curl examples cannot be checked"
     served = ctx.fixture("served_url")
     port = int(served.rsplit(":", 1)[1])
     out = ok(user_env(ctx.tmp).run(with_port(command, port), timeout=120), command).stdout.strip()
@@ -489,6 +518,36 @@ def run_make_lock(command: str, ctx: Context) -> None:
     assert -1 not in where and where == sorted(where), dict(zip(steps, where, strict=True))
 
 
+def run_quantize(command: str, ctx: Context) -> None:
+    """INT8 OpenVINO variants of the tiny model, one per component named, recorded in the manifest."""
+    from pi_axera_sd.modeltools.quantize import COMPONENTS
+
+    env = ctx.workspace()
+    ok(env.run(command, timeout=2 * TIMEOUT), command)
+    words = shlex.split(command)
+    folder = ctx.tmp / words[3]
+    at = words.index("--components") + 1 if "--components" in words else len(words)
+    components = [w for w in words[at:] if not w.startswith("-")] or list(COMPONENTS)
+    variants = json.loads((folder / "manifest.json").read_text())["variants"]["int8"]["components"]
+    for name in components:
+        assert (folder / f"{name}.int8.xml").is_file(), name
+        assert variants[name]["file"] == f"{name}.int8.xml", variants
+
+
+def run_python(command: str, ctx: Context) -> None:
+    """``python scripts/X.py > FILE``: run in a scratch folder with a copy of ``scripts/``; what it
+    writes must be the committed ``FILE`` (a generated page that is up to date)."""
+    words = shlex.split(command)
+    assert words[1].startswith("scripts/") and words[2] == ">", command
+    target = words[3]
+    shutil.copytree(ROOT / "scripts", ctx.tmp / "scripts")
+    (ctx.tmp / target).parent.mkdir(parents=True, exist_ok=True)
+    ok(user_env(ctx.tmp).run(command), command)
+    assert (ctx.tmp / target).read_text(encoding="utf-8") == (ROOT / target).read_text(encoding="utf-8"), (
+        f"{target} is stale: run {command}"
+    )
+
+
 def run_pytest(command: str, ctx: Context) -> None:
     """``.venv/bin/pytest -k diffusers -s``: collected, not run again (it is part of this suite)."""
     words = shlex.split(command)
@@ -528,6 +587,8 @@ RUNNERS: dict[str, Runner] = {
     "sudo apt-get": run_sudo,
     "sudo mkdir": run_sudo,
     ".venv/bin/pytest": run_pytest,
+    "pi-axera-sd models quantize": run_quantize,
+    "python": run_python,
 }
 
 
@@ -542,29 +603,32 @@ def served_url(tiny_model_dir, tmp_path_factory) -> Iterator[str]:
     yield from env.start("pi-axera-sd serve", port=port)
 
 
-def test_the_readme_has_commands():
+def test_the_pages_have_commands():
     keys = {runner_key(c) for c in COMMANDS}
     assert {"pi-axera-sd serve", "pi-axera-sd models export", "make serve", "curl"} <= keys, keys
+    readme = {runner_key(c) for c in readme_commands(README.read_text(encoding="utf-8"))}
+    assert {"make serve", "make test", "make demo", "curl"} <= readme, readme
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=[c[:60] for c in COMMANDS])
+@pytest.mark.parametrize("command", COMMANDS, ids=ids_of(SHOWN))
 def test_readme_command(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     key = runner_key(command)
     runner = RUNNERS.get(key)
-    assert runner, f"README command without a test: {command!r} (add a runner for {key!r} to RUNNERS)"
+    assert runner, f"command without a test: {command!r} (add a runner for {key!r} to RUNNERS)"
     runner(command, Context(tmp_path, request))
 
 
 def inline_commands(text: str) -> list[str]:
-    """Commands mentioned in the README's running text (`pi-axera-sd models quantize DIR`...)."""
+    """Commands mentioned in a page's running text (`pi-axera-sd models quantize DIR`...)."""
     spans = re.findall(r"`((?:[A-Z_]+=\S+ )?(?:pi-axera-sd|make) [^`]+)`", text)
-    return [re.sub(r"^[A-Z_]+=\S+ ", "", span) for span in spans if "serving" not in span]
+    return [" ".join(re.sub(r"^[A-Z_]+=\S+ ", "", span).split()) for span in spans if "serving" not in span]
 
 
-INLINE = inline_commands(README.read_text(encoding="utf-8"))
+MENTIONED = shown(inline_commands)
+INLINE = [command for _, command in MENTIONED]
 
 
-@pytest.mark.parametrize("command", INLINE, ids=[c[:60] for c in INLINE])
+@pytest.mark.parametrize("command", INLINE, ids=ids_of(MENTIONED))
 def test_readme_mentions_only_commands_that_exist(command: str) -> None:
     """A sub-command or make target named in the text exists (a renamed one is a red test)."""
     from pi_axera_sd.cli import build_parser
