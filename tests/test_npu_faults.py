@@ -95,7 +95,7 @@ def test_session_wrapper_returns_the_asked_order_and_names_a_rejected_feed(monke
 
 def test_device_id_reaches_the_runtime_only_as_provider_options(monkeypatch, two_outputs):
     axengine = fake_axengine.install(monkeypatch)
-    open_session(two_outputs, RuntimeOptions(runtime="axengine", ax_device=1))
+    open_session(two_outputs, RuntimeOptions(runtime="axengine", npu_device=1))
     open_session(two_outputs, AX)
     opened = axengine.InferenceSession.opened
     assert [e["device_id"] for e in opened] == [1, 0]
@@ -107,7 +107,7 @@ def test_device_id_reaches_the_runtime_only_as_provider_options(monkeypatch, two
 
 def test_board_provider_has_no_device_choice(monkeypatch, two_outputs, caplog):
     axengine = fake_axengine.install(monkeypatch, providers=(fake_axengine.BOARD,))
-    session = open_session(two_outputs, RuntimeOptions(runtime="axengine", ax_device=1))
+    session = open_session(two_outputs, RuntimeOptions(runtime="axengine", npu_device=1))
     assert session.provider == fake_axengine.BOARD
     assert axengine.InferenceSession.opened[-1]["device_id"] == 0
     assert "no device choice; npu_device=1 ignored" in caplog.text
@@ -137,7 +137,7 @@ def test_driver_present_but_no_device_yet(monkeypatch, two_outputs, fault):
     fake_axengine.install(monkeypatch, fault=fault)
     assert axengine_available()  # importable with a provider: only a session can tell
     with pytest.raises(NpuNotReady, match="the NPU device 2 is not ready") as err:
-        open_session(two_outputs, RuntimeOptions(runtime="axengine", ax_device=2))
+        open_session(two_outputs, RuntimeOptions(runtime="axengine", npu_device=2))
     assert exit_code_for(err.value) == exitcodes.NOT_READY
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from pi_axera_sd import fileio
 from pi_axera_sd.server.app import create_app
-from pi_axera_sd.server.core import host
+from pi_axera_sd.server.core import host_work
 from support.server import load_tiny, make_settings, running_server
 
 
@@ -32,7 +32,7 @@ def full_disk(monkeypatch):
 
         real(path, write)
 
-    monkeypatch.setattr(host, "write_bytes_atomic", filling)
+    monkeypatch.setattr(host_work, "write_bytes_atomic", filling)
     return filling
 
 
@@ -74,7 +74,7 @@ def test_a_later_copy_that_is_written_clears_the_failing_state(tiny_model_dir, t
     out = tmp_path / "out"
     settings = make_settings(tiny_model_dir, save_images=True, output_dir=out)
     app = create_app(settings, pipeline=load_tiny(tiny_model_dir))
-    real = host.write_bytes_atomic
+    real = host_work.write_bytes_atomic
     calls = []
 
     def once_full(path, data):
@@ -83,7 +83,7 @@ def test_a_later_copy_that_is_written_clears_the_failing_state(tiny_model_dir, t
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(host, "write_bytes_atomic", once_full)
+    monkeypatch.setattr(host_work, "write_bytes_atomic", once_full)
     with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as http:
         assert http.post("/generate", json={"prompt": "a", "seed": 1}).status_code == 200
         assert http.get("/health").json()["output"]["state"] == "failing"

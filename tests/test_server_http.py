@@ -1,4 +1,4 @@
-"""The real ``pi-axera-sd serve`` on loopback with the tiny model, driven over HTTP: the seed's
+"""The real ``pi-axera-sd serve`` on loopback with the tiny model, driven over HTTP: the original service's
 curl examples, an A1111 client (webuiapi), an Open WebUI-style flow, errors, logs and metrics."""
 
 from __future__ import annotations
@@ -55,14 +55,15 @@ def png_of(b64: str) -> Image.Image:
 
 
 def run_curl(command: str, port: int) -> dict:
-    """Run the seed's command through a shell, exactly as a user pastes it (only the port differs)."""
+    """Run the original service's command through a shell, exactly as a user pastes it (only the port
+    differs)."""
     script = command.replace("localhost:5000", f"localhost:{port}")
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
-# ---- the seed's /generate ------------------------------------------------------------------------
+# ---- the original service's /generate -------------------------------------------------------------
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")

@@ -242,7 +242,7 @@ def test_tag_an_image_flat_then_by_category(page: Page, tmp_path: Path):
     shot(page, "desktop-tag-flat")
 
     page.get_by_label("One answer per category").check()
-    expect(page.locator(".cat-name")).to_have_count(2)  # the seed's demographics example
+    expect(page.locator(".cat-name")).to_have_count(2)  # the original service's demographics example
     assert page.locator(".cat-name").nth(0).input_value() == "gender"
     page.get_by_role("button", name="Add a category").click()
     page.get_by_label("Category 3 name").fill("setting")

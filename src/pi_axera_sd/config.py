@@ -48,7 +48,7 @@ StrList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
 
 def _env(*names: str, field: str) -> AliasChoices:
-    """Accept the seed's plain variable names and the prefixed form of the field."""
+    """Accept the original service's plain variable names and the prefixed form of the field."""
     return AliasChoices(*names, f"{PREFIX}{field.upper()}", field)
 
 

@@ -67,7 +67,7 @@ def validation_lines(exc: ValidationError) -> list[str]:
 def install_command(extra: str) -> str:
     """The command that installs ``extra`` into this very environment, runnable as printed: from a
     clone, the clone's folder pinned by its lock; else the released package."""
-    from pi_axera_sd.hints import clone_root
+    from pi_axera_sd.printed_commands import clone_root
 
     pip = f"{sys.executable} -m pip install"
     root = clone_root()

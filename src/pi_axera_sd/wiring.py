@@ -25,7 +25,7 @@ def runtime_options(settings: Settings) -> RuntimeOptions:
         device=settings.device,
         threads=settings.threads,
         ax_provider=settings.ax_provider,
-        ax_device=settings.npu_device,
+        npu_device=settings.npu_device,
         precision=settings.precision,
         cache_dir=openvino_cache_root(settings),
         release_mapped=settings.openvino_release_mapped,

@@ -69,7 +69,7 @@ def cmd_interrogate(args: argparse.Namespace) -> int:
         categories = check_categories(_read_categories(args.categories), settings.max_structured_labels)
     interrogator = load_interrogator(settings, templates=args.template or None)
     if interrogator is None:
-        from pi_axera_sd.hints import command
+        from pi_axera_sd.printed_commands import command
 
         raise ModelError(
             f"no CLIP model in {settings.clip_dir}: set CLIP_DIR or run "

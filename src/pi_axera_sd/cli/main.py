@@ -25,12 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     msub = models.add_subparsers(dest="models_command", required=True)
     model_tools.register_tools(msub)
 
-    for register in _plugins():
+    for register in _sub_command_registrars():
         register(sub, msub)
     return parser
 
 
-def _plugins() -> list[Callable]:
+def _sub_command_registrars() -> list[Callable]:
     """The other sub-commands, each in the module named after it (registered in this order)."""
     from pi_axera_sd.cli.haproxy import register as haproxy
     from pi_axera_sd.cli.interrogate import register as interrogation

@@ -25,7 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pi_axera_sd.cli.common import settings_from_args
     from pi_axera_sd.engine.layout import check_layout, holds_model_files
     from pi_axera_sd.errors import ModelError
-    from pi_axera_sd.hints import demo_hint
+    from pi_axera_sd.printed_commands import demo_hint
     from pi_axera_sd.server.app import create_app
     from pi_axera_sd.server.core.firstrun import (
         FirstRunDownload,

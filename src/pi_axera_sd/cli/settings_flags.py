@@ -19,7 +19,7 @@ from pi_axera_sd.config import PREFIX, Settings
 
 
 def env_name(name: str, field: FieldInfo) -> str:
-    """The environment variable users are told about: the seed's plain name where there is one."""
+    """The environment variable users are told about: the original service's plain name where there is one."""
     alias = field.validation_alias
     if isinstance(alias, AliasChoices) and alias.choices and isinstance(alias.choices[0], str):
         return alias.choices[0]

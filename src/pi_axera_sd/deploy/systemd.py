@@ -1,4 +1,4 @@
-"""The systemd unit ``pi_axera_sd_generator.service`` (the seed's name), written for this install.
+"""The systemd unit ``pi_axera_sd_generator.service`` (the original service's name), written for this install.
 
 Restart policy (the codes of :mod:`pi_axera_sd.exitcodes`): exit 3 (the runtime kept failing) and
 75 (accelerator not ready yet) restart (``RestartForceExitStatus``), as do crashes by signal

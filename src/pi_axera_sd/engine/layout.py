@@ -14,7 +14,7 @@ The layout (see AXERA-TECH/lcm-lora-sdv1-5) is::
       time_input_txt2img.npy  time_input_img2img.npy
       manifest.json                  (written by our export tool; optional)
 
-Each path can be overridden by the seed's environment variables (see :mod:`pi_axera_sd.config`).
+Each path can be overridden by the original service's environment variables (see :mod:`pi_axera_sd.config`).
 
 The variants people actually have (see the README's "Model layouts") also resolve here:
 
@@ -215,7 +215,7 @@ def resolve_layout(
     t2i = given.get(TIME_INPUT_TXT2IMG) or root / TIME_INPUT_FILES[TIME_INPUT_TXT2IMG]
     i2i = given.get(TIME_INPUT_IMG2IMG) or root / TIME_INPUT_FILES[TIME_INPUT_IMG2IMG]
     if "time_input_img2img" in given and not i2i.is_file():
-        # Nothing reads it (img2img takes rows of the txt2img file); the seed's default env file
+        # Nothing reads it (img2img takes rows of the txt2img file); the original service's default env file
         # often names it, so a stale path must not stop the service.
         warnings.append(f"TIME_INPUT_IMG2IMG names {i2i}, which does not exist; not used, ignored")
     text_encoder, kind = _text_encoder(text_root, prefer_axmodel)
@@ -251,7 +251,7 @@ def _existing(stem: Path, prefer_axmodel: bool, variant: str | None = None) -> P
 
 def missing_models_hint(models_dir: str | Path) -> str:
     """The exact commands that put a model in ``models_dir``, for 'no model found' messages."""
-    from pi_axera_sd.hints import command
+    from pi_axera_sd.printed_commands import command
 
     d = str(models_dir)
     export = command(

@@ -1,6 +1,6 @@
 """Which random generator draws the latents (A1111's ``randn_source`` option).
 
-* ``CPU`` (default): torch's CPU generator (:mod:`torch_rng`), as the prior Pi service, diffusers with
+* ``CPU`` (default): torch's CPU generator (:mod:`torch_rng`), as the original service, diffusers with
   ``torch.Generator()`` and A1111 with ``randn_source = CPU`` draw them, so their seeds carry over.
   A1111's ``GPU`` is accepted as the same thing: on a machine without CUDA, A1111's GPU noise is
   drawn on the CPU.
@@ -22,7 +22,7 @@ from pi_axera_sd.errors import InvalidInput
 
 NoiseFn = Callable[[tuple[int, ...]], np.ndarray]
 
-# The prior service sampled the VAE posterior (img2img) from its own generator seeded 0.
+# The original service sampled the VAE posterior (img2img) from its own generator seeded 0.
 POSTERIOR_SEED = 0
 
 

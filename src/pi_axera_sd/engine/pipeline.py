@@ -319,11 +319,11 @@ class Pipeline:
         )
 
     def release_sessions(self) -> None:
-        """Drop every session (an NPU frees its copy of the model) before :meth:`adopt`."""
+        """Drop every session (an NPU frees its copy of the model) before :meth:`take_state_of`."""
         for name in self.sessions:
             setattr(self, name, None)
 
-    def adopt(self, other: Pipeline) -> None:
+    def take_state_of(self, other: Pipeline) -> None:
         """Take the state of ``other``, the same model reopened, so holders of this object use it."""
         vars(self).update(vars(other))
 

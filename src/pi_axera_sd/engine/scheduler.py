@@ -61,7 +61,7 @@ class LcmScheduler:
 def img2img_timesteps(strength: float, timesteps: Sequence[int] = TXT2IMG_TIMESTEPS) -> tuple[int, ...]:
     """The tail of ``timesteps`` that ``denoising_strength`` keeps (always at least one step).
 
-    With four steps this is the prior Pi service's mapping: <= 0.35 -> 1 step, <= 0.60 -> 2,
+    With four steps this is the original service's mapping: <= 0.35 -> 1 step, <= 0.60 -> 2,
     <= 0.85 -> 3, else 4; it agrees with diffusers' ``int(steps * strength)`` at 0.25/0.5/0.75/1.
     """
     n = len(timesteps)

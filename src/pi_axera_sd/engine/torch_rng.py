@@ -1,4 +1,4 @@
-"""torch's CPU ``randn`` in numpy, so a seed noted in the prior Pi service, in diffusers with a CPU
+"""torch's CPU ``randn`` in numpy, so a seed noted in the original service, in diffusers with a CPU
 ``torch.Generator`` or in A1111 with ``randn_source = CPU`` gives the same latents here.
 
 What torch does (ATen ``CPUGeneratorImpl`` and ``normal_kernel``, read from the public source):

@@ -1,6 +1,6 @@
 """Where the CLIP files of an interrogation model folder are.
 
-The layout (what ``pi-axera-sd models export-clip`` writes, and the prior NPU service's names)::
+The layout (what ``pi-axera-sd models export-clip`` writes, and the original service's names)::
 
     models/clip/
       clip_base_vision.{onnx,axmodel}   pixel_values [1,3,224,224] -> image embeds or pooled output

@@ -1,5 +1,5 @@
 """Service instances the load test starts itself: ``pi-axera-sd serve`` on free loopback ports,
-all on the same models (and so, on an AX650N, the same NPU: the seed's experiment)."""
+all on the same models (and so, on an AX650N, the same NPU: the original service's experiment)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Default: towers that output projected embeddings, the text tower with dynamic batch and sequence
 axes (batched, trimmed cache builds on ONNX Runtime). ``split_projections``: towers that output
 the pooled image state and the EOS text state, plus ``visual_projection.npy`` /
-``text_projection.npy`` (``[hidden, dim]``) applied on the CPU, the prior NPU service's layout.
+``text_projection.npy`` (``[hidden, dim]``) applied on the CPU, the original service's layout.
 ``int32_ids`` makes the text tower take int32 ids, and ``static_text_batch`` fixes its input to
 ``[batch, 77]``: what NPU compilers (Pulsar2) need.
 """

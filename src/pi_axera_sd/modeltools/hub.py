@@ -264,7 +264,7 @@ def explain_hub_error(
     """One line that says what went wrong and what to do, for the errors huggingface_hub raises."""
     from huggingface_hub import errors as hf
 
-    from pi_axera_sd.hints import command
+    from pi_axera_sd.printed_commands import command
 
     where = f"{endpoint}/{repo_id}"
     if isinstance(exc, hf.GatedRepoError):
@@ -731,7 +731,7 @@ def render_result(result: PullResult) -> str:
                 "note: .axmodel files run on the AX650N NPU through pyaxengine, which is not installed here"
             )
     dest = str(result.dest)
-    from pi_axera_sd.hints import command
+    from pi_axera_sd.printed_commands import command
 
     serve = command("serve") if Path(dest) == Path("models") else command("serve", "--models", dest)
     lines += ["next:", f"  {command('models', 'verify', dest)}", f"  {serve}"]

@@ -133,19 +133,19 @@ def open_axengine(path: Path, options: RuntimeOptions) -> Session:
     axengine = import_axengine()
     provider = choose_provider(options.ax_provider, list(axengine.get_available_providers()))
     kwargs: dict[str, Any] = {"providers": [provider]}
-    if options.ax_device is not None:
+    if options.npu_device is not None:
         if provider == M2_PROVIDER:
-            kwargs["provider_options"] = [{"device_id": options.ax_device}]
+            kwargs["provider_options"] = [{"device_id": options.npu_device}]
         else:
             log.warning(
                 "the on-board NPU has no device choice; npu_device=%s ignored with %s",
-                options.ax_device,
+                options.npu_device,
                 provider,
             )
     try:
         inner = axengine.InferenceSession(str(path), **kwargs)
     except Exception as exc:
-        device = f" device {options.ax_device}" if "provider_options" in kwargs else ""
+        device = f" device {options.npu_device}" if "provider_options" in kwargs else ""
         if is_not_ready_message(str(exc)):
             raise NpuNotReady(
                 f"the NPU{device} is not ready ({provider}: {exc}); the driver may still be starting, "

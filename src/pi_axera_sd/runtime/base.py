@@ -159,7 +159,7 @@ def load_failure(path: Path, runtime: str, exc: BaseException) -> ModelError:
     """A model file a runtime cannot load (truncated, not a model, an unsupported op), as one line:
     the file, the runtime's reason without its source locations, and how to check the whole folder.
     The runtime's full text stays on the exception's cause (logged at DEBUG)."""
-    from pi_axera_sd.hints import command
+    from pi_axera_sd.printed_commands import command
 
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     reason = " ".join(line for line in lines if not _SOURCE_LOCATION.match(line)) or type(exc).__name__

@@ -17,14 +17,14 @@ class RuntimeOptions:
     threads: intra-op threads for CPU runtimes; 0 lets the runtime decide (all physical cores).
     ax_provider: pyaxengine provider; ``None`` takes the first one the installed package offers
     (``AxEngineExecutionProvider`` on an AX650N board, ``AXCLRTExecutionProvider`` on an M.2 card).
-    ax_device: M.2 card index for ``AXCLRTExecutionProvider`` (``None``: the driver's default, 0).
+    npu_device: M.2 card index for ``AXCLRTExecutionProvider`` (``None``: the driver's default, 0).
     """
 
     runtime: str = "auto"
     device: str = "cpu"
     threads: int = 0
     ax_provider: str | None = None
-    ax_device: int | None = None
+    npu_device: int | None = None
     optimize: bool = True  # ONNX Runtime graph optimisation (all levels)
     precision: str | None = None  # OpenVINO inference precision: None (its default), "f32", "bf16"
     cache_dir: Path | None = None  # OpenVINO compiled-model cache root; None: compile at every start
@@ -37,8 +37,8 @@ class RuntimeOptions:
             raise ValueError(f"device must be 'cpu' or 'cuda', not {self.device!r}")
         if self.ax_provider is not None and self.ax_provider not in AX_PROVIDERS:
             raise ValueError(f"ax_provider must be one of {AX_PROVIDERS}, not {self.ax_provider!r}")
-        if self.ax_device is not None and self.ax_device < 0:
-            raise ValueError("ax_device must be >= 0")
+        if self.npu_device is not None and self.npu_device < 0:
+            raise ValueError("npu_device must be >= 0")
         if self.precision not in (None, "f32", "bf16", "f16"):
             raise ValueError(f"precision must be f32, bf16 or f16, not {self.precision!r}")
         if self.threads < 0:

@@ -1,4 +1,4 @@
-"""The HTTP service: the seed's ``/generate``, the A1111 API subset, interrogation, operations.
+"""The HTTP service: the original service's ``/generate``, the A1111 API subset, interrogation, operations.
 
 ``pi_axera_sd.server.app.create_app`` builds the ASGI app; ``pi-axera-sd serve`` runs it.
 (Nothing is imported here, so the CLI stays quick to start.)
@@ -7,7 +7,7 @@ Map (a request flows down it: middleware, a route, the core; dialects shape what
 
   app.py                 assembly: middleware, routers, error handlers, the lifespan
   routes/
-    generate             POST /generate (the seed's endpoint; AXERA's sample dialect too)
+    generate             POST /generate (the original service's endpoint; AXERA's sample dialect too)
     a1111                /sdapi/v1/txt2img, img2img
     a1111_meta           options, model/sampler listings, png-info, memory
     progress             /sdapi/v1/progress, interrupt, skip

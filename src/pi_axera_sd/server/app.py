@@ -20,7 +20,7 @@ from pi_axera_sd.config import Settings
 from pi_axera_sd.engine.pipeline import Pipeline
 from pi_axera_sd.errors import PiAxeraError
 from pi_axera_sd.interrogate.protocol import Interrogator
-from pi_axera_sd.server.core.context import note
+from pi_axera_sd.server.core.context import add_to_access_log
 from pi_axera_sd.server.core.failures import ApiError, ClientGone, to_api_error
 from pi_axera_sd.server.core.firstrun import FirstRunDownload
 from pi_axera_sd.server.core.image_links import ImageLinks
@@ -38,7 +38,7 @@ from pi_axera_sd.server.routes import a1111, a1111_meta, generate, interrogate, 
 
 DESCRIPTION = """Stable Diffusion 1.5 + LCM-LoRA on one inference lane (Axera AX650N NPU, CPU or GPU).
 
-* `POST /generate`: the seed's txt2img/img2img endpoint.
+* `POST /generate`: the original service's txt2img/img2img endpoint.
 * `/sdapi/v1/...`: the AUTOMATIC1111 WebUI API subset its clients use.
 * `/v1/models`, `/v1/images/...`: the OpenAI Images API (openai SDK, Open WebUI, LibreChat).
 * `/health`, `/ready`, `/metrics`: operations.
@@ -47,7 +47,7 @@ DESCRIPTION = """Stable Diffusion 1.5 + LCM-LoRA on one inference lane (Axera AX
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     err = to_api_error(exc)
-    note(request, error=err.message)
+    add_to_access_log(request, error=err.message)
     return error_response(request.url.path, err)
 
 

@@ -30,7 +30,8 @@ def log_context(scope: dict[str, Any]) -> dict[str, Any]:
     return scope.setdefault(_SCOPE_KEY, {})
 
 
-def note(request: Request, **fields: Any) -> None:
+def add_to_access_log(request: Request, **fields: Any) -> None:
+    """Fields for this request's one access-log line (job, timings, params), written when it ends."""
     log_context(request.scope).update(fields)
 
 
@@ -54,8 +55,8 @@ async def read_json(request: Request) -> Any:
     if len(raw) <= _INLINE_JSON_BYTES:
         parsed = decode_json(raw, json_limits(service))
     else:
-        parsed = await service.run_host(decode_json, raw, json_limits(service))
-    note(request, params=parsed)
+        parsed = await service.run_host_work(decode_json, raw, json_limits(service))
+    add_to_access_log(request, params=parsed)
     return parsed
 
 

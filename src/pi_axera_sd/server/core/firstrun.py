@@ -91,7 +91,6 @@ def check_first_run(settings: Settings, spec: str) -> None:
     configuration's fault (exit 2); a hub that cannot be reached may be back later (exit 3)."""
     from huggingface_hub import constants
 
-    from pi_axera_sd.hints import command, demo_hint
     from pi_axera_sd.modeltools.hub import (
         PullError,
         cannot_reach_line,
@@ -99,6 +98,7 @@ def check_first_run(settings: Settings, spec: str) -> None:
         resolve_spec,
         unreachable,
     )
+    from pi_axera_sd.printed_commands import command, demo_hint
     from pi_axera_sd.server.core.preflight import ConfigError
 
     try:
@@ -201,8 +201,8 @@ class FirstRunDownload:
 
     def run(self) -> Any:
         """Download and place the model; raises :class:`~pi_axera_sd.modeltools.hub.PullError`."""
-        from pi_axera_sd.hints import command
         from pi_axera_sd.modeltools.hub import PullError, pull, quiet_hub_client_logs, resolve_spec
+        from pi_axera_sd.printed_commands import command
 
         preset = resolve_spec(self.spec)
         d = self.settings.models_dir

@@ -26,9 +26,9 @@ from pi_axera_sd.defaults import (
 from pi_axera_sd.engine.imageio import decode_base64_image
 from pi_axera_sd.engine.pipeline import MAX_SEED, GenerationParams, Pipeline, StageTimings, resolve_seed
 from pi_axera_sd.errors import Cancelled, InvalidInput, PayloadTooLarge
-from pi_axera_sd.server.core.context import note, request_id, run_on_lane, service_of
+from pi_axera_sd.server.core.context import add_to_access_log, request_id, run_on_lane, service_of
 from pi_axera_sd.server.core.failures import ApiError, to_api_error
-from pi_axera_sd.server.core.host import EncodedImage, EncodeOptions, encode_result
+from pi_axera_sd.server.core.host_work import EncodedImage, EncodeOptions, encode_result
 from pi_axera_sd.server.core.lane import JobContext
 from pi_axera_sd.server.core.live_preview import LivePreview
 from pi_axera_sd.server.core.service import Service
@@ -78,7 +78,7 @@ async def decode_init_image(
     service.lane.ensure_room()
     t0 = time.perf_counter()
     limits = image_limits(service.settings)
-    init = await service.run_host(
+    init = await service.run_host_work(
         lambda: pipeline.prepare_image(decode_base64_image(image_b64, limits), resize_mode)
     )
     decode_ms = (time.perf_counter() - t0) * 1000.0
@@ -98,12 +98,12 @@ def choose_vae(pipeline: Pipeline, vae: str) -> str:
     return vae
 
 
-Made = list[tuple[StageTimings, Future]]
+FinishedImages = list[tuple[StageTimings, Future]]
 
 
 def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: LivePreview | None):
-    def run(ctx: JobContext) -> tuple[Made, bool, int]:
-        made: Made = []
+    def run(ctx: JobContext) -> tuple[FinishedImages, bool, int]:
+        made: FinishedImages = []
         steps = 0  # what the scheduler chose, as the results (or the step callback) report it
         on_latent = preview.hook(pipeline, ctx.job.id) if preview is not None else None
         # Passed only when on, so pipeline stand-ins without the keyword work with previews off.
@@ -124,7 +124,7 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: Li
                 continue  # skipped: on to the next image of the batch
             steps = len(result.timesteps)
             service.metrics.observe_generation(spec.mode, result.timings)
-            encoded = service.host_pool.submit(encode_result, result, spec.encode, index)
+            encoded = service.host_work_pool.submit(encode_result, result, spec.encode, index)
             made.append((result.timings, encoded))
         # No image finished: the pipeline's step callback still said how many steps it planned.
         return made, ctx.interrupted, steps or ctx.steps
@@ -229,7 +229,7 @@ async def generate_images(request: Request, gen: GenerationRequest) -> Generated
         ),
     )
     outcome = await run_batch(service, spec, request)
-    note(
+    add_to_access_log(
         request,
         job={
             "mode": spec.mode,

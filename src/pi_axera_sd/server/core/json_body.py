@@ -7,7 +7,7 @@
 * ``NaN``, ``Infinity``, numbers that overflow to infinity and integers of more than 100 digits
   are a 400: JSON has no such values, and an echoed one would make the response unserialisable.
 * Escaped lone surrogates (``"\\ud800"``) in keys and strings become U+FFFD (see
-  :mod:`pi_axera_sd.safetext`): lenient, as the seed promises, and after this every parsed value
+  :mod:`pi_axera_sd.safetext`): lenient, as the original service promises, and after this every parsed value
   can be serialised, logged, tokenised and stored.
 
 Large bodies are decoded on a host thread, and no step holds the GIL for long, so the event loop

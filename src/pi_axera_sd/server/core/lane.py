@@ -1,6 +1,6 @@
 """The inference lane: one thread owns the accelerator and runs one job at a time.
 
-The AX650N runs one model at a time (the seed measured no throughput gain from parallel
+The AX650N runs one model at a time (the original service measured no throughput gain from parallel
 instances, and a fourth one breaks the driver), so every use of it goes through here:
 
 * jobs wait in a bounded FIFO per kind ("generate", "interrogate"); the kinds take turns so a burst

@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from pi_axera_sd.server.core.host import EncodedImage
+from pi_axera_sd.server.core.host_work import EncodedImage
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import socket
 from pi_axera_sd.config import DEFAULT_MODELS_DIR, Settings
 from pi_axera_sd.engine.layout import ModelLayout
 from pi_axera_sd.errors import PiAxeraError
-from pi_axera_sd.hints import command
+from pi_axera_sd.printed_commands import command
 from pi_axera_sd.runtime import runtime_for
 from pi_axera_sd.wiring import runtime_options
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# Strings shorter than this are never treated as base64: the seed's own 1x1 PNG is 96 characters.
+# Strings shorter than this are never treated as base64: the original service's own 1x1 PNG is 96 characters.
 MIN_BASE64_CHARS = 64
 # How much of a long string is inspected; enough to tell base64 from prose without scanning megabytes.
 _SNIFF_CHARS = 512

@@ -81,7 +81,7 @@ class Service:
         self.metrics = Metrics()
         self.output = OutputFolder(settings.output_dir, self.metrics.save_failures)
         self.lane = Lane(settings.queue_size, on_result=self._on_result, name="inference-lane")
-        self.host_pool = ThreadPoolExecutor(_host_threads(), thread_name_prefix="host")
+        self.host_work_pool = ThreadPoolExecutor(_host_threads(), thread_name_prefix="host")
         self.failures = FailureTracker(settings.max_runtime_failures)
         self.pipeline: Pipeline | None = None
         self.model: ModelInfo | None = None
@@ -137,7 +137,7 @@ class Service:
         self.begin_stop()
         left = grace_s - (time.monotonic() - self._stop_started)
         clean = self.lane.stop(max(0.5, left))
-        self.host_pool.shutdown(wait=clean, cancel_futures=True)
+        self.host_work_pool.shutdown(wait=clean, cancel_futures=True)
         log.info("stopped", extra={"fields": {"clean": clean}})
 
     def fatal(self, code: int, reason: str) -> None:
@@ -168,10 +168,10 @@ class Service:
 
     # ---- host work ---------------------------------------------------------------------------
 
-    async def run_host(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def run_host_work(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run CPU-bound host work (decode, resize, encode) off the event loop and off the lane."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.host_pool, partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self.host_work_pool, partial(fn, *args, **kwargs))
 
     # ---- the lane's hooks (lane thread) ------------------------------------------------------
 
@@ -291,7 +291,7 @@ class Service:
         )
         self.pipeline.release_sessions()  # free the device's copies before loading new ones
         try:
-            self.pipeline.adopt(self._open_pipeline())
+            self.pipeline.take_state_of(self._open_pipeline())
         except Exception as exc:
             kind = fault_kind(exc)
             self.accelerator.set("failed", kind, str(exc))

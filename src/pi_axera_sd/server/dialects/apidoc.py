@@ -1,8 +1,9 @@
 """What the service tells clients about itself: the OpenAPI document, ``OPTIONS`` and ``Allow``.
 
 Every route's error answers are added to the document here, in one place, so a route added later
-is documented the same way: the body shape its path family uses (A1111's under ``/sdapi/``, the
-seed's elsewhere, see :mod:`pi_axera_sd.server.dialects.problems`) for each status it can answer.
+is documented the same way: the body shape its path family uses (A1111's under ``/sdapi/``,
+the original service's elsewhere, see :mod:`pi_axera_sd.server.dialects.problems`) for each status
+it can answer.
 """
 
 from __future__ import annotations

@@ -3,12 +3,12 @@
 Which behaviour a request gets is decided by its fields alone:
 
 * a body with ``init_image_base64`` or ``return_base64`` is the AXERA sample dialect. Its
-  ``init_image_base64`` (img2img when present) becomes the seed's ``init_image``; the answer adds
+  ``init_image_base64`` (img2img when present) becomes the original service's ``init_image``; the answer adds
   ``image_base64`` (when ``return_base64`` is true, the default), ``width``, ``height`` and
   ``save_path`` (the saved PNG, or null). With ``return_base64: false`` the image is saved to
   ``OUTPUT_DIR`` even when ``SAVE_IMAGES`` is off, since ``save_path`` is then the only way to it.
-  Errors keep the seed's shape, whose ``error`` string is what these clients read.
-* any other body is the seed's request and gets exactly the seed's answer
+  Errors keep the original service's shape, whose ``error`` string is what these clients read.
+* any other body is the original service's request and gets exactly the original service's answer
   (``status``, ``base64``, ``text_time_ms``, ``total_time_ms``, ``seed``).
 """
 
@@ -36,20 +36,21 @@ def wants_base64(body: dict[str, Any]) -> bool:
     return AxeraSampleFields.parse(body).return_base64
 
 
-def to_seed_request(body: dict[str, Any]) -> dict[str, Any]:
-    """The same request in the seed's words (its own ``init_image``/``mode`` keys are not read)."""
-    seed_body = {k: v for k, v in body.items() if k not in (*AXERA_FIELDS, "init_image", "mode")}
+def to_generate_request(body: dict[str, Any]) -> dict[str, Any]:
+    """The same request in the original service's words (its own ``init_image``/``mode`` keys are
+    not read)."""
+    generate_body = {k: v for k, v in body.items() if k not in (*AXERA_FIELDS, "init_image", "mode")}
     image = body.get("init_image_base64")
     if image is not None and image != "":
-        seed_body["init_image"] = image
-        seed_body["mode"] = "img2img"  # its strength default: defaults.STRENGTH_BY_DIALECT["axera"]
+        generate_body["init_image"] = image
+        generate_body["mode"] = "img2img"  # its strength default: defaults.STRENGTH_BY_DIALECT["axera"]
     else:
-        seed_body["mode"] = "txt2img"
-    return seed_body
+        generate_body["mode"] = "txt2img"
+    return generate_body
 
 
 def axera_answer(
-    seed_answer: dict[str, Any],
+    generate_answer: dict[str, Any],
     *,
     width: int,
     height: int,
@@ -57,10 +58,10 @@ def axera_answer(
     with_image: bool,
     save_error: str | None = None,
 ) -> dict[str, Any]:
-    """The seed's answer plus the fields AXERA's clients read; a copy that could not be saved has
+    """The original service's answer plus the fields AXERA's clients read; a copy that could not be saved has
     ``save_path`` null and the reason in ``save_error``."""
-    image = seed_answer.pop("base64")
-    answer = {**seed_answer, "width": width, "height": height}
+    image = generate_answer.pop("base64")
+    answer = {**generate_answer, "width": width, "height": height}
     answer["save_path"] = str(saved_to) if saved_to is not None else None
     if save_error is not None:
         answer["save_error"] = f"output folder not writable or full: {save_error}"

@@ -1,11 +1,11 @@
-"""Request bodies: lenient where the seed promises it, strict where a value is actually used.
+"""Request bodies: lenient where the original service promises it, strict where a value is actually used.
 
 * Unknown keys are kept and ignored (``extra="allow"``): clients send dozens (A1111's full form,
   SillyTavern's ``url``/``auth``), and rejecting any of them breaks a client.
 * Fields the model cannot honour (steps, sampler, cfg_scale, width/height...) are not validated at all.
 * Fields the service uses are parsed here; a malformed one (a seed of ``"abc"``) is a 400 with the
-  field's name, while an out-of-range one is brought into range (strength 1.5 -> 1.0), as the seed
-  says: "erring on the side of successful generation".
+  field's name, while an out-of-range one is brought into range (strength 1.5 -> 1.0), as the original
+  service says: "erring on the side of successful generation".
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def describe_errors(exc: ValidationError) -> str:
 
 
 class GenerateRequest(Lenient):
-    """The seed's ``POST /generate``. Other keys (steps, sampler, cfg_scale, n_iter, batch_size,
+    """The original service's ``POST /generate``. Other keys (steps, sampler, cfg_scale, n_iter, batch_size,
     width, height, negative_prompt...) are accepted and ignored."""
 
     mode: Mode = Field(None, description="txt2img or img2img; default: img2img when init_image is given")

@@ -189,7 +189,7 @@ async def png_info(request: Request) -> dict[str, Any]:
     req = PngInfoRequest.parse(await read_json(request))
     if not req.image:
         raise InvalidInput("image is required")
-    return await service.run_host(_png_info, req.image, service.settings.max_image_bytes)
+    return await service.run_host_work(_png_info, req.image, service.settings.max_image_bytes)
 
 
 def _png_info(image: str, max_bytes: int) -> dict[str, Any]:

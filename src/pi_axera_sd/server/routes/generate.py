@@ -72,7 +72,7 @@ async def generate(request: Request) -> GenerateResponse | JSONResponse:
     body = await read_json(request)
     axera = axera_sample.is_axera_sample(body)  # AXERA's sample-server dialect (see axera_sample)
     axera_base64 = axera_sample.wants_base64(body) if axera else True
-    req = GenerateRequest.parse(axera_sample.to_seed_request(body) if axera else body)
+    req = GenerateRequest.parse(axera_sample.to_generate_request(body) if axera else body)
     img2img = req.resolved_mode() == "img2img"
     if img2img and not req.init_image:
         raise InvalidInput("init_image is required for img2img (a base64 PNG, JPEG or WebP)")

@@ -16,7 +16,7 @@ from pi_axera_sd.errors import InvalidInput
 from pi_axera_sd.interrogate.errors import WarmingUp
 from pi_axera_sd.interrogate.protocol import Interrogator
 from pi_axera_sd.interrogate.scoring import check_categories
-from pi_axera_sd.server.core.context import note, read_json, run_on_lane, service_of
+from pi_axera_sd.server.core.context import add_to_access_log, read_json, run_on_lane, service_of
 from pi_axera_sd.server.core.failures import ApiError
 from pi_axera_sd.server.core.service import Service
 from pi_axera_sd.server.dialects.schemas import InterrogateRequest, StructuredInterrogateRequest, openapi_body
@@ -52,7 +52,7 @@ async def _decode(service: Service, text: str | None) -> Image.Image:
         raise InvalidInput("image is required (a base64 PNG, JPEG or WebP)")
     service.lane.ensure_room()
     start = time.perf_counter()
-    image = await service.run_host(decode_base64_image, text, image_limits(service.settings))
+    image = await service.run_host_work(decode_base64_image, text, image_limits(service.settings))
     service.metrics.observe_stage("host_decode", (time.perf_counter() - start) * 1000.0)
     return image
 
@@ -83,7 +83,7 @@ async def interrogate(request: Request) -> dict[str, Any]:
     tags = await _on_lane(
         service, request, lambda: interrogator.tags(image, top_k=top_k, threshold=threshold)
     )
-    note(request, job={"tags": len(tags)})
+    add_to_access_log(request, job={"tags": len(tags)})
     return {
         "caption": ", ".join(t.tag for t in tags),
         "interrogations": [{"tag": t.tag, "score": round(float(t.score), 6)} for t in tags],

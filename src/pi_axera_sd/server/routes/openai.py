@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BeforeValidator, ValidationError
 from starlette.datastructures import UploadFile
 
-from pi_axera_sd.server.core.context import note, read_json, service_of
+from pi_axera_sd.server.core.context import add_to_access_log, read_json, service_of
 from pi_axera_sd.server.core.failures import ApiError
 from pi_axera_sd.server.core.generation import GenerationRequest, generate_images
 from pi_axera_sd.server.core.image_links import LINK_PREFIX, ImageLinks
@@ -163,10 +163,10 @@ async def _read_form(request: Request) -> tuple[dict[str, Any], str | None]:
                 image = await value.read()
         else:
             fields[key] = value
-    note(request, params={k: v for k, v in fields.items()})
+    add_to_access_log(request, params={k: v for k, v in fields.items()})
     if image is None:
         return fields, None
-    encoded = await service_of(request).run_host(base64.b64encode, image)
+    encoded = await service_of(request).run_host_work(base64.b64encode, image)
     return fields, encoded.decode("ascii")
 
 
