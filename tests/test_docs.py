@@ -192,3 +192,11 @@ def test_the_link_checker_sees_broken_links(tmp_path: Path):
     page.write_text("# A `b` c: d\n\n[ok](#a-b-c-d) [bad](#nope) [gone](missing.md) `[code](x.md)`\n")
     assert anchors(page) == {"a-b-c-d"}
     assert relative_links(page) == ["#a-b-c-d", "#nope", "missing.md"]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_repository_paths_named_in_code_spans_exist(page: Path):
+    """`tests/support/fake_axengine.py`, `bench/soak.py`...: a moved file is a red test, not a stale page."""
+    spans = re.findall(r"`((?:src|tests|bench|scripts|docs)/[\w./-]+)`", page.read_text(encoding="utf-8"))
+    missing = [span for span in spans if "*" not in span and not (ROOT / span).exists()]
+    assert not missing, f"{page_id(page)} names paths that do not exist: {missing}"
