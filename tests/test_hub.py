@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pi_axera_sd.engine.layout import missing_models_hint, resolve_layout
+from pi_axera_sd.engine.layout import find_model, missing_models_hint, resolve_layout
 from pi_axera_sd.modeltools.hub import (
     STATE_FILE,
     PullError,
     display_url,
-    find_model_dirs,
     place_model,
     resolve_spec,
 )
@@ -372,9 +371,9 @@ def test_model_folder_is_found_where_the_unet_is(tmp_path):
     for rel in ("README.md", "models/unet.axmodel", "models/text_encoder/x.axmodel", "old/v0/unet.onnx"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
-    assert find_model_dirs(tmp_path) == ["models", "old/v0"]
+    assert find_model(tmp_path) == ["models", "old/v0"]
     (tmp_path / "unet.onnx").write_bytes(b"x")
-    assert find_model_dirs(tmp_path)[0] == ""
+    assert find_model(tmp_path)[0] == ""
 
 
 def _tree(root: Path, files: dict[str, bytes]) -> Path:

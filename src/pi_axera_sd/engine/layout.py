@@ -41,6 +41,7 @@ from pi_axera_sd.engine.contract import (
     AXERA_SUFFIXES,
     FLAT_TEXT_ENCODER_STEM,
     MANIFEST,
+    MODEL_INDEX,
     TEXT_ENCODER,
     TEXT_ENCODER_STEM,
     TIME_INPUT_FILES,
@@ -159,11 +160,28 @@ def model_root(root: Path) -> Path:
     return root
 
 
-def model_folders(root: Path) -> list[Path]:
-    """Subfolders of ``root`` that hold a UNet (e.g. ``models/``, ``models_320x320/``)."""
+# What marks a model folder, in either layout: AXERA's UNet file, or a diffusers/optimum model index.
+MODEL_MARKERS = (f"{UNET}.axmodel", f"{UNET}.onnx", MODEL_INDEX)
+
+
+def find_model(root: Path) -> list[str]:
+    """The folders under ``root`` that hold a model (relative, ``""`` = ``root`` itself), shallowest
+    first; hidden folders (caches, ``.git``) are skipped. The one answer to "is there a model here?"
+    for serve's first run, its messages, ``models pull`` (inside a downloaded repo) and ``verify``."""
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and _has_unet(p))
+    found = set()
+    for marker in MODEL_MARKERS:
+        for path in root.rglob(marker):
+            rel = path.parent.relative_to(root)
+            if not any(part.startswith(".") for part in rel.parts):
+                found.add(rel.as_posix() if rel.parts else "")
+    return sorted(found, key=lambda p: (p.count("/") + bool(p), p))
+
+
+def model_folders(root: Path) -> list[Path]:
+    """Subfolders of ``root`` that hold a model (e.g. ``models/``, ``models_320x320/``)."""
+    return [root / rel for rel in find_model(root) if rel and "/" not in rel]
 
 
 def _text_encoder(text_root: Path, prefer_axmodel: bool) -> tuple[Path, str]:
@@ -267,10 +285,10 @@ def missing_models_hint(models_dir: str | Path) -> str:
 
 
 def holds_model_files(root: Path) -> bool:
-    """Whether the user clearly has a model here (then a 'pull' hint would mislead)."""
+    """Whether the user clearly has a model here, even a broken one (then a 'pull' hint would mislead)."""
     if not root.is_dir():
         return False
-    return any(p.suffix in (".axmodel", ".onnx") for p in root.iterdir()) or bool(model_folders(root))
+    return bool(find_model(root)) or any(p.suffix in (".axmodel", ".onnx") for p in root.iterdir())
 
 
 def check_layout(layout: ModelLayout) -> None:
