@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 # The whole dependency tree the test suite last passed with: every install here is pinned by it, so a
-# new upstream release changes nothing until `make lock` has run the suite on it (docs: README, Development).
+# new upstream release changes nothing until `make lock` has run the suite on it (docs/development.md).
 LOCK ?= requirements.lock
 PIN := -c $(LOCK)
 # PyTorch's CPU-only wheels: PyPI's Linux x86_64 torch is the CUDA build (~15 NVIDIA wheels, GBs).

@@ -30,7 +30,7 @@ TXT2IMG_TIMESTEPS = (999, 759, 499, 259)
 # SD1.5's VAE latent scaling (diffusers' vae.config.scaling_factor), unless the model says otherwise.
 VAE_SCALING_FACTOR = 0.18215
 
-# ---- interrogation (the original service's README) --------------------------------------------
+# ---- interrogation (the original service's defaults) ------------------------------------------
 TAG_TOP_K = 10  # flat tags: at most this many
 TAG_THRESHOLD = 0.22  # flat tags: cosine score >= this
 GENERAL_TOP_K = 10  # structured mode's general tags: at most this many

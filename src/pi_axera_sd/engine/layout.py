@@ -16,7 +16,7 @@ The layout (see AXERA-TECH/lcm-lora-sdv1-5) is::
 
 Each path can be overridden by the original service's environment variables (see :mod:`pi_axera_sd.config`).
 
-The variants people actually have (see the README's "Model layouts") also resolve here:
+The variants people actually have (see docs/models.md, "Model layouts") also resolve here:
 
 * ``root/models/...``: a clone of the Hugging Face repo, pointed at its root;
 * "flat": ``sd15_text_encoder_sim.*`` at the root beside ``unet.*`` (the export scripts' output,
@@ -327,7 +327,7 @@ def check_layout(layout: ModelLayout) -> None:
         )
     if holds_model_files(layout.root):
         raise ModelError(
-            f"{message}. Expected names: README 'Model layouts' (text encoder as "
+            f"{message}. Expected names: docs/models.md, 'Model layouts' (text encoder as "
             f"{TEXT_ENCODER_STEM}.* or {FLAT_TEXT_ENCODER_STEM}.* at the root).",
             found,
         )
