@@ -56,15 +56,19 @@ lint: install-dev
 	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/ruff format --check src tests scripts bench
 
-# Debian's HAProxy for the load-balancing test (tests/test_haproxy_failover.py); needs root (CI is).
-haproxy:
-	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || \
-		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy; }
+# Debian packages a test needs, installed once: as root (CI) apt-get runs as is, otherwise through
+# sudo; where neither is possible, one line names the packages and the command, and make stops.
+apt_install = if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	else echo "error: the tests need Debian's $(1): run 'sudo apt-get install -y $(1)' as an administrator, then make test again" >&2; \
+	exit 2; fi; $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(1)
 
+# Debian's HAProxy for the load-balancing test (tests/test_haproxy_failover.py).
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || { $(call apt_install,haproxy); }
 
 # The browser tests drive Debian's chromium package (Playwright's own browser download is not used).
 chromium:
-	@test -x $(CHROMIUM) || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+	@test -x $(CHROMIUM) || { $(call apt_install,chromium); }
 
 # PI_AXERA_SD_LOCK: the lock the base-install tests pin their fresh venvs with (the one under test).
 test: install-dev lint haproxy chromium

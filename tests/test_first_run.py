@@ -20,7 +20,7 @@ from pi_axera_sd.config import Settings
 from pi_axera_sd.deploy.systemd import render_unit, unit_for_install
 from pi_axera_sd.server.core.firstrun import default_spec, wants_first_run
 from support.hubserver import FakeHub, hub_env
-from support.server import ServeProcess
+from support.server import ServeProcess, free_port
 from test_hub_openvino import INT8_REPO, openvino_repo_files
 
 WAIT_S = 90.0
@@ -42,6 +42,7 @@ def env(hub, tmp_path):
         "MODELS_DIR": str(tmp_path / "models"),
         "PI_AXERA_SD_CLIP_DIR": str(tmp_path / "no-clip"),
         "PI_AXERA_SD_SHUTDOWN_GRACE_S": "2",
+        "PORT": str(free_port()),  # never 5000: the user's own service may be listening there
     }
 
 

@@ -39,7 +39,16 @@ def _key(extra: str) -> str:
 
 def _pip(python: Path, *args: str) -> None:
     run = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            *args,
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
