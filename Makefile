@@ -62,7 +62,7 @@ apt_install = if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/n
 	else echo "error: the tests need Debian's $(1): run 'sudo apt-get install -y $(1)' as an administrator, then make test again" >&2; \
 	exit 2; fi; $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(1)
 
-# Debian's HAProxy for the load-balancing test (tests/test_haproxy_failover.py).
+# Debian's HAProxy for the load-balancing test (tests/system/test_haproxy_failover.py).
 haproxy:
 	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || { $(call apt_install,haproxy); }
 
@@ -74,10 +74,9 @@ chromium:
 test: install-dev lint haproxy chromium
 	PI_AXERA_SD_LOCK=$(LOCK) $(BIN)/python -m pytest
 
-# The tests that need no torch/diffusers/transformers/openvino, on a base install (seconds); the ones
-# that build fresh venvs or wait on a server (marked slow) run in make test only.
+# The unit tier (tests/unit: no model, no server) on a base install plus pytest, without torch: seconds.
 test-fast: install-fast
-	$(BIN)/python -m pytest -m "not torch and not slow"
+	$(BIN)/python -m pytest tests/unit -m "not torch"
 
 # Refresh the lock on purpose: today's releases (torch held at constraints.txt's pin) in a fresh venv,
 # the whole suite run on them, and only when it passes does requirements.lock change. Commit the diff.

@@ -27,6 +27,9 @@ HEAVY_PACKAGES = frozenset(
      "webuiapi", "matplotlib"}
 )  # fmt: skip
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
+# Tiers are places: unit (no model, no server: seconds), engine (models, no server), system (servers,
+# HAProxy, Chromium, the README's commands, fresh venvs). `make test-fast` runs unit without torch.
+TIERS = ("unit", "engine", "system")
 
 
 @functools.cache
@@ -40,8 +43,12 @@ def imports_heavy_packages(path: Path) -> bool:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.append(node.module)
     roots = {name.split(".")[0] for name in names}
-    tests = Path(__file__).parent  # test modules and tests/support/ helpers, imported by dotted name
-    local = [tests / f"{name.replace('.', '/')}.py" for name in names]
+    tests = Path(__file__).parent  # test modules (in their tier's folder) and tests/support/ helpers
+    local = [
+        folder / f"{name.replace('.', '/')}.py"
+        for name in names
+        for folder in (tests, *(tests / t for t in TIERS))
+    ]
     return bool(roots & HEAVY_PACKAGES) or any(m.is_file() and imports_heavy_packages(m) for m in local)
 
 
@@ -71,7 +78,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 # OpenVINO's compiled-model cache goes to a folder of this run, not the user's ~/.cache
 os.environ.setdefault("PI_AXERA_SD_OPENVINO_CACHE_DIR", tempfile.mkdtemp(prefix="pi-axera-sd-ov-cache-"))
 # runtime=auto would pick OpenVINO (BF16 on some CPUs); the reference tests need ONNX Runtime's
-# exact FP32. tests/test_readme_commands.py clears this to run the default as users get it.
+# exact FP32. tests/system/test_readme_commands.py clears this to run the default as users get it.
 os.environ.setdefault("PI_AXERA_SD_RUNTIME", "onnxruntime")
 logging.getLogger("transformers").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", category=FutureWarning)

@@ -6,7 +6,7 @@ flag ``pi-axera-sd serve`` gives it (read from the real parser), the default, th
 field's ``description`` when it has one, else :data:`MEANINGS`, else the comment beside (or above)
 the field in ``config.py``. Sections follow the ``# ---- name ----`` comments of ``config.py``.
 
-``python scripts/configuration_doc.py > docs/configuration.md`` writes the file; tests/test_docs.py
+``python scripts/configuration_doc.py > docs/configuration.md`` writes the file; tests/unit/test_docs.py
 fails while the file differs from :func:`render_configuration`.
 """
 

@@ -16,7 +16,7 @@ What torch does (ATen ``CPUGeneratorImpl`` and ``normal_kernel``, read from the 
 
 The float path is computed as torch's scalar kernel computes it (the one aarch64, i.e. a Pi,
 runs): each step rounded to float32, ``theta`` formed in double and rounded. Measured against
-``torch.randn`` (tests/test_seed_parity.py): ~98.5% of values bit-exact, the rest within 3 ulp
+``torch.randn`` (tests/engine/test_seed_parity.py): ~98.5% of values bit-exact, the rest within 3 ulp
 (|d| <= 5e-7), since libm's float log/sin/cos are not always correctly rounded. torch's own AVX2/
 AVX512 kernels use vectorised approximations and differ from its scalar kernel (and from this)
 by up to ~2e-6. The small-tensor path is bit-exact.

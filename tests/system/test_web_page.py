@@ -22,7 +22,7 @@ from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 from support.clip import random_image
 from support.server import ServeProcess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("PI_AXERA_SD_CHROMIUM", "/usr/bin/chromium"))
 SHOTS = Path(os.environ.get("PI_AXERA_SD_SCREENSHOTS", ROOT / "build" / "screenshots"))
 CHROMIUM_ARGS = [

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_hub_openvino import INT8_REPO, openvino_repo_files
 
 from pi_axera_sd.config import Settings
 from pi_axera_sd.deploy.systemd import render_unit, unit_for_install
 from pi_axera_sd.server.core.firstrun import default_spec, wants_first_run
 from support.hubserver import FakeHub, hub_env
 from support.server import ServeProcess, free_port
-from test_hub_openvino import INT8_REPO, openvino_repo_files
 
 WAIT_S = 90.0
 UNET_BIN = "unet/openvino_model.bin"
@@ -42,7 +42,6 @@ def env(hub, tmp_path):
         "MODELS_DIR": str(tmp_path / "models"),
         "PI_AXERA_SD_CLIP_DIR": str(tmp_path / "no-clip"),
         "PI_AXERA_SD_SHUTDOWN_GRACE_S": "2",
-        "PORT": str(free_port()),  # never 5000: the user's own service may be listening there
     }
 
 
@@ -61,8 +60,14 @@ def _until(check, what: str, proc: subprocess.Popen | None = None, timeout: floa
 
 def _serve_once(env: dict[str, str], cwd: Path | None = None, **extra: str) -> subprocess.CompletedProcess:
     """``pi-axera-sd serve`` where it is expected to stop before serving."""
+    port = str(free_port())  # never 5000: the user's own service may be listening there
     return subprocess.run(
-        [CLI, "serve"], env={**env, **extra}, cwd=cwd, capture_output=True, text=True, timeout=60
+        [CLI, "serve"],
+        env={**env, "PORT": port, **extra},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 from pi_axera_sd.errors import ModelError
 from pi_axera_sd.interrogate.taxonomy import DEFAULT_TAXONOMY, labels_digest, load_labels
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build_taxonomy.py"
 
 

@@ -57,11 +57,12 @@ def test_time_inputs_are_silu_time_embeddings(tiny_pipe, tiny_model_dir):
 def test_lora_is_fused_like_diffusers(tmp_path):
     """export --lora: the engine's image equals diffusers with the same LoRA fused, and differs
     from the base model (so the LoRA really is in the exported UNet)."""
+    from test_reference_diffusers import RecordingNoise, replay_noise
+
     from pi_axera_sd.engine.layout import resolve_layout
     from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
     from pi_axera_sd.modeltools.export_sd import export_model, load_diffusers_pipeline
     from pi_axera_sd.modeltools.random_sd import add_random_lora, build_sd_pipeline
-    from test_reference_diffusers import RecordingNoise, replay_noise
 
     base = build_sd_pipeline("tiny", seed=3)
     base.save_pretrained(str(tmp_path / "src"))

@@ -160,7 +160,7 @@ def test_loadtest_needs_one_target(tmp_path):
 
 
 def test_soak_benchmark_reports_its_figures(tiny_model_dir, tmp_path):
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, str(root / "bench" / "soak.py"), "--clients", "6", "--duration", "4",
          "--models", str(tiny_model_dir), "--out", str(tmp_path / "soak")],

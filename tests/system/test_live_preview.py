@@ -157,7 +157,7 @@ def test_options_route_turns_previews_off(tiny_model_dir):
 
 def test_the_cost_benchmark_runs_and_reports_every_side(tiny_model_dir, tmp_path):
     out = tmp_path / "preview.json"
-    script = Path(__file__).resolve().parents[1] / "bench" / "live_preview.py"
+    script = Path(__file__).resolve().parents[2] / "bench" / "live_preview.py"
     command = [sys.executable, str(script), "--models", str(tiny_model_dir), "-n", "2", "--block", "1"]
     run = subprocess.run([*command, "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from test_reference_diffusers import MAX_PIXEL_DIFF, RecordingNoise, _max_diff, diffusers_txt2img
 
 from pi_axera_sd.defaults import TXT2IMG_TIMESTEPS
 from pi_axera_sd.engine.contract import AXERA_TIME_INPUT, DEEP_FEATURE
@@ -16,7 +17,6 @@ from pi_axera_sd.engine.layout import resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.errors import ModelError
 from pi_axera_sd.wiring import model_layout
-from test_reference_diffusers import MAX_PIXEL_DIFF, RecordingNoise, _max_diff, diffusers_txt2img
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_hub import assert_one_line_error, pull
 
 from pi_axera_sd.engine.layout import resolve_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.modeltools.hub import PRESETS, resolve_spec
 from support.hubserver import FakeHub, hub_env
-from test_hub import assert_one_line_error, pull
 
 INT8_REPO = "OpenVINO/LCM_Dreamshaper_v7-int8-ov"
 FP16_REPO = "OpenVINO/LCM_Dreamshaper_v7-fp16-ov"

@@ -73,7 +73,7 @@ def _random_prompts(count: int, vocab: list[str], seed: int = 0) -> list[str]:
     return prompts
 
 
-COMMITTED_IDS = Path(__file__).parent / "data" / "clip_token_ids.json"
+COMMITTED_IDS = Path(__file__).resolve().parents[1] / "data" / "clip_token_ids.json"
 EOS = 49407
 
 

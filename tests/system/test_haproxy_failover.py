@@ -170,7 +170,7 @@ def test_kill_one_instance_under_load_nothing_lost(stack, tiny_model_dir, tmp_pa
 
 def test_scale_benchmark_compares_three_instances_with_one(tiny_model_dir, tmp_path):
     haproxy_binary()
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, str(root / "bench" / "haproxy_scale.py"), "--clients", "3", "--duration", "3",
          "--models", str(tiny_model_dir), "--out", str(tmp_path / "scale")],

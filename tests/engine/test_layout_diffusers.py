@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_reference_diffusers import MAX_PIXEL_DIFF, RecordingNoise, _max_diff, replay_noise
 
 from pi_axera_sd.defaults import TXT2IMG_TIMESTEPS
 from pi_axera_sd.engine.guidance import DEFAULT_GUIDANCE_SCALE, guidance_embedding
@@ -14,7 +15,6 @@ from pi_axera_sd.engine.layout import check_layout, resolve_layout
 from pi_axera_sd.engine.layout_diffusers import is_diffusers_layout
 from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline
 from pi_axera_sd.runtime import RuntimeOptions
-from test_reference_diffusers import MAX_PIXEL_DIFF, RecordingNoise, _max_diff, replay_noise
 
 
 @pytest.mark.parametrize("dim", [32, 256, 33])

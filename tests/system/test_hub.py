@@ -322,7 +322,6 @@ def test_gated_repo_needs_a_token_that_is_never_shown(hub, env, tiny_model_dir, 
     assert cdn and not any("authorization" in r.headers for r in cdn)
 
 
-@pytest.mark.slow  # the hub client's retries take 25-50 s
 def test_unreachable_hub(env, tmp_path):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from support.server import ServeProcess, free_port
 from test_npu_faults import as_axmodels
 
-TESTS = Path(__file__).parent
+from support.server import ServeProcess, free_port
+
+TESTS = Path(__file__).resolve().parents[1]  # tests/: its support/ and standin/
 SERVE = [str(Path(sys.executable).with_name("pi-axera-sd")), "serve"]
 
 

@@ -289,7 +289,7 @@ def open_server(tiny_model_dir, tmp_path_factory):
     ids=["openai", "axera"],
 )
 def test_readme_commands(open_server, command, expected):
-    root = Path(__file__).parent.parent
+    root = Path(__file__).resolve().parents[2]
     pages = "\n".join(p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
     assert command in pages  # shown in the README or the docs, exactly as tested here
     script = command.replace("localhost:5000", f"localhost:{open_server.port}")

@@ -1,7 +1,7 @@
 """The pages themselves: README.md stays one screen and a map, docs/configuration.md is what the code
 generates, every relative link resolves, and no page points at issue threads or closing notes.
 
-(The commands the pages show are run by tests/test_readme_commands.py.)
+(The commands the pages show are run by tests/system/test_readme_commands.py.)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pi_axera_sd.cli.settings_doc import (
 from pi_axera_sd.cli.settings_flags import env_name
 from pi_axera_sd.config import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 PAGES = [README, *sorted(DOCS.glob("*.md"))]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "pi_axera_sd"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "pi_axera_sd"
 
 
 def _module_name(path: Path) -> str:

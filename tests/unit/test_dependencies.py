@@ -22,7 +22,7 @@ from pathlib import Path
 from pi_axera_sd.settings_errors import EXTRAS, LOCK_FILE
 from support.venvs import lock_file, normalise
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 BIN = Path(sys.executable).parent
 

@@ -64,7 +64,7 @@ sys.exit(run(create_app(settings, pipeline=pipeline), settings))
 @pytest.fixture
 def harness(tmp_path, request):
     script = tmp_path / "harness.py"
-    script.write_text(HARNESS.format(tests_dir=str(request.path.parent)))
+    script.write_text(HARNESS.format(tests_dir=str(request.path.parents[1])))
     return script
 
 
