@@ -89,5 +89,9 @@ def test_the_document_describes_errors_and_metrics(base_url):
     generate = doc["paths"]["/generate"]["post"]["responses"]
     assert generate["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     assert "422" not in generate
+    # one set of error entries, added in one place: an interrupt's 409 where a route answers it
+    for path in ("/generate", "/v1/images/generations", "/v1/images/edits"):
+        assert "interrupted" in doc["paths"][path]["post"]["responses"]["409"]["description"], path
+    assert "409" not in txt2img  # A1111 answers the images made so far instead
     metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert list(metrics) == ["text/plain"]

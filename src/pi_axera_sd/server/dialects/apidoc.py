@@ -54,9 +54,13 @@ _WITH_BODY = {
     413: "body or image over the configured limit",
     503: "queue full, models loading, or stopping (see Retry-After)",
 }
+_INTERRUPTED = {409: "interrupted (POST /sdapi/v1/interrupt) before an image was finished"}
 _EXTRA = {  # (path, method) -> further statuses
     ("/sdapi/v1/interrogate", "post"): {404: "unknown interrogation model"},
     ("/sdapi/v1/sd-models", "get"): {503: "models still loading"},
+    ("/generate", "post"): _INTERRUPTED,
+    ("/v1/images/generations", "post"): _INTERRUPTED,
+    ("/v1/images/edits", "post"): _INTERRUPTED,
 }
 _PROBED = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 

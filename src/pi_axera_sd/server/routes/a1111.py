@@ -24,18 +24,9 @@ class GenerationResponse(BaseModel):
     info: str  # a JSON document as a string, as A1111 sends it
 
 
-_ERRORS = {
-    400: {"description": "a used field is malformed (seed, batch_size, init_images...)"},
-    413: {"description": "body or image over the configured limit"},
-    500: {"description": "the runtime failed for this job"},
-    503: {"description": "queue full, models loading, or stopping (see Retry-After)"},
-}
-
-
 @router.post(
     "/txt2img",
     response_model=GenerationResponse,
-    responses=_ERRORS,
     openapi_extra=openapi_body(Txt2ImgRequest),
     summary="batch_size x n_iter images (seeds seed, seed+1, ...); unsupported fields are ignored",
 )
@@ -48,7 +39,6 @@ async def txt2img(request: Request) -> JSONResponse:
 @router.post(
     "/img2img",
     response_model=GenerationResponse,
-    responses=_ERRORS,
     openapi_extra=openapi_body(Img2ImgRequest, required=("init_images",)),
     summary="img2img from the first of init_images; masks (inpainting) are ignored",
 )

@@ -43,27 +43,9 @@ class GenerateResponse(BaseModel):
         )
 
 
-class ErrorResponse(BaseModel):
-    status: str = "error"
-    error: str
-
-
-_ERRORS = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in {
-        400: "malformed request (bad JSON, non-integer seed, undecodable image, missing prompt)",
-        409: "interrupted (POST /sdapi/v1/interrupt) before the image was finished",
-        413: "body or image over the configured limit",
-        500: "the runtime failed for this job",
-        503: "queue full, models loading, or stopping (see Retry-After)",
-    }.items()
-}
-
-
 @router.post(
     "/generate",
     response_model=GenerateResponse,
-    responses=_ERRORS,
     openapi_extra=openapi_body(GenerateRequest, extra=GENERATE_RULES),
     summary="txt2img or img2img; unsupported or extra parameters are ignored",
 )
