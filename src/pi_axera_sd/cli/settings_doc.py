@@ -17,15 +17,14 @@ import inspect
 import io
 import re
 import tokenize
-import types
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Literal, get_args, get_origin
 
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from pi_axera_sd import config
-from pi_axera_sd.cli.settings_flags import env_name
+from pi_axera_sd.cli.settings_flags import base_type, env_name
 from pi_axera_sd.config import PREFIX, Settings
 from pi_axera_sd.defaults import RANDN_ALIASES
 
@@ -224,14 +223,6 @@ def source_layout(source: str | None = None) -> tuple[dict[str, str], dict[str, 
 # ---- one row per setting --------------------------------------------------------------------------
 
 
-def _base_type(annotation: Any) -> Any:
-    if get_origin(annotation) in (Union, types.UnionType):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return annotation
-
-
 def _flags() -> dict[str, list[str]]:
     """Field name -> the option strings ``pi-axera-sd serve`` gives it."""
     import argparse
@@ -273,7 +264,7 @@ def default_text(name: str, field: FieldInfo) -> str:
 def allowed_text(name: str, field: FieldInfo) -> str:
     if name in RULES:
         return RULES[name]
-    kind = _base_type(field.annotation)
+    kind = base_type(field.annotation)
     if get_origin(kind) is Literal:
         return ", ".join(_code(c) for c in get_args(kind))
     if kind is bool:

@@ -26,7 +26,7 @@ def env_name(name: str, field: FieldInfo) -> str:
     return f"{PREFIX}{name.upper()}"
 
 
-def _base_type(annotation: Any) -> Any:
+def base_type(annotation: Any) -> Any:
     """``X | None`` -> ``X``."""
     if get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
@@ -43,7 +43,7 @@ def add_settings_flags(parser: argparse.ArgumentParser, only: Sequence[str] | No
         if name in taken or (only is not None and name not in only):
             continue
         flag = "--" + name.replace("_", "-")
-        kind = _base_type(field.annotation)
+        kind = base_type(field.annotation)
         help_text = f"env {env_name(name, field)}"
         default = field.get_default(call_default_factory=True)
         if default not in (None, []) and not isinstance(default, SecretStr):
