@@ -59,7 +59,7 @@ def test_generator_matches_torch_randn_on_this_cpu():
 
 def test_generator_matches_torch_scalar_kernel():
     """The kernel the original service ran (no AVX): bit-exact for ~98% of values, 3 ulp at most."""
-    code = "import json, tests.test_seed_parity as t;print(json.dumps(t._compare(t.SEEDS, t.SHAPES)))"
+    code = "import json, tests.engine.test_seed_parity as t;print(json.dumps(t._compare(t.SEEDS, t.SHAPES)))"
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True
