@@ -177,8 +177,16 @@ class Env:
         assert proc.returncode == 0, f"{command} exited {proc.returncode}"
 
 
+# What a make that runs this suite (make test, make lock) hands its children: a user's shell has none
+MAKE_VARS = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+
+
 def user_env(cwd: Path, **extra: str) -> Env:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "PI_AXERA_SD_", "MODELS_DIR"))}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "PI_AXERA_SD_", "MODELS_DIR")) and k not in MAKE_VARS
+    }
     path = f"{BIN}{os.pathsep}{clean.get('PATH', '')}"
     return Env(
         cwd,
@@ -635,7 +643,7 @@ def test_readme_mentions_only_commands_that_exist(command: str) -> None:
 
     words = command.split()
     if words[0] == "make":
-        env = {**os.environ, "VENV": str(BIN.parent)}
+        env = {**{k: v for k, v in os.environ.items() if k not in MAKE_VARS}, "VENV": str(BIN.parent)}
         dry = subprocess.run(["make", "-n", words[1]], cwd=ROOT, env=env, capture_output=True, text=True)
         assert dry.returncode == 0, dry.stderr
         return

@@ -13,9 +13,14 @@ ROOT = Path(__file__).resolve().parents[2]
 MAKE = shutil.which("make")
 
 
+# A make that runs this suite (make test, make lock) hands its variables to children through these
+MAKE_VARS = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+
+
 def _make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in MAKE_VARS}
     return subprocess.run(
-        [MAKE, "-s", *args], cwd=ROOT, env=env or dict(os.environ), capture_output=True, text=True, timeout=60
+        [MAKE, "-s", *args], cwd=ROOT, env=env or clean, capture_output=True, text=True, timeout=60
     )
 
 
