@@ -19,14 +19,16 @@ Map (a request flows down it: middleware, a route, the core; dialects shape what
     access               request id, X-Process-Time, metrics, the access log line
     auth                 HTTP Basic and bearer tokens
     body_limit           the request body size limit, enforced while it streams in
-    inputs               the JSON edge: UTF-8, size and depth limits, normalised text
-    redact               what logs may hold: no image bytes, no secrets, short strings
   core/
     service              what one running service holds: settings, lane, models, metrics, policy
     lane                 the one inference thread and its queue
     context              per-request helpers: the service, JSON body, log fields, waiting on the lane
-    generation           one generation request end to end
-    host                 host-side work off the lane: encoding, saving copies
+    generation           one request shape (GenerationRequest) for every dialect, end to end
+    failures             whose fault an error is: its status, and whether it counts against the runtime
+    json_body            the JSON edge: UTF-8, size and depth limits, normalised text
+    redact               what logs may hold: no image bytes, no secrets, short strings
+    host_work            host-side work off the lane: encoding, saving copies
+    output_folder        OUTPUT_DIR's state: a copy that cannot be written is logged, counted, shown
     accelerator          the NPU's state and the start-up wait for it
     firstrun             the first-run download of the default model
     preflight            checks before any model loads (port, runtimes, variant)
@@ -40,6 +42,6 @@ Map (a request flows down it: middleware, a route, the core; dialects shape what
     schemas              request bodies
     a1111                A1111 response shapes and the options store
     axera_sample         AXERA's sample server dialect on /generate
-    problems             errors as responses (seed, A1111, OpenAI shapes) and whose fault they are
+    problems             errors as responses, in each dialect's shape (original service, A1111, OpenAI)
     apidoc               the OpenAPI document, OPTIONS and Allow
 """
