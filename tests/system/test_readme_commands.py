@@ -177,8 +177,17 @@ class Env:
         assert proc.returncode == 0, f"{command} exited {proc.returncode}"
 
 
-# What a make that runs this suite (make test, make lock) hands its children: a user's shell has none
-MAKE_VARS = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+# What a make that runs this suite (make test, or make lock's VENV=... LOCK=...) hands its children,
+# through MAKEFLAGS and as environment variables; a user's shell has none of them.
+MAKE_VARS = (
+    "MAKEFLAGS",
+    "MFLAGS",
+    "MAKELEVEL",
+    "MAKEOVERRIDES",
+    *re.findall(
+        r"^([A-Z_]+) \?=", (Path(__file__).resolve().parents[2] / "Makefile").read_text(), flags=re.M
+    ),
+)
 
 
 def user_env(cwd: Path, **extra: str) -> Env:

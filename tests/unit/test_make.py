@@ -5,6 +5,7 @@ when not root, or named in one line when neither root nor sudo is there."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,8 +14,17 @@ ROOT = Path(__file__).resolve().parents[2]
 MAKE = shutil.which("make")
 
 
-# A make that runs this suite (make test, make lock) hands its variables to children through these
-MAKE_VARS = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+# What a make that runs this suite (make test, or make lock's VENV=... LOCK=...) hands its children,
+# through MAKEFLAGS and as environment variables; a user's shell has none of them.
+MAKE_VARS = (
+    "MAKEFLAGS",
+    "MFLAGS",
+    "MAKELEVEL",
+    "MAKEOVERRIDES",
+    *re.findall(
+        r"^([A-Z_]+) \?=", (Path(__file__).resolve().parents[2] / "Makefile").read_text(), flags=re.M
+    ),
+)
 
 
 def _make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
