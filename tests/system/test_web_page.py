@@ -105,9 +105,16 @@ def page(browser: BrowserContext, server: str) -> Iterator[Page]:
     page = browser.new_page()
     page.set_viewport_size(DESKTOP)
     page.goto(server + "/")
-    # the profile is shared by the module's tests: each starts with no kept images
-    page.get_by_role("button", name="Clear").click()
-    page.reload()  # and a fresh page: no focus or state left by the click
+    # the profile is shared by the module's tests: each starts with no kept images. The database is
+    # deleted outright (it goes once this page's connection closes, on the reload), so no write of an
+    # earlier test can still be in flight; the Clear button has its own test.
+    page.evaluate(
+        """() => new Promise((done) => {
+            const deleting = indexedDB.deleteDatabase("pi-axera-sd");
+            deleting.onsuccess = deleting.onerror = deleting.onblocked = () => done();
+        })"""
+    )
+    page.reload()
     expect(page.locator("#gallery > li")).to_have_count(0)
     expect(page.locator("#model-status")).to_contain_text("Model: tiny-sd15-lcm")
     yield page

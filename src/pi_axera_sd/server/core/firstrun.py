@@ -57,14 +57,11 @@ def default_spec(settings: Settings) -> str:
 
 
 def _has_model_files(folder: Path, clip_dir: Path) -> bool:
-    """A model (:func:`~pi_axera_sd.engine.layout.find_model`), or any other file in ``folder`` but
-    hidden ones and the CLIP model's (default models/clip): the download never writes over them."""
-    from pi_axera_sd.engine.layout import find_model
-
+    """Any file in ``folder`` but hidden ones and the CLIP model's (default models/clip): the download
+    never writes over them. A wider question than "is there a model here" (engine.layout.find_model):
+    a broken or partial model is files too."""
     if not folder.is_dir():
         return False
-    if find_model(folder):
-        return True
     clip = clip_dir.resolve()
     for path in folder.rglob("*"):
         rel = path.relative_to(folder)

@@ -108,11 +108,11 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: Li
         on_latent = preview.hook(pipeline, ctx.job.id) if preview is not None else None
         # Passed only when on, so pipeline stand-ins without the keyword work with previews off.
         extra = {"on_latent": on_latent} if on_latent is not None else {}
+        img2img = {} if spec.init_image is None else {"init_image": spec.init_image}
+        if spec.strength is not None:
+            img2img["strength"] = spec.strength
         for index, seed in enumerate(spec.seeds):
             ctx.begin_image(index, len(spec.seeds))
-            img2img = {} if spec.init_image is None else {"init_image": spec.init_image}
-            if spec.strength is not None:
-                img2img["strength"] = spec.strength
             params = GenerationParams(
                 spec.prompt, seed, vae=spec.vae, randn_source=spec.randn_source, **img2img
             )
