@@ -30,6 +30,14 @@ TXT2IMG_TIMESTEPS = (999, 759, 499, 259)
 # SD1.5's VAE latent scaling (diffusers' vae.config.scaling_factor), unless the model says otherwise.
 VAE_SCALING_FACTOR = 0.18215
 
+# ---- the prompt ---------------------------------------------------------------------------------
+# 77-token chunks a long prompt may fill on a model with a dynamic context (77*k tokens): 8 is 600
+# prompt tokens, far past what clients send, and bounds the UNet's attention work per request.
+MAX_PROMPT_CHUNKS = 8
+# Classifier-free guidance is off by default (LCM is distilled for CFG 1: one UNet run per step).
+# Turned on, cfg_scale is capped here: LCM's images degrade above about 2.
+MAX_CFG_SCALE = 2.0
+
 # ---- interrogation (the original service's defaults) ------------------------------------------
 TAG_TOP_K = 10  # flat tags: at most this many
 TAG_THRESHOLD = 0.22  # flat tags: cosine score >= this

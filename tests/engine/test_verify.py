@@ -44,7 +44,7 @@ def test_tiny_model_is_ok_table_and_exit_code(tiny_model_dir, capsys):
         ending = "OK (from tokenizer.json)" if name == "tokenizer" else "OK"  # the form it read
         assert any(line.startswith(name) and line.endswith(ending) for line in out.splitlines()), name
     assert "unet.onnx" in out and "onnxruntime/CPU" in out
-    assert "/down_blocks.0/resnets.0/act_1/Mul_output_0 [1,128] float32" in out
+    assert "/down_blocks.0/resnets.0/act_1/Mul_output_0 [batch,128] float32" in out
     assert "vae_decoder.onnx" in out and "image [1,3,128,128] float32" in out
     assert "model: text width 32, latent 4x16x16, image 128x128, UNet time input: AXERA time embedding" in out
     listed = len(json.loads((tiny_model_dir / "manifest.json").read_text())["files"])
@@ -59,12 +59,12 @@ def test_json_report(tiny_model_dir, capsys):
     assert [c["component"] for c in report["components"]] == COMPONENTS
     unet = report["components"][2]
     assert unet["file"] == "unet.onnx" and unet["runtime"] == "onnxruntime/CPU" and unet["status"] == "OK"
-    assert unet["inputs"][0] == {"name": "sample", "shape": [1, 4, 16, 16], "dtype": "float32"}
+    assert unet["inputs"][0] == {"name": "sample", "shape": ["batch", 4, 16, 16], "dtype": "float32"}
     assert report["model"] == {
         "text_width": 32,
         "latent": [4, 16, 16],
         "image": [128, 128],
-        "unet_time_input": "AXERA time embedding [1,128] (time_input_*.npy)",
+        "unet_time_input": "AXERA time embedding [batch,128] (time_input_*.npy)",
     }
     listed = len(json.loads((tiny_model_dir / "manifest.json").read_text())["files"])
     assert report["manifest"] == {"checked": listed, "sha256": True, "ok": True, "problems": []}

@@ -134,8 +134,13 @@ def _npu_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.int32) if dtype == np.int64 else dtype  # the NPU compiler narrows integers
 
 
+# A .axmodel has one fixed shape: Pulsar2 compiles a dynamic ONNX at the shape its config gives
+# (batch 1, CLIP's 77 context tokens). The stand-in fixes our exports' free axes the same way.
+_COMPILED_DIMS = {"sequence": 77}
+
+
 def _static(shape) -> list[int]:
-    return [d if isinstance(d, int) and d >= 0 else 1 for d in shape]
+    return [d if isinstance(d, int) and d >= 0 else _COMPILED_DIMS.get(d, 1) for d in shape]
 
 
 def get_available_providers() -> list[str]:

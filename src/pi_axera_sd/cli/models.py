@@ -199,6 +199,7 @@ def cmd_models_export(args: argparse.Namespace) -> int:
         unet_time_input=args.unet_time_input,
         tiny_vae=args.tiny_vae,
         deep_cache=args.deep_cache,
+        static_shapes=args.static_shapes,
     )
     print_export(manifest, args.out)
     return 0
@@ -263,6 +264,12 @@ def register_tools(msub: argparse._SubParsersAction) -> None:
         "--deep-cache",
         action="store_true",
         help="also export unet_deep.onnx + unet_shallow.onnx, the UNet pair that PI_AXERA_SD_DEEP_CACHE uses",
+    )
+    exp.add_argument(
+        "--static-shapes",
+        action="store_true",
+        help="fix the UNet at batch 1 and 77 context tokens, as Pulsar2 compiles it for the NPU "
+        "(default: free batch and context length, for long prompts and guidance in one run)",
     )
     exp.set_defaults(func=cmd_models_export)
     tiny = msub.add_parser(

@@ -65,10 +65,13 @@ def _format_value(value: object) -> str:
 
 
 def result_infotext(result: GenerationResult) -> str:
-    """A1111's ``parameters`` text for an image, from the result alone. No negative prompt: with
-    CFG 1 it is not used, so the infotext does not claim it was."""
+    """A1111's ``parameters`` text for an image, from the result alone. The negative prompt only with
+    guidance (CFG above 1): otherwise it was not used, so the infotext does not claim it was."""
+    params = result.params
     return build_infotext(
-        prompt=result.params.prompt,
+        prompt=params.prompt,
+        negative_prompt=params.negative_prompt if params.guided else "",
+        cfg_scale=params.cfg_scale,
         steps=len(result.timesteps),
         seed=result.seed,
         width=result.width,
@@ -79,6 +82,8 @@ def result_infotext(result: GenerationResult) -> str:
             "RNG": result.randn_source,  # A1111 writes "RNG: CPU" when not using the GPU's
             # reuse changes the image, so a seed reproduces it only with the same interval
             "DeepCache": result.deep_cache or None,
+            "Prompt syntax": None if params.prompt_syntax else "off",  # the prompt was literal text
+            "Warnings": "; ".join(result.warnings) or None,  # ours: what the model did not follow
         },
     )
 

@@ -23,6 +23,7 @@ from pi_axera_sd.defaults import (
     DEEP_CACHE_OFF,
     DEFAULT_RANDN_SOURCE,
     DEFAULT_VAE,
+    MAX_PROMPT_CHUNKS,
     TXT2IMG_TIMESTEPS,
     VAE_CHOICES,
     VAE_SCALING_FACTOR,
@@ -53,6 +54,9 @@ from pi_axera_sd.engine.guidance import DEFAULT_GUIDANCE_SCALE, guidance_embeddi
 from pi_axera_sd.engine.imageio import from_model_output, resize_image, to_model_input
 from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_input_message
 from pi_axera_sd.engine.noise import NoiseFn, posterior_noise, seeded_noise
+from pi_axera_sd.engine.prompts.chunks import Chunk
+from pi_axera_sd.engine.prompts.reader import PromptReader, ReadPrompt
+from pi_axera_sd.engine.prompts.weighting import apply_emphasis
 from pi_axera_sd.engine.scheduler import LcmScheduler, img2img_timesteps
 from pi_axera_sd.engine.tokenizer import ClipTokenizer
 from pi_axera_sd.errors import MISSING, InvalidInput, ModelError, Problem
@@ -108,6 +112,15 @@ class GenerationParams:
     strength: float = A1111_STRENGTH
     vae: str = DEFAULT_VAE  # "full" VAE decoder or "tiny" (TAESD), when the model folder has one
     randn_source: str = DEFAULT_RANDN_SOURCE  # which generator draws the noise (engine.noise)
+    # Classifier-free guidance: above 1, each step also runs the UNet on the negative prompt and
+    # pushes away from it (the caller decides and clamps; 1 = off, LCM's default, one UNet run).
+    negative_prompt: str = ""
+    cfg_scale: float = 1.0
+    prompt_syntax: bool = True  # A1111's prompt language (engine.prompts); False: literal text
+
+    @property
+    def guided(self) -> bool:
+        return self.cfg_scale > 1.0
 
 
 @dataclass
@@ -120,6 +133,8 @@ class GenerationResult:
     timings: StageTimings
     model_name: str
     deep_cache: int = DEEP_CACHE_OFF  # the DeepCache interval it was made with (0: every step whole)
+    warnings: tuple[str, ...] = ()  # what the model could not follow in the request (never silent)
+    token_count: int = 0  # the prompt's real tokens, every chunk
 
     @property
     def seed(self) -> int:
@@ -215,6 +230,7 @@ class Pipeline:
         guidance_dim: int | None = None,
         unet_shallow: Session | None = None,
         deep_cache: int = DEEP_CACHE_OFF,
+        max_prompt_chunks: int = MAX_PROMPT_CHUNKS,
     ) -> None:
         self.tokenizer = tokenizer
         self.text_encoder = text_encoder
@@ -228,7 +244,8 @@ class Pipeline:
         self.deep_cache = (
             check_deep_cache_interval(deep_cache) if unet_shallow is not None else DEEP_CACHE_OFF
         )
-        self._deep_feature: np.ndarray | None = None
+        # DeepCache's kept feature, per UNet branch (the prompt, the negative prompt, or both batched)
+        self._deep_feature: dict[str, np.ndarray] = {}
         self.tiny_vae_scaling_factor = tiny_vae_scaling_factor
         self.timesteps = tuple(timesteps)
         self.vae_scaling_factor = vae_scaling_factor
@@ -257,6 +274,16 @@ class Pipeline:
         self.guidance_scale = DEFAULT_GUIDANCE_SCALE if guidance_scale is None else float(guidance_scale)
         self._guidance = self._guidance_feed(facts.guidance_width)
         self._text_cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self.prompt_reader = PromptReader(tokenizer)
+        # Chunks of 77 tokens the UNet takes: a fixed context (AXERA's .axmodel, older exports) takes
+        # one; a dynamic one 77*k, up to the setting.
+        context = self._unet_sig.hidden.shape[1]
+        self.context_chunks = 1 if isinstance(context, int) and context > 0 else max(1, max_prompt_chunks)
+        # Batch 2 (negative and positive prompt in one UNet run) needs a free batch axis on every input.
+        self.unet_batches = all(
+            len(spec.shape) > 0 and not (isinstance(spec.shape[0], int) and spec.shape[0] > 0)
+            for spec in unet.inputs
+        )
         self._text_cache_size = text_cache_size
         self._cache_lock = threading.Lock()
 
@@ -361,8 +388,12 @@ class Pipeline:
     # ---- stages ------------------------------------------------------------------------------
 
     def encode_prompt(self, prompt: str) -> np.ndarray:
-        """CLIP text embeddings [1,77,768], cached by token ids (LRU)."""
-        ids = self.tokenizer.encode(prompt)
+        """CLIP text embeddings [1,77,768] of a literal text, truncated at 75 tokens."""
+        return self._encode_ids(self.tokenizer.encode(prompt))
+
+    def _encode_ids(self, ids: np.ndarray | tuple[int, ...]) -> np.ndarray:
+        """One chunk's text-encoder output [1,77,D], cached by its token ids (LRU)."""
+        ids = np.asarray(ids, dtype=np.int64)
         key = tuple(int(i) for i in ids)
         with self._cache_lock:
             cached = self._text_cache.get(key)
@@ -377,28 +408,77 @@ class Pipeline:
                 self._text_cache.popitem(last=False)
         return hidden
 
-    def _time_feed(self, t: int) -> np.ndarray:
+    def read_prompts(self, params: GenerationParams, steps: int) -> tuple[ReadPrompt, ReadPrompt | None]:
+        """The prompt (and, with guidance, the negative prompt) read for ``steps`` steps, cut to the
+        chunks this model takes. Cheap (no model runs): callers may read before queueing."""
+        read = self.prompt_reader.read
+        options = {"syntax": params.prompt_syntax, "max_chunks": self.context_chunks}
+        prompt = read(params.prompt, steps, **options)
+        negative = read(params.negative_prompt, steps, **options) if params.guided else None
+        return prompt, negative
+
+    def _conditioning(self, read: ReadPrompt, steps: int) -> list[np.ndarray]:
+        """The UNet's encoder_hidden_states for each step [1, 77*k, D]: each distinct chunk encoded
+        once (the LRU cache spans requests), weighted, and the chunks joined."""
+        joined: dict[tuple[Chunk, ...], np.ndarray] = {}
+        for _, chunks in read.entries:
+            if chunks not in joined:
+                parts = [apply_emphasis(self._encode_ids(c.ids), np.asarray(c.weights)) for c in chunks]
+                joined[chunks] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        return [joined[read.chunks_at(step)] for step in range(1, steps + 1)]
+
+    def _time_feed(self, t: int, batch: int = 1) -> np.ndarray:
         sig = self._unet_sig
         if self._time_rows is not None:
             row = self._time_rows[self.timesteps.index(t)]
-            return row.reshape(sig.time.fixed_shape())
-        return np.full(sig.time.fixed_shape(), t)
+            feed = row.reshape(sig.time.fixed_shape())
+        else:
+            feed = np.full(sig.time.fixed_shape(), t)
+        return _batched(feed, batch)
 
-    def predict_noise(self, latent: np.ndarray, t: int, hidden: np.ndarray, step: int = 0) -> np.ndarray:
+    def predict_noise(
+        self, latent: np.ndarray, t: int, hidden: np.ndarray, step: int = 0, branch: str = "prompt"
+    ) -> np.ndarray:
         """The UNet's noise prediction; ``step`` (0-based in the generation) picks, with DeepCache on,
-        the full UNet (keeping its deep feature) or the shallow path on the kept feature."""
+        the full UNet (keeping its deep feature for ``branch``) or the shallow path on the kept one."""
         sig = self._unet_sig
-        feeds = {sig.sample.name: latent, sig.hidden.name: hidden, sig.time.name: self._time_feed(t)}
+        batch = latent.shape[0]
+        feeds = {sig.sample.name: latent, sig.hidden.name: hidden, sig.time.name: self._time_feed(t, batch)}
         if sig.guidance is not None:
-            feeds[sig.guidance.name] = self._guidance
+            feeds[sig.guidance.name] = _batched(self._guidance, batch)
+        kept = self._deep_feature.get(branch)
         if self.unet_shallow is None:
             (eps,) = self.unet.run(feeds, [self._unet_output])
-        elif deepcache.reuses_step(step, self.deep_cache) and self._deep_feature is not None:
-            feeds[DEEP_FEATURE] = self._deep_feature
+        elif deepcache.reuses_step(step, self.deep_cache) and kept is not None:
+            feeds[DEEP_FEATURE] = kept
             (eps,) = self.unet_shallow.run(feeds, [self.unet_shallow.output_names[0]])
         else:
-            eps, self._deep_feature = self.unet.run(feeds, [self._unet_output, DEEP_FEATURE])
+            eps, self._deep_feature[branch] = self.unet.run(feeds, [self._unet_output, DEEP_FEATURE])
         return eps.astype(np.float32)
+
+    def guided_noise(
+        self,
+        latent: np.ndarray,
+        t: int,
+        hidden: np.ndarray,
+        negative: np.ndarray | None,
+        cfg_scale: float,
+        step: int = 0,
+    ) -> np.ndarray:
+        """Classifier-free guidance: eps(negative) + scale * (eps(prompt) - eps(negative)), as diffusers
+        and A1111 combine them. Both in one batch-2 run where the UNet allows it and the two contexts
+        have the same length; else two runs. Without ``negative``: the prompt's prediction alone."""
+        if negative is None:
+            return self.predict_noise(latent, t, hidden, step)
+        if self.unet_batches and negative.shape == hidden.shape:
+            both = self.predict_noise(
+                np.concatenate([latent, latent]), t, np.concatenate([negative, hidden]), step, "both"
+            )
+            eps_negative, eps_prompt = both[:1], both[1:]
+        else:
+            eps_negative = self.predict_noise(latent, t, negative, step, "negative")
+            eps_prompt = self.predict_noise(latent, t, hidden, step, "prompt")
+        return eps_negative + np.float32(cfg_scale) * (eps_prompt - eps_negative)
 
     def encode_image(self, image: np.ndarray, noise: NoiseFn, vae: str = "full") -> np.ndarray:
         """VAE-encode an NCHW [-1,1] image to a scaled latent sample. ``vae="tiny"`` uses the TAESD
@@ -464,9 +544,13 @@ class Pipeline:
                     f"init image must be {list(expected)} NCHW, got {list(params.init_image.shape)}"
                 )
 
+        total = len(timesteps)
         t0 = time.perf_counter()
-        hidden = self.encode_prompt(params.prompt)
+        prompt, negative = self.read_prompts(params, total)
+        hidden = self._conditioning(prompt, total)
+        unconditional = self._conditioning(negative, total) if negative is not None else None
         timings.text_ms = _ms_since(t0)
+        warnings = prompt.warnings("prompt") + (negative.warnings("negative prompt") if negative else [])
 
         if params.init_image is None:
             latent = noise(self.latent_shape)
@@ -476,12 +560,12 @@ class Pipeline:
             timings.vae_encode_ms = _ms_since(t0)
             latent = self.scheduler.add_noise(clean, noise(clean.shape), timesteps[0])
 
-        total = len(timesteps)
         for i, t in enumerate(timesteps):
             if on_step:
                 on_step(i, total)
             t0 = time.perf_counter()
-            eps = self.predict_noise(latent, t, hidden, i)
+            negative_i = unconditional[i] if unconditional is not None else None
+            eps = self.guided_noise(latent, t, hidden[i], negative_i, params.cfg_scale, i)
             denoised = self.scheduler.denoise(latent, eps, t)
             if i + 1 < total:
                 latent = self.scheduler.renoise(denoised, noise(denoised.shape), timesteps[i + 1])
@@ -492,7 +576,7 @@ class Pipeline:
                 on_latent(i + 1, total, denoised)
         if on_step:
             on_step(total, total)
-        self._deep_feature = None  # step 0 of the next image runs the full UNet anyway
+        self._deep_feature = {}  # step 0 of the next image runs the full UNet anyway
 
         t0 = time.perf_counter()
         pixels = self.decode_latent(latent, params.vae)
@@ -505,7 +589,16 @@ class Pipeline:
             timings=timings,
             model_name=self.model_name,
             deep_cache=self.deep_cache,
+            warnings=tuple(warnings),
+            token_count=prompt.token_count,
         )
+
+
+def _batched(feed: np.ndarray | None, batch: int) -> np.ndarray | None:
+    """A batch-1 feed repeated for a batch of ``batch`` (guidance runs prompt and negative together)."""
+    if feed is None or batch == 1:
+        return feed
+    return np.repeat(feed, batch, axis=0)
 
 
 def _layout_extras(layout: ModelLayout) -> dict[str, object]:

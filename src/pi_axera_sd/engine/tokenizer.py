@@ -127,6 +127,11 @@ class ClipTokenizer:
         pad = _pad_token(tokenizer_dir)
         pad_id = tok.token_to_id(pad)
         self.pad_id = self.eos_id if pad_id is None else pad_id
+        comma = tok.token_to_id(",</w>")
+        self.comma_id: int | None = comma  # where A1111's chunking may break a long prompt
+        # Pieces of a weighted prompt are tokenised bare: no specials, no truncation, no padding.
+        self._bare = Tokenizer.from_str(tok.to_str())
+        self._bare.post_processor = None
         # BOS ... EOS whatever post-processor the file names (transformers writes RobertaProcessing)
         tok.post_processor = processors.TemplateProcessing(
             single=f"{BOS} $A {EOS}", special_tokens=[(BOS, self.bos_id), (EOS, self.eos_id)]
@@ -143,6 +148,13 @@ class ClipTokenizer:
         """Ids of one text, shape ``[max_length]`` int64 (truncated keeps BOS ... EOS). Any ``str``
         is accepted: lone surrogates (which the Rust tokenizer refuses) are read as U+FFFD."""
         return np.asarray(self._tok.encode(self._prepared(text)).ids, dtype=np.int64)
+
+    def piece_ids(self, texts: list[str], max_tokens: int) -> list[list[int]]:
+        """Ids of each text without BOS/EOS, padding or truncation: the pieces of a weighted prompt.
+        Only the first ``max_tokens * 256`` characters of each are read (see ``_CHARS_PER_TOKEN``)."""
+        limit = max_tokens * _CHARS_PER_TOKEN
+        encoded = self._bare.encode_batch([valid_text(t[:limit]) for t in texts], add_special_tokens=False)
+        return [list(e.ids) for e in encoded]
 
     def encode_batch(self, texts: list[str]) -> np.ndarray:
         """Ids of several texts, shape ``[len(texts), max_length]`` int64."""

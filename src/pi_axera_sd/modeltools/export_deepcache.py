@@ -107,7 +107,13 @@ def _shallow_module(unet, holder: dict[str, Any] | None):
 
 
 def export_deep_cache(
-    unet, out: Path, unet_time_input: str, example: tuple, input_names: Sequence[str]
+    unet,
+    out: Path,
+    unet_time_input: str,
+    example: tuple,
+    input_names: Sequence[str],
+    *,
+    static_shapes: bool = False,
 ) -> tuple[Path, Path]:
     """Write ``unet_deep.onnx`` (+ ``.data``) and ``unet_shallow.onnx`` for ``unet`` into ``out``.
     ``example``/``input_names``: the inputs ``unet.onnx`` was traced with (sample, time, states)."""
@@ -117,6 +123,7 @@ def export_deep_cache(
         _cut_unet_module,
         _plain_unet_module,
         injected_time_projection,
+        unet_dynamic_axes,
     )
 
     embedding = unet_time_input == "embedding"
@@ -124,7 +131,9 @@ def export_deep_cache(
     deep_path = out / f"{UNET_DEEP}.onnx"
     with wrapper as module, _capturing_deep_feature(unet) as captured:
         deep = _deep_module(module, captured)
-        export_module(deep, example, deep_path, input_names, ["out_sample", DEEP_FEATURE], external_data=True)
+        outputs = ["out_sample", DEEP_FEATURE]
+        axes = None if static_shapes else unet_dynamic_axes(input_names, outputs)
+        export_module(deep, example, deep_path, input_names, outputs, external_data=True, dynamic_axes=axes)
         with torch.no_grad():
             module(*example)
             feature = captured["feature"].clone()
@@ -137,5 +146,8 @@ def export_deep_cache(
             [*input_names, DEEP_FEATURE],
             ["out_sample"],
             external_data=True,
+            dynamic_axes=None
+            if static_shapes
+            else unet_dynamic_axes([*input_names, DEEP_FEATURE], ["out_sample"]),
         )
     return deep_path, shallow_path

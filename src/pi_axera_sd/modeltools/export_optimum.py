@@ -89,7 +89,8 @@ def export_optimum_layout(pipe, out_dir: str | Path, *, fmt: str = "onnx", name:
         states,
     )
     names = ["sample", "timestep", "encoder_hidden_states"]
-    axes = {"sample": spatial, "encoder_hidden_states": batch}
+    # optimum's own UNet config frees the context length too (77*k tokens: long prompts)
+    axes = {"sample": spatial, "encoder_hidden_states": {0: "batch", 1: "sequence"}, "timestep": {0: "batch"}}
     cond_dim = unet.config.time_cond_proj_dim
     if cond_dim:
         args += (torch.randn(1, int(cond_dim)),)

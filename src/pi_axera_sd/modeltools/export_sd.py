@@ -35,6 +35,15 @@ log = logging.getLogger(__name__)
 AXERA_IMG2IMG_TIMESTEPS = (499, 259)
 
 
+def unet_dynamic_axes(input_names: Sequence[str], output_names: Sequence[str]) -> dict[str, dict[int, str]]:
+    """The UNet's free axes: batch on every tensor (prompt and negative prompt in one run) and the
+    context length of encoder_hidden_states (77*k tokens: long prompts). Pulsar2 compiles one fixed
+    shape; ``static_shapes`` exports skip these (see docs/models.md)."""
+    axes = {name: {0: "batch"} for name in (*input_names, *output_names)}
+    axes["encoder_hidden_states"] = {0: "batch", 1: "sequence"}
+    return axes
+
+
 def load_diffusers_pipeline(source: str | Path, lora: str | None = None, lora_scale: float = 1.0):
     """A float32 StableDiffusionPipeline from a local folder or a hub id, LoRA fused if given."""
     import torch
@@ -239,6 +248,7 @@ def export_pipeline(
     tiny_vae=None,
     tiny_vae_source: str | None = None,
     deep_cache: bool = False,
+    static_shapes: bool = False,
 ) -> dict[str, Any]:
     """Write the AXERA layout for an already loaded diffusers pipeline; returns the manifest.
 
@@ -248,6 +258,8 @@ def export_pipeline(
     written as ``vae_decoder_tiny.onnx`` and ``vae_encoder_tiny.onnx``.
     ``deep_cache``: also write the DeepCache pair ``unet_deep.onnx`` + ``unet_shallow.onnx``
     (:mod:`pi_axera_sd.modeltools.export_deepcache`).
+    ``static_shapes``: the UNet fixed at batch 1 and 77 context tokens, as Pulsar2 compiles it for the
+    NPU (long prompts then use their first chunk); by default batch and context length are free.
     """
     import torch
 
@@ -293,13 +305,16 @@ def export_pipeline(
         wrapper = nullcontext(_plain_unet_module(unet))
         args = (sample, torch.tensor([999], dtype=torch.long), states)
         names = ["sample", "timestep", "encoder_hidden_states"]
+    axes = None if static_shapes else unet_dynamic_axes(names, ["out_sample"])
     with stages.step("unet"), wrapper as module:
-        export_module(module, args, out / "unet.onnx", names, ["out_sample"], external_data=True)
+        export_module(
+            module, args, out / "unet.onnx", names, ["out_sample"], external_data=True, dynamic_axes=axes
+        )
     if deep_cache:
         from pi_axera_sd.modeltools.export_deepcache import export_deep_cache
 
         with stages.step("deep cache"):
-            export_deep_cache(unet, out, unet_time_input, args, names)
+            export_deep_cache(unet, out, unet_time_input, args, names, static_shapes=static_shapes)
     np.save(out / "time_input_txt2img.npy", rows)
     img2img = np.zeros_like(rows)
     for i, t in enumerate(AXERA_IMG2IMG_TIMESTEPS):
@@ -359,6 +374,7 @@ def export_pipeline(
         "latent_size": latent,
         "image_size": size,
         "text_max_length": max_len,
+        "unet_context": "77" if static_shapes else "77*k",
         "exporter": f"pi-axera-sd {__version__}",
         "files": files,
     }
@@ -377,6 +393,7 @@ def export_model(
     unet_time_input: str = "embedding",
     tiny_vae: str | Path | None = None,
     deep_cache: bool = False,
+    static_shapes: bool = False,
 ) -> dict[str, Any]:
     """Load ``source`` (folder or hub id; ``HF_ENDPOINT`` is honoured by huggingface_hub) and export it.
 
@@ -396,4 +413,5 @@ def export_model(
         tiny_vae=taesd,
         tiny_vae_source=str(tiny_vae) if tiny_vae else None,
         deep_cache=deep_cache,
+        static_shapes=static_shapes,
     )

@@ -104,6 +104,12 @@ def build_sd_pipeline(size: str = "tiny", seed: int = 0, latent_size: int | None
     else:
         raise ValueError("size must be 'tiny' or 'full'")
     text_encoder = CLIPTextModel(text_cfg)
+    with torch.no_grad():
+        # A fresh LayerNorm (weight 1, bias 0) makes every token's output zero-mean, which trained CLIP's
+        # is not; A1111's emphasis rescales each chunk by its mean, so give the output one.
+        norm = text_encoder.get_submodule("final_layer_norm")
+        norm.weight.normal_(1.0, 0.2)
+        norm.bias.normal_(0.1, 0.1)
     tokenizer = CLIPTokenizer.from_pretrained(str(packaged_tokenizer_dir()))
     scheduler = LCMScheduler(
         beta_start=0.00085,
