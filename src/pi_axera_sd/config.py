@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pi_axera_sd.defaults import (
     DEFAULT_RANDN_SOURCE,
     DEFAULT_VAE,
+    MAX_CFG_SCALE,
+    MAX_PROMPT_CHUNKS,
     RANDN_SOURCE_RULE,
     AxProvider,
     Device,
@@ -98,6 +100,11 @@ class Settings(BaseSettings):
     auto_download: bool = True  # serve: fetch the platform's default model into an empty models_dir
     default_model: str | None = None  # what that fetches (preset or repo id); default: axera or openvino
     randn_source: str = DEFAULT_RANDN_SOURCE  # CPU (torch's generator) | PCG64; A1111's option name
+    # A1111's prompt language (weights, BREAK, long prompts, editing, LoRA tags); off: literal text
+    prompt_syntax: bool = True
+    max_prompt_chunks: int = Field(MAX_PROMPT_CHUNKS, ge=1)  # 75-token chunks a long prompt may fill
+    cfg: bool = False  # classifier-free guidance when a request's cfg_scale > 1 (two UNet runs a step)
+    max_cfg_scale: float = Field(MAX_CFG_SCALE, gt=1)  # requests above it are lowered to it
 
     # ---- HTTP service ------------------------------------------------------------------------
     host: str = Field("127.0.0.1", validation_alias=_env("HOST", field="host"))

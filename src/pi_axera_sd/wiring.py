@@ -75,5 +75,17 @@ def model_layout(settings: Settings) -> ModelLayout:
     )
 
 
+def pipeline_options(settings: Settings) -> dict[str, object]:
+    """The engine's own settings, as :meth:`Pipeline.load` keywords (serve and the CLI alike)."""
+    options: dict[str, object] = {
+        "text_cache_size": settings.text_cache_size,
+        "max_prompt_chunks": settings.max_prompt_chunks,
+        "deep_cache": settings.deep_cache,
+    }
+    if settings.guidance_scale is not None:
+        options["guidance_scale"] = settings.guidance_scale
+    return options
+
+
 def image_limits(settings: Settings) -> ImageLimits:
     return ImageLimits(max_encoded_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)

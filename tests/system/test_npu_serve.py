@@ -120,3 +120,37 @@ def test_serve_with_a_model_missing_one_file_names_it_without_other_advice(tiny_
         f"VAE decoder {folder / 'vae_decoder.onnx'}" in done.stderr and "layout tried: AXERA" in done.stderr
     )
     assert "models random" not in done.stderr and "models pull" not in done.stderr
+
+
+# 30 four-token phrases joined by commas, and one word: 120 CLIP tokens
+ANIMALS = ["fox", "owl", "deer", "hare", "lynx", "wolf"] * 5
+LONG_PROMPT = ", ".join(f"a detailed {animal}" for animal in ANIMALS) + " sky"
+
+
+def test_a_long_prompt_on_the_npu_uses_the_first_chunk_and_every_answer_says_so(npu_models, tmp_path):
+    """The .axmodel is compiled at 77 context tokens: a 120-token prompt cannot be followed whole.
+    Never silently: the A1111 info and infotext, /generate, OpenAI's answer and the log all say it."""
+    from pi_axera_sd.engine.infotext import parse_infotext
+
+    server = ServeProcess(npu_env(npu_models, tmp_path), SERVE).wait_ready()
+    try:
+        counted = httpx.post(f"{server.url}/prompt/tokens", json={"prompt": LONG_PROMPT}).json()
+        assert counted["token_count"] == 120 and counted["model_chunks"] == 1
+        a1111 = httpx.post(
+            f"{server.url}/sdapi/v1/txt2img", json={"prompt": LONG_PROMPT, "seed": 1}, timeout=60
+        ).json()
+        info = json.loads(a1111["info"])
+        (warning,) = [w for w in info["warnings"] if "tokens were dropped" in w]
+        print(f"fixed-77 NPU model, A1111 info: {warning}")
+        assert "120 tokens in 2 chunks" in warning
+        assert f"{counted['dropped_tokens']} tokens were dropped" in warning
+        assert warning in parse_infotext(info["infotexts"][0])["Warnings"]
+        generate = httpx.post(f"{server.url}/generate", json={"prompt": LONG_PROMPT}, timeout=60).json()
+        assert warning in generate["warnings"]
+        openai = httpx.post(
+            f"{server.url}/v1/images/generations", json={"prompt": LONG_PROMPT}, timeout=60
+        ).json()
+        assert warning in openai["warnings"]
+    finally:
+        server.stop()
+    assert "tokens were dropped" in server.log.text()

@@ -303,3 +303,100 @@ def test_openapi_documents_the_openai_routes(http):
     assert {"/v1/models", "/v1/images/generations", "/v1/images/edits"} <= set(paths)
     edit_body = paths["/v1/images/edits"]["post"]["requestBody"]["content"]
     assert set(edit_body) == {"multipart/form-data", "application/json"}
+
+
+# ---- the prompt language: every dialect reads prompts by the same rules ------------------------
+
+
+def test_lora_tags_are_removed_and_every_dialect_says_so(http, client):
+    tagged, plain = "a red fox <lora:foxes:0.8> in the snow", "a red fox in the snow"
+    a1111 = http.post("/sdapi/v1/txt2img", json={"prompt": tagged, "seed": 3}).json()
+    reference = http.post("/sdapi/v1/txt2img", json={"prompt": plain, "seed": 3}).json()
+    assert np.array_equal(pixels(a1111["images"][0]), pixels(reference["images"][0]))
+    info = json.loads(a1111["info"])
+    (warning,) = info["warnings"]
+    assert "<lora:foxes:0.8> not applied" in warning
+    assert parse_infotext(info["infotexts"][0])["Warnings"] == warning
+    assert json.loads(reference["info"])["warnings"] == []
+    assert "Warnings" not in parse_infotext(json.loads(reference["info"])["infotexts"][0])
+
+    generate = http.post("/generate", json={"prompt": tagged, "seed": 3}).json()
+    assert generate["warnings"] == [warning]
+    assert np.array_equal(pixels(generate["base64"]), pixels(reference["images"][0]))
+    assert "warnings" not in http.post("/generate", json={"prompt": plain, "seed": 3}).json()
+    axera = http.post("/generate", json={"prompt": tagged, "seed": 3, "return_base64": True}).json()
+    assert axera["warnings"] == [warning]
+    openai_answer = http.post("/v1/images/generations", json={"prompt": tagged, "seed": 3}).json()
+    assert openai_answer["warnings"] == [warning]
+    # the official client reads the answer without minding the extra field
+    official = client.images.generate(prompt=tagged, extra_body={"seed": 3}).data[0].b64_json
+    assert np.array_equal(pixels(official), pixels(reference["images"][0]))
+
+
+def test_guidance_is_off_by_default_and_the_answer_says_what_was_ignored(http):
+    body = {"prompt": "a red fox", "negative_prompt": "blurry", "cfg_scale": 7, "seed": 4}
+    answer = http.post("/sdapi/v1/txt2img", json=body).json()
+    info = json.loads(answer["info"])
+    assert info["cfg_scale"] == 1.0
+    (warning,) = info["warnings"]
+    assert "cfg_scale 7 and the negative prompt ignored" in warning
+    infotext = parse_infotext(info["infotexts"][0])
+    assert infotext["CFG scale"] == 1 and infotext["Negative prompt"] == ""
+    plain = http.post("/sdapi/v1/txt2img", json={"prompt": "a red fox", "seed": 4}).json()
+    assert np.array_equal(pixels(plain["images"][0]), pixels(answer["images"][0]))
+    generate = http.post("/generate", json={"prompt": "a red fox", "negative_prompt": "blurry"}).json()
+    assert "negative prompt ignored" in generate["warnings"][0]
+
+
+def test_guidance_turned_on_per_request_and_for_the_service(http):
+    body = {"prompt": "a red fox", "negative_prompt": "blurry", "cfg_scale": 1.5, "seed": 4}
+    off = http.post("/sdapi/v1/txt2img", json=body).json()
+    on = http.post("/sdapi/v1/txt2img", json={**body, "override_settings": {"cfg": True}}).json()
+    info = json.loads(on["info"])
+    assert info["cfg_scale"] == 1.5 and info["warnings"] == []
+    infotext = parse_infotext(info["infotexts"][0])
+    assert infotext["CFG scale"] == 1.5 and infotext["Negative prompt"] == "blurry"
+    assert not np.array_equal(pixels(on["images"][0]), pixels(off["images"][0]))
+    clamped = http.post(
+        "/sdapi/v1/txt2img", json={**body, "cfg_scale": 7, "override_settings": {"cfg": "true"}}
+    ).json()
+    clamped_info = json.loads(clamped["info"])
+    assert clamped_info["cfg_scale"] == 2.0
+    assert "cfg_scale 7 lowered to 2" in clamped_info["warnings"][0]
+    bad = http.post("/sdapi/v1/txt2img", json={**body, "override_settings": {"cfg": "maybe"}})
+    assert bad.status_code == 400 and "override_settings.cfg" in bad.json()["detail"]
+
+    assert http.get("/sdapi/v1/options").json()["cfg"] is False
+    try:
+        assert http.post("/sdapi/v1/options", json={"cfg": True}).status_code == 200
+        service_wide = http.post("/sdapi/v1/txt2img", json=body).json()
+        assert np.array_equal(pixels(service_wide["images"][0]), pixels(on["images"][0]))
+        generate = http.post("/generate", json={**body, "mode": "txt2img"}).json()
+        assert "warnings" not in generate
+    finally:
+        http.post("/sdapi/v1/options", json={"cfg": False})
+    assert http.post("/sdapi/v1/options", json={"cfg": "maybe"}).status_code == 400
+
+
+def test_prompt_syntax_can_be_turned_off_per_request(http):
+    body = {"prompt": "a (red:1.5) fox <lora:x:1>", "seed": 6}
+    parsed = http.post("/sdapi/v1/txt2img", json=body).json()
+    literal = http.post(
+        "/sdapi/v1/txt2img", json={**body, "override_settings": {"prompt_syntax": False}}
+    ).json()
+    assert json.loads(literal["info"])["warnings"] == []
+    assert parse_infotext(json.loads(literal["info"])["infotexts"][0])["Prompt syntax"] == "off"
+    assert not np.array_equal(pixels(literal["images"][0]), pixels(parsed["images"][0]))
+
+
+def test_prompt_tokens_counts_chunks_with_the_models_tokenizer(http):
+    counted = http.post("/prompt/tokens", json={"prompt": "a red fox, " + "cat " * 100}).json()
+    assert [c["tokens"] for c in counted["chunks"]] == [75, 29]
+    assert counted["token_count"] == 104 and counted["dropped_tokens"] == 0
+    assert counted["model_chunks"] == 8 and counted["warnings"] == []
+    tagged = http.post("/prompt/tokens", json={"prompt": "a (fox:1.2) <lora:x:1>"}).json()
+    assert tagged["chunks"] == [{"tokens": 2, "of": 75}] and tagged["extra_networks"] == ["<lora:x:1>"]
+    literal = http.post("/prompt/tokens", json={"prompt": "a (fox:1.2)", "prompt_syntax": False}).json()
+    assert literal["token_count"] > 2
+    assert http.post("/prompt/tokens", json={}).status_code == 400
+    assert http.post("/prompt/tokens", json={"prompt": 5}).status_code == 400

@@ -120,7 +120,8 @@ def test_generate_is_reproducible_and_ignores_what_it_cannot_honour(http):
 def test_generate_answers_exactly_its_documented_shape(http):
     documented = http.get("/openapi.json").json()["components"]["schemas"]["GenerateResponse"]
     answer = http.post("/generate", json={"prompt": "a fox", "seed": 3}).json()
-    assert set(answer) == set(documented["properties"])
+    # every property but the warnings, which come only when the model did not follow the request
+    assert set(answer) == set(documented["properties"]) - {"warnings"}
     assert set(documented["required"]) <= set(answer)
     assert GenerateResponse.model_validate(answer).seed == 3
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pi_axera_sd.cli.common import add_engine_flags, settings_from_args
 from pi_axera_sd.defaults import A1111_STRENGTH, VAE_CHOICES
-from pi_axera_sd.wiring import image_limits, model_layout, runtime_options
+from pi_axera_sd.wiring import image_limits, model_layout, pipeline_options, runtime_options
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -16,9 +16,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, resolve_seed
 
     settings = settings_from_args(args)
-    pipeline = Pipeline.load(
-        model_layout(settings), runtime_options(settings), deep_cache=settings.deep_cache
-    )
+    pipeline = Pipeline.load(model_layout(settings), runtime_options(settings), **pipeline_options(settings))
     init = None
     if args.init_image:
         image = decode_image_bytes(Path(args.init_image).read_bytes(), image_limits(settings))

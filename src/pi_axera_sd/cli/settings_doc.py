@@ -90,6 +90,18 @@ MEANINGS: dict[str, str] = {
     "randn_source": "The noise generator (A1111's `randn_source`): `CPU` draws as torch's CPU "
     "generator does, so a seed gives the image diffusers or A1111 (`RNG: CPU`) give; `PCG64` is "
     "numpy's. Requests may override it (`override_settings`).",
+    "prompt_syntax": "Read prompts in A1111's prompt language: `(word:1.2)` weights, `BREAK`, "
+    "`[from:to:when]` editing, `[a|b]` alternation, `<lora:...>` tags removed. Off: prompts are literal "
+    "text, as in the original service. Requests may override it (`override_settings.prompt_syntax`).",
+    "max_prompt_chunks": "75-token chunks a long prompt may fill on a model whose UNet takes 77*k "
+    "context tokens (our exports); tokens past them are dropped and the answer says so. A model fixed "
+    "at 77 tokens (an `.axmodel`) takes one.",
+    "cfg": "Classifier-free guidance when a request's `cfg_scale` is above 1: the negative prompt is "
+    "used and each step runs the UNet twice (one batch-2 run where the model allows it). Off (LCM's "
+    "CFG 1): both are ignored and the answer says so. Requests may turn it on "
+    "(`override_settings.cfg`).",
+    "max_cfg_scale": "With guidance on, a larger `cfg_scale` is lowered to this (LCM degrades above about "
+    "2); the answer says so.",
     # HTTP service
     "host": "The listen host: the address the HTTP service binds (`0.0.0.0` for every interface).",
     "port": "The port it listens on.",

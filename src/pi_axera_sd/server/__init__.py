@@ -14,6 +14,7 @@ Map (a request flows down it: middleware, a route, the core; dialects shape what
     interrogate          /sdapi/v1/interrogate (flat and structured)
     openai               /v1/models, /v1/images/generations, edits, files
     ops                  /health, /ready, /metrics
+    prompt               /prompt/tokens: the page's token counters, read as generation reads prompts
     web                  the browser page at / and its assets under /ui/
   middleware/
     access               request id, X-Process-Time, metrics, the access log line

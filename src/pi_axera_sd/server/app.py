@@ -34,7 +34,17 @@ from pi_axera_sd.server.dialects.problems import error_response
 from pi_axera_sd.server.middleware.access import AccessMiddleware
 from pi_axera_sd.server.middleware.auth import AuthMiddleware, Credentials
 from pi_axera_sd.server.middleware.body_limit import BodyLimitMiddleware
-from pi_axera_sd.server.routes import a1111, a1111_meta, generate, interrogate, openai, ops, progress, web
+from pi_axera_sd.server.routes import (
+    a1111,
+    a1111_meta,
+    generate,
+    interrogate,
+    openai,
+    ops,
+    progress,
+    prompt,
+    web,
+)
 
 DESCRIPTION = """Stable Diffusion 1.5 + LCM-LoRA on one inference lane (Axera AX650N NPU, CPU or GPU).
 
@@ -112,13 +122,18 @@ def create_app(
     )
     app.state.service = service
     app.state.image_links = ImageLinks(settings.image_link_ttl_s)  # OpenAI "url" answers
-    app.state.options = OptionsStore(save_images=settings.save_images, randn_source=settings.randn_source)
+    app.state.options = OptionsStore(
+        save_images=settings.save_images,
+        randn_source=settings.randn_source,
+        cfg=settings.cfg,
+        prompt_syntax=settings.prompt_syntax,
+    )
     app.state.preview = LivePreview(lambda: app.state.options.read(None))
     for exc_class in (ApiError, PiAxeraError, LaneUnavailable, ClientGone, ClientDisconnect):
         app.add_exception_handler(exc_class, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (generate, a1111, a1111_meta, progress, interrogate, openai, ops, web):
+    for module in (generate, a1111, a1111_meta, progress, interrogate, openai, ops, prompt, web):
         app.include_router(module.router)
     apidoc.install(app)
     return app

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from starlette.requests import Request
@@ -23,6 +23,7 @@ from pi_axera_sd.defaults import (
     STRENGTH_BY_DIALECT,
     Dialect,
 )
+from pi_axera_sd.engine.cfg_policy import decide_cfg
 from pi_axera_sd.engine.imageio import decode_base64_image
 from pi_axera_sd.engine.pipeline import MAX_SEED, GenerationParams, Pipeline, StageTimings, resolve_seed
 from pi_axera_sd.errors import Cancelled, InvalidInput, PayloadTooLarge
@@ -45,6 +46,10 @@ class BatchSpec:
     strength: float | None = None  # img2img's, decided by generate_images; None for txt2img
     vae: str = DEFAULT_VAE
     randn_source: str = DEFAULT_RANDN_SOURCE
+    negative_prompt: str = ""  # used only with guidance (cfg_scale > 1)
+    cfg_scale: float = 1.0
+    prompt_syntax: bool = True
+    warnings: tuple[str, ...] = ()  # the request's own (guidance); each image adds the prompt's
 
 
 @dataclass
@@ -55,6 +60,8 @@ class BatchOutcome:
     steps: int
     queue_ms: float
     lane_ms: float
+
+    warnings: list[str]  # what the model did not follow, once each: for the answer and the log
 
     @property
     def text_ms(self) -> float:
@@ -102,8 +109,9 @@ FinishedImages = list[tuple[StageTimings, Future]]
 
 
 def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: LivePreview | None):
-    def run(ctx: JobContext) -> tuple[FinishedImages, bool, int]:
+    def run(ctx: JobContext) -> tuple[FinishedImages, bool, int, list[str]]:
         made: FinishedImages = []
+        warnings = list(spec.warnings)
         steps = 0  # what the scheduler chose, as the results (or the step callback) report it
         on_latent = preview.hook(pipeline, ctx.job.id) if preview is not None else None
         # Passed only when on, so pipeline stand-ins without the keyword work with previews off.
@@ -114,7 +122,14 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: Li
         for index, seed in enumerate(spec.seeds):
             ctx.begin_image(index, len(spec.seeds))
             params = GenerationParams(
-                spec.prompt, seed, vae=spec.vae, randn_source=spec.randn_source, **img2img
+                spec.prompt,
+                seed,
+                vae=spec.vae,
+                randn_source=spec.randn_source,
+                negative_prompt=spec.negative_prompt,
+                cfg_scale=spec.cfg_scale,
+                prompt_syntax=spec.prompt_syntax,
+                **img2img,
             )
             try:
                 result = pipeline.generate(params, on_step=ctx.on_step, **extra)
@@ -123,11 +138,14 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: Li
                     break
                 continue  # skipped: on to the next image of the batch
             steps = len(result.timesteps)
+            warnings += [w for w in getattr(result, "warnings", ()) if w not in warnings]
+            if spec.warnings:  # the image's infotext carries every warning of its request
+                result = replace(result, warnings=tuple(warnings))
             service.metrics.observe_generation(spec.mode, result.timings)
             encoded = service.host_work_pool.submit(encode_result, result, spec.encode, index)
             made.append((result.timings, encoded))
         # No image finished: the pipeline's step callback still said how many steps it planned.
-        return made, ctx.interrupted, steps or ctx.steps
+        return made, ctx.interrupted, steps or ctx.steps, warnings
 
     return run
 
@@ -135,7 +153,7 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: Li
 async def run_batch(service: Service, spec: BatchSpec, request: Request) -> BatchOutcome:
     pipeline = require_pipeline(service)
     preview = getattr(request.app.state, "preview", None)
-    (made, interrupted, steps), job = await run_on_lane(
+    (made, interrupted, steps, warnings), job = await run_on_lane(
         service, "generate", _lane_job(service, pipeline, spec, preview), request, label=spec.mode
     )
     try:
@@ -153,6 +171,7 @@ async def run_batch(service: Service, spec: BatchSpec, request: Request) -> Batc
         steps=steps,
         queue_ms=job.wait_s * 1000.0,
         lane_ms=lane_ms,
+        warnings=warnings,
     )
 
 
@@ -175,6 +194,11 @@ class GenerationRequest:
     want_base64: bool = True
     always_save: bool = False  # a copy in OUTPUT_DIR even with save_images off (its path is the answer)
     image_param: str | None = None  # the field an undecodable init image is blamed on (OpenAI's param)
+    negative_prompt: str = ""
+    cfg_scale: float | None = None  # what the client sent (None: its dialect's default, below)
+    default_cfg_scale: float = 1.0  # the dialect's cfg_scale when none is sent (A1111's: 7)
+    cfg: bool | None = None  # the request's override of the cfg setting (A1111 override_settings)
+    prompt_syntax: bool | None = None  # the request's override of the prompt_syntax setting
 
 
 @dataclass
@@ -186,10 +210,15 @@ class Generated:
     base_seed: int
     count: int  # images asked for, after the cap
     strength: float | None  # img2img only
+    cfg_scale: float  # what the sampler used (1: no guidance)
 
     @property
     def images(self) -> list[EncodedImage]:
         return self.outcome.images
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.outcome.warnings
 
 
 async def generate_images(request: Request, gen: GenerationRequest) -> Generated:
@@ -213,6 +242,14 @@ async def generate_images(request: Request, gen: GenerationRequest) -> Generated
         strength = gen.strength if gen.strength is not None else STRENGTH_BY_DIALECT[gen.dialect]
     count = min(gen.count, settings.max_images_per_request)
     base = resolve_seed(gen.seed)
+    options = request.app.state.options
+    cfg = decide_cfg(
+        gen.cfg_scale,
+        gen.negative_prompt,
+        enabled=gen.cfg if gen.cfg is not None else options.cfg,
+        max_scale=settings.max_cfg_scale,
+        default=gen.default_cfg_scale,
+    )
     spec = BatchSpec(
         mode="img2img" if init is not None else "txt2img",
         prompt=gen.prompt,
@@ -221,6 +258,10 @@ async def generate_images(request: Request, gen: GenerationRequest) -> Generated
         strength=strength,
         vae=choose_vae(pipeline, gen.vae or settings.vae),
         randn_source=gen.randn_source or service_randn_source(request),
+        negative_prompt=cfg.negative_prompt,
+        cfg_scale=cfg.scale,
+        prompt_syntax=gen.prompt_syntax if gen.prompt_syntax is not None else options.prompt_syntax,
+        warnings=cfg.warnings,
         encode=EncodeOptions(
             compress_level=settings.png_compress_level,
             want_base64=gen.want_base64,
@@ -236,6 +277,8 @@ async def generate_images(request: Request, gen: GenerationRequest) -> Generated
             "seeds": [image.seed for image in outcome.images],
             "steps": outcome.steps,
             "requested": count,
+            "cfg_scale": cfg.scale,
+            "warnings": outcome.warnings,
         },
         timings={
             "decode_ms": round(decode_ms, 2),
@@ -246,4 +289,6 @@ async def generate_images(request: Request, gen: GenerationRequest) -> Generated
             "request_ms": round((time.perf_counter() - start) * 1000.0, 2),
         },
     )
-    return Generated(outcome=outcome, mode=spec.mode, base_seed=base, count=count, strength=strength)
+    return Generated(
+        outcome=outcome, mode=spec.mode, base_seed=base, count=count, strength=strength, cfg_scale=cfg.scale
+    )

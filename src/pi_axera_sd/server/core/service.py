@@ -26,7 +26,7 @@ from pi_axera_sd.server.core.lane import Lane
 from pi_axera_sd.server.core.metrics import Metrics
 from pi_axera_sd.server.core.modelinfo import ModelInfo, describe
 from pi_axera_sd.server.core.output_folder import OutputFolder
-from pi_axera_sd.wiring import model_layout, runtime_options
+from pi_axera_sd.wiring import model_layout, pipeline_options, runtime_options
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -206,10 +206,7 @@ class Service:
             log.info("no tokenizer in the model folder; using the packaged CLIP tokenizer")
         options = runtime_options(self.settings)
 
-        scale = self.settings.guidance_scale
-        extra = {} if scale is None else {"guidance_scale": scale}
-        if self.settings.deep_cache:
-            extra["deep_cache"] = self.settings.deep_cache
+        extra = pipeline_options(self.settings)
 
         def attempt() -> Pipeline:
             self.accelerator.load_attempts += 1

@@ -17,6 +17,7 @@ from pi_axera_sd.engine.noise import randn_source
 from pi_axera_sd.server.core.lane import LaneStatus
 from pi_axera_sd.server.core.live_preview import OPTION_DEFAULTS as PREVIEW_OPTIONS
 from pi_axera_sd.server.core.modelinfo import ModelInfo
+from pi_axera_sd.server.dialects.schemas import option_flag
 
 SAMPLER = "LCM"
 
@@ -125,6 +126,8 @@ def generation_info(
     images_requested: int,
     denoising_strength: float | None,
     interrupted: bool,
+    cfg_scale: float = 1.0,
+    warnings: list[str] | None = None,
     styles: Any = None,
 ) -> dict[str, Any]:
     """``info`` (clients ``json.loads`` it). ``all_seeds`` and ``infotexts`` line up with ``images``."""
@@ -142,7 +145,7 @@ def generation_info(
         "width": model.width,
         "height": model.height,
         "sampler_name": SAMPLER,
-        "cfg_scale": 1.0,
+        "cfg_scale": cfg_scale,
         "steps": steps,
         "batch_size": images_requested,
         "restore_faces": False,
@@ -163,7 +166,12 @@ def generation_info(
         "is_using_inpainting_conditioning": False,
         "version": VERSION,
         "interrupted": interrupted,
+        # ours: what the model did not follow (a cut prompt, LoRA tags, guidance off), never silent
+        "warnings": list(warnings or []),
     }
+
+
+FLAG_OPTIONS = ("cfg", "prompt_syntax")  # change images, so a value that is not a flag is refused
 
 
 MAX_OPTION_CHARS = 1024  # a stored option is read back by every client: no megabyte values
@@ -174,9 +182,19 @@ class OptionsStore:
     or with ``sd_model_checkpoint`` changed; there is one model, so the checkpoint keys always
     describe it. Other known keys are remembered so a client reads back what it wrote."""
 
-    def __init__(self, save_images: bool, randn_source: str = DEFAULT_RANDN_SOURCE) -> None:
+    def __init__(
+        self,
+        save_images: bool,
+        randn_source: str = DEFAULT_RANDN_SOURCE,
+        *,
+        cfg: bool = False,
+        prompt_syntax: bool = True,
+    ) -> None:
         self._values: dict[str, Any] = {
             "randn_source": randn_source,  # the service's default generator; requests may override
+            # ours, from the settings of the same names; override_settings may set them per request
+            "cfg": cfg,
+            "prompt_syntax": prompt_syntax,
             "samples_save": save_images,
             "samples_format": "png",
             "save_images_add_number": True,
@@ -198,6 +216,14 @@ class OptionsStore:
     def randn_source(self) -> str:
         return str(self._values["randn_source"])
 
+    @property
+    def cfg(self) -> bool:
+        return bool(self._values["cfg"])
+
+    @property
+    def prompt_syntax(self) -> bool:
+        return bool(self._values["prompt_syntax"])
+
     def read(self, model: ModelInfo | None) -> dict[str, Any]:
         values = dict(self._values)
         values["sd_model_checkpoint"] = model.title if model else ""
@@ -210,6 +236,9 @@ class OptionsStore:
         refused (InvalidInput) before anything is applied: it would change images."""
         if "randn_source" in posted:
             posted = {**posted, "randn_source": randn_source(posted["randn_source"])}
+        for key in FLAG_OPTIONS:
+            if key in posted:
+                posted = {**posted, key: option_flag(key, posted[key])}
         ignored = []
         for key, value in posted.items():
             plain = value is None or isinstance(value, int | float | bool)

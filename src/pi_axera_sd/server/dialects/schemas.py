@@ -167,6 +167,14 @@ def _image(value: Any) -> str | None:
     return value
 
 
+def option_flag(key: str, value: Any) -> bool:
+    """An on/off option (``/sdapi/v1/options`` or ``override_settings``): true/false, 1/0, "true"..."""
+    try:
+        return _flag(value)
+    except PydanticCustomError:
+        raise InvalidInput(f"{key} must be true or false, not {_shown(value)}") from None
+
+
 Seed = Annotated[int | None, BeforeValidator(_seed)]
 Strength = Annotated[float | None, BeforeValidator(_strength)]
 ResizeMode = Annotated[int, BeforeValidator(_resize_mode)]
@@ -217,9 +225,13 @@ def describe_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+CfgScale = Annotated[float | None, BeforeValidator(_optional_number)]
+
+
 class GenerateRequest(Lenient):
-    """The original service's ``POST /generate``. Other keys (steps, sampler, cfg_scale, n_iter, batch_size,
-    width, height, negative_prompt...) are accepted and ignored."""
+    """The original service's ``POST /generate``. Other keys (steps, sampler, n_iter, batch_size, width,
+    height...) are accepted and ignored. ``negative_prompt`` and ``cfg_scale`` are extensions: used
+    when guidance is on, and the answer's ``warnings`` say when they were not."""
 
     mode: Mode = Field(None, description="txt2img or img2img; default: img2img when init_image is given")
     prompt: Annotated[str, BeforeValidator(_required_text)] = Field(
@@ -236,17 +248,20 @@ class GenerateRequest(Lenient):
     )
     resize_mode: ResizeMode = Field(0, description="A1111 resize mode: 0 stretch, 1 crop, 2 fill")
     vae: Vae = Field(None, description="VAE decoder: full, or tiny (TAESD, ~3x faster image) if installed")
+    negative_prompt: Text = Field("", description="what to steer away from; needs guidance (cfg setting)")
+    cfg_scale: CfgScale = Field(None, description="guidance scale above 1 (with the cfg setting on)")
 
     def resolved_mode(self) -> str:
         return self.mode or ("img2img" if self.init_image is not None else "txt2img")
 
 
 class Txt2ImgRequest(Lenient):
-    """A1111's txt2img body. Used: prompt, negative_prompt (recorded only: CFG is 1), seed,
-    batch_size, n_iter, send_images. Everything else is accepted and ignored."""
+    """A1111's txt2img body. Used: prompt, negative_prompt and cfg_scale (with guidance on), seed,
+    batch_size, n_iter, send_images, override_settings. Everything else is accepted and ignored."""
 
     prompt: Text = ""
     negative_prompt: Text = ""
+    cfg_scale: CfgScale = None  # None: A1111's default (7); used only with guidance on, capped
     seed: Seed = -1
     batch_size: Count = 1
     n_iter: Count = 1
@@ -264,6 +279,11 @@ class Txt2ImgRequest(Lenient):
         except PydanticCustomError:
             return None  # an A1111 VAE name we do not have: ignored like other unsupported settings
 
+    def override_flag(self, key: str) -> bool | None:
+        """An on/off ``override_settings`` key (``cfg``, ``prompt_syntax``); a bad value is a 400."""
+        value = (self.override_settings or {}).get(key)
+        return None if value is None else option_flag(f"override_settings.{key}", value)
+
     def requested_randn_source(self) -> str | None:
         """``override_settings.randn_source``: it changes the image, so a bad one is a 400."""
         name = (self.override_settings or {}).get("randn_source")
@@ -277,6 +297,13 @@ class Img2ImgRequest(Txt2ImgRequest):
     resize_mode: ResizeMode = 0
     denoising_strength: Strength = STRENGTH_BY_DIALECT["a1111"]
     include_init_images: Flag = False
+
+
+class PromptTokensRequest(Lenient):
+    prompt: Annotated[str, BeforeValidator(_required_text)] = Field(..., description="the prompt to count")
+    prompt_syntax: Annotated[bool | None, BeforeValidator(lambda v: None if v is None else _flag(v))] = Field(
+        None, description="read A1111's prompt language (default: the prompt_syntax setting)"
+    )
 
 
 class PngInfoRequest(Lenient):

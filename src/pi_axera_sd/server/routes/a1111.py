@@ -64,6 +64,11 @@ async def _answer(
         GenerationRequest(
             dialect="a1111",
             prompt=req.prompt,
+            negative_prompt=req.negative_prompt,
+            cfg_scale=req.cfg_scale,
+            default_cfg_scale=a1111.TXT2IMG_DEFAULTS["cfg_scale"],
+            cfg=req.override_flag("cfg"),
+            prompt_syntax=req.override_flag("prompt_syntax"),
             seed=req.seed,
             count=req.batch_size * req.n_iter,
             vae=req.requested_vae(),
@@ -84,6 +89,8 @@ async def _answer(
         steps=done.outcome.steps,
         images_requested=done.count,
         denoising_strength=done.strength,
+        cfg_scale=done.cfg_scale,
+        warnings=done.warnings,
         interrupted=done.outcome.interrupted,
         styles=body.get("styles"),
     )

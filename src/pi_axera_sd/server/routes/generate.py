@@ -29,6 +29,9 @@ class GenerateResponse(BaseModel):
     text_time_ms: float
     total_time_ms: float
     seed: int
+    # Only when the model did not follow the whole request (a cut prompt, LoRA tags, guidance off):
+    # otherwise the answer is exactly the original service's.
+    warnings: list[str] | None = None
 
     @classmethod
     def from_outcome(cls, outcome: BatchOutcome, total_ms: float) -> GenerateResponse:
@@ -40,12 +43,14 @@ class GenerateResponse(BaseModel):
             text_time_ms=round(outcome.text_ms, 2),
             total_time_ms=round(total_ms, 2),
             seed=image.seed,
+            warnings=outcome.warnings or None,
         )
 
 
 @router.post(
     "/generate",
     response_model=GenerateResponse,
+    response_model_exclude_none=True,
     openapi_extra=openapi_body(GenerateRequest, extra=GENERATE_RULES),
     summary="txt2img or img2img; unsupported or extra parameters are ignored",
 )
@@ -63,6 +68,8 @@ async def generate(request: Request) -> GenerateResponse | JSONResponse:
         GenerationRequest(
             dialect="axera" if axera else "generate",
             prompt=req.prompt,
+            negative_prompt=req.negative_prompt,
+            cfg_scale=req.cfg_scale,
             seed=req.seed,
             init_image=req.init_image if img2img else None,
             resize_mode=req.resize_mode,
@@ -82,7 +89,7 @@ async def generate(request: Request) -> GenerateResponse | JSONResponse:
     assert model is not None  # set before the lane opened
     return JSONResponse(
         axera_sample.axera_answer(
-            answer.model_dump(),
+            answer.model_dump(exclude_none=True),
             width=model.width,
             height=model.height,
             saved_to=image.saved_to,

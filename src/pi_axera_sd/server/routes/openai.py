@@ -209,14 +209,15 @@ async def _answer(request: Request, req: ImagesRequest, **img2img: Any) -> JSONR
         data.append(item)
     model = service_of(request).model
     assert model is not None  # set before the lane opened
-    return JSONResponse(
-        {
-            "created": int(time.time()),
-            "data": data,
-            "size": f"{model.width}x{model.height}",
-            "output_format": "png",
-        }
-    )
+    answer: dict[str, Any] = {
+        "created": int(time.time()),
+        "data": data,
+        "size": f"{model.width}x{model.height}",
+        "output_format": "png",
+    }
+    if done.warnings:  # ours: what the model did not follow (a cut prompt, LoRA tags)
+        answer["warnings"] = done.warnings
+    return JSONResponse(answer)
 
 
 @router.get("/images/files/{name}", response_class=Response, responses={404: {"description": "expired"}})
