@@ -9,6 +9,8 @@ to ``build/screenshots/`` (or ``$PI_AXERA_SD_SCREENSHOTS``), outside git.
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import os
 import re
 import time
@@ -336,6 +338,124 @@ def test_every_control_has_a_label_and_tabs_follow_the_keyboard(page: Page):
     expect(page.locator("#panel-create")).to_be_hidden()
 
 
+def _tokens(server: str, prompt: str, headers: dict[str, str] | None = None) -> dict:
+    """What ``POST /prompt/tokens`` answers for ``prompt``: the counters must show the same."""
+    answer = httpx.post(f"{server}/prompt/tokens", json={"prompt": prompt}, headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _counter_text(counts: dict) -> str:
+    return " · ".join(f"{chunk['tokens']}/{chunk['of']}" for chunk in counts["chunks"])
+
+
+def test_the_prompt_token_counter_follows_typing(page: Page, server: str):
+    counter = page.locator("#create-prompt-tokens")
+    expect(counter).to_have_text(_counter_text(_tokens(server, "")))  # counted on load: "0/75"
+    prompt = "a red fox in the snow, highly detailed"
+    expected = _counter_text(_tokens(server, prompt))
+    assert re.fullmatch(r"[1-9]\d*/75", expected), expected
+    page.locator("#create-prompt").press_sequentially(prompt)
+    expect(counter).to_have_text(expected)
+    expect(counter).not_to_have_class(re.compile(r"\bover\b"))
+    assert page.locator("#create-prompt").get_attribute("aria-describedby") == "create-prompt-tokens"
+
+
+def test_the_token_counter_shows_each_75_token_chunk(page: Page, server: str):
+    prompt = "cat " * 100
+    counts = _tokens(server, prompt)
+    assert [chunk["tokens"] for chunk in counts["chunks"]] == [75, 25], counts
+    page.locator("#create-prompt").fill(prompt)
+    counter = page.locator("#create-prompt-tokens")
+    expect(counter).to_have_text("75/75 · 25/75")
+    assert _counter_text(counts) == "75/75 · 25/75"
+    if counts["model_chunks"] < 2:  # a model fixed at 77 tokens: the second chunk is not used
+        expect(counter).to_have_class(re.compile(r"\bover\b"))
+    else:
+        expect(counter).not_to_have_class(re.compile(r"\bover\b"))
+    shot(page, "desktop-token-count")
+
+    # One chunk more than the model takes: the counter is marked, and its title says why.
+    longer = "cat " * (75 * counts["model_chunks"] + 5)
+    over = _tokens(server, longer)
+    assert over["dropped_tokens"] > 0 and over["warnings"], over
+    page.locator("#create-prompt").fill(longer)
+    expect(counter).to_have_text(_counter_text(over))
+    expect(counter).to_have_class(re.compile(r"\bover\b"))
+    expect(counter).to_have_attribute("title", "\n".join(over["warnings"]))
+    shot(page, "desktop-token-count-over")
+
+
+def test_the_edit_tab_s_token_counter_names_extra_networks(page: Page, server: str):
+    page.get_by_role("tab", name="Edit an image").click()
+    prompt = "a pencil sketch of a cat <lora:sketchy:0.8>"
+    counts = _tokens(server, prompt)
+    assert counts["extra_networks"] == ["<lora:sketchy:0.8>"], counts
+    page.locator("#edit-prompt").fill(prompt)
+    counter = page.locator("#edit-prompt-tokens")
+    expect(counter).to_have_text(_counter_text(counts))
+    expect(counter).to_have_attribute("title", re.compile(r"<lora:sketchy:0\.8>.*not applied"))
+    expect(page.locator("#error")).to_be_hidden()
+
+
+def test_a_late_answer_for_older_text_never_replaces_the_newer_count(page: Page, server: str):
+    """The first request is held back until the second has been answered: the counter shows the
+    latest text's count, whatever becomes of the older request."""
+    held = []
+
+    def hold_the_first(route):
+        if not held:
+            held.append(route)  # neither answered nor passed on for now
+        else:
+            route.continue_()
+
+    page.route("**/prompt/tokens", hold_the_first)
+    counter = page.locator("#create-prompt-tokens")
+    page.locator("#create-prompt").fill("a cat")
+    deadline = time.monotonic() + 10
+    while not held:  # past the debounce the first request goes out, and is held
+        assert time.monotonic() < deadline, "the counter never asked"
+        page.wait_for_timeout(100)
+    newer = "a dog on a skateboard in the park"
+    page.locator("#create-prompt").fill(newer)
+    expected = _counter_text(_tokens(server, newer))
+    expect(counter).to_have_text(expected)
+    stale = {"chunks": [{"tokens": 1, "of": 75}], "token_count": 1, "model_chunks": 1, "dropped_tokens": 0}
+    with contextlib.suppress(Exception):  # the page may have aborted it already, as it should
+        held[0].fulfill(status=200, content_type="application/json", body=json.dumps(stale))
+    page.wait_for_timeout(300)
+    expect(counter).to_have_text(expected)
+    page.unroute("**/prompt/tokens")
+
+
+def test_while_the_model_loads_the_counter_waits_quietly(page: Page, server: str):
+    """A 503 (the model still loading) shows a muted "…" and no error; the page asks again."""
+    answers = []
+
+    def loading_at_first(route):
+        answers.append(route.request.post_data_json)
+        if len(answers) == 1:
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "1"},
+                content_type="application/json",
+                body='{"error": "the model is loading"}',
+            )
+        else:
+            route.continue_()
+
+    page.route("**/prompt/tokens", loading_at_first)
+    counter = page.locator("#create-prompt-tokens")
+    page.locator("#create-prompt").fill("a fox waiting for the model")
+    expect(counter).to_have_text("…")
+    expect(counter).to_have_class(re.compile(r"\bwaiting\b"))
+    expect(page.locator("#error")).to_be_hidden()
+    expect(counter).to_have_text(_counter_text(_tokens(server, "a fox waiting for the model")))
+    assert [answer["prompt"] for answer in answers] == ["a fox waiting for the model"] * 2
+    expect(page.locator("#error")).to_be_hidden()
+    page.unroute("**/prompt/tokens")
+
+
 def test_with_auth_on_the_page_asks_for_a_token_or_a_password(browser: BrowserContext, auth_server: str):
     assert httpx.get(f"{auth_server}/sdapi/v1/options", timeout=10).status_code == 401
     # The page and its assets need no credentials: they hold no data, and the page asks for them.
@@ -361,6 +481,9 @@ def test_with_auth_on_the_page_asks_for_a_token_or_a_password(browser: BrowserCo
     dialog.get_by_role("button", name="Sign in").click()
     expect(page.locator("#model-status")).to_contain_text("Model: tiny-sd15-lcm")
     _make(page, "a fox behind a password")
+    # the counter asks with the same credentials (and said nothing while there were none)
+    counted = _tokens(auth_server, "a fox behind a password", {"Authorization": f"Bearer {TOKEN}"})
+    expect(page.locator("#create-prompt-tokens")).to_have_text(_counter_text(counted))
     expect(page.locator("#gallery > li")).to_have_count(1, timeout=GENERATION_MS)
 
     page.get_by_role("button", name="Sign out").click()

@@ -3,6 +3,8 @@
 
 const AUTH_KEY = "pi-axera-sd-auth"; // sessionStorage: credentials live as long as the tab
 const POLL_MS = 400;
+const TOKENS_DEBOUNCE_MS = 250; // the prompt counters ask once typing pauses this long
+const TOKENS_RETRY_MS = 2000; // ... and again this often while the model loads
 const DEMOGRAPHICS = [
   ["gender", "man, woman, boy, girl"],
   ["hair_color", "pink, blonde, brown, black"],
@@ -38,7 +40,9 @@ function messageOf(status, body) {
   return `the service answered HTTP ${status}`;
 }
 
-async function api(path, body) {
+// ``quiet``: a 401 throws without opening the sign-in box (for background requests such as the
+// prompt counters); ``signal``: an AbortSignal that cancels the request.
+async function api(path, body, { quiet = false, signal } = {}) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (state.auth) headers.Authorization = state.auth;
@@ -51,6 +55,7 @@ async function api(path, body) {
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "omit",
+      signal,
     });
   } catch (err) {
     throw new ServiceError(`The service cannot be reached: ${err.message}`, 0);
@@ -63,6 +68,7 @@ async function api(path, body) {
     /* not JSON: keep the text */
   }
   if (response.status === 401) {
+    if (quiet) throw new ServiceError("Sign in first.", 401);
     openSignin(state.auth ? "Those credentials were not accepted." : "");
     throw new ServiceError("Sign in first: the service needs a token or a user name and password.", 401);
   }
@@ -79,6 +85,7 @@ async function api(path, body) {
 
 async function loadModel() {
   const status = $("model-status");
+  countAllTokens(); // on load (the browser may have kept the prompts) and after a sign-in
   try {
     const { data: health } = await api("/health");
     const { data: options } = await api("/sdapi/v1/options");
@@ -229,6 +236,85 @@ async function interrupt() {
   }
 }
 
+// ---- prompt token counters ("42/75" per 75-token chunk, as the service reads the prompt) ----------
+// Each prompt textarea names its counter in data-token-count. The service answers with the loaded
+// model's own tokenizer; a newer request aborts the one before, and a sequence number drops any
+// answer that still arrives late, so only the latest text's count is shown.
+
+const tokenCounters = new Map(); // textarea id -> { timer, seq, controller }
+
+function setTokenCount(out, text, { over = false, note = "", waiting = false } = {}) {
+  out.textContent = text;
+  out.classList.toggle("over", over);
+  out.classList.toggle("waiting", waiting);
+  if (note) out.title = note;
+  else out.removeAttribute("title");
+}
+
+function tokenNote(data) {
+  const lines = [...(data.warnings || [])];
+  const tags = data.extra_networks || [];
+  if (tags.length && !lines.some((line) => tags.every((tag) => line.includes(tag)))) {
+    lines.push(`${tags.join(" ")} not applied: extra networks are not loaded at run time.`);
+  }
+  return lines.join("\n");
+}
+
+function showTokenCount(out, data) {
+  const chunks = data.chunks || [];
+  setTokenCount(out, chunks.map((c) => `${c.tokens}/${c.of}`).join(" · "), {
+    over: data.dropped_tokens > 0,
+    note: tokenNote(data),
+  });
+}
+
+async function countTokens(field) {
+  const counter = tokenCounters.get(field);
+  const out = $($(field).dataset.tokenCount);
+  clearTimeout(counter.timer);
+  counter.controller?.abort();
+  const controller = new AbortController();
+  counter.controller = controller;
+  const seq = ++counter.seq;
+  try {
+    const { data } = await api(
+      "/prompt/tokens",
+      { prompt: $(field).value },
+      { quiet: true, signal: controller.signal },
+    );
+    if (seq !== counter.seq) return;
+    showTokenCount(out, data);
+  } catch (err) {
+    if (seq !== counter.seq) return; // aborted or overtaken by a newer request
+    if (err.status === 503) {
+      // the model is loading: a quiet "…", and ask again later
+      setTokenCount(out, "…", { waiting: true, note: "Counting once the model has loaded" });
+      scheduleTokenCount(field, TOKENS_RETRY_MS);
+    } else {
+      setTokenCount(out, ""); // a counter is a hint: no count rather than an error
+    }
+  } finally {
+    if (counter.controller === controller) counter.controller = null;
+  }
+}
+
+function scheduleTokenCount(field, delay = TOKENS_DEBOUNCE_MS) {
+  const counter = tokenCounters.get(field);
+  clearTimeout(counter.timer);
+  counter.timer = setTimeout(() => countTokens(field), delay);
+}
+
+function wireTokenCounters() {
+  for (const field of document.querySelectorAll("textarea[data-token-count]")) {
+    tokenCounters.set(field.id, { timer: null, seq: 0, controller: null });
+    field.addEventListener("input", () => scheduleTokenCount(field.id));
+  }
+}
+
+function countAllTokens() {
+  for (const field of tokenCounters.keys()) countTokens(field);
+}
+
 // ---- making images -------------------------------------------------------------------------------
 
 function seedOf(id) {
@@ -335,12 +421,14 @@ function addToGallery(item) {
   node.querySelector("[data-use-seed]").addEventListener("click", () => {
     $("create-seed").value = String(item.seed);
     $("create-prompt").value = item.prompt;
+    countTokens("create-prompt");
     selectTab("create");
     $("create-prompt").focus();
   });
   node.querySelector("[data-to-edit]").addEventListener("click", () => {
     setImage("edit", url);
     $("edit-prompt").value = item.prompt;
+    countTokens("edit-prompt");
     selectTab("edit");
     $("edit-prompt").focus();
   });
@@ -626,6 +714,7 @@ function wireTabs() {
 
 function init() {
   wireTabs();
+  wireTokenCounters();
   wireDropZone("edit");
   wireDropZone("tag");
   document.addEventListener("paste", onPaste);
