@@ -23,10 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pi_axera_sd.engine.prompts.reader import PromptReader  # noqa: E402
-from pi_axera_sd.engine.prompts.weighting import apply_emphasis  # noqa: E402
-from pi_axera_sd.engine.tokenizer import ClipTokenizer  # noqa: E402
-from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir  # noqa: E402
+from pi_axera_sd.engine.prompts.reader import PromptReader
+from pi_axera_sd.engine.prompts.weighting import apply_emphasis
+from pi_axera_sd.engine.tokenizer import ClipTokenizer
+from pi_axera_sd.modeltools.random_sd import packaged_tokenizer_dir
 
 # What SillyTavern and Open WebUI send: weights, a LoRA tag, editing, about 60 tokens.
 CLIENT_PROMPT = (
