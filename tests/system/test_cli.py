@@ -33,6 +33,31 @@ def test_generate_txt2img_prints_seed_and_timings(tiny_model_dir, tmp_path):
     assert Image.open(out).size == (128, 128)
 
 
+def test_generate_reads_the_prompt_language_and_guidance(tiny_model_dir, tmp_path):
+    out = tmp_path / "guided.png"
+    run = _cli(
+        "generate",
+        "--prompt",
+        "a (red:1.2) fox <lora:fox:0.5>",
+        "--negative-prompt",
+        "blurry",
+        "--cfg-scale",
+        "3",
+        "--seed",
+        "5",
+        "--models",
+        str(tiny_model_dir),
+        "-o",
+        str(out),
+    )
+    assert run.returncode == 0, run.stderr
+    warnings = re.findall(r"^warning: (.*)$", run.stdout, re.M)
+    assert any("cfg_scale 3 lowered to 2" in w for w in warnings)
+    assert any("<lora:fox:0.5> not applied" in w for w in warnings)
+    info = parse_infotext(read_png_parameters(out.read_bytes())[0])
+    assert info["CFG scale"] == 2 and info["Negative prompt"] == "blurry"
+
+
 def test_generate_img2img_with_fixed_seed(tiny_model_dir, tmp_path):
     init = tmp_path / "init.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 200, 3), np.uint8)).save(init)

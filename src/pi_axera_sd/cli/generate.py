@@ -11,6 +11,7 @@ from pi_axera_sd.wiring import image_limits, model_layout, pipeline_options, run
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from pi_axera_sd.engine.cfg_policy import decide_cfg
     from pi_axera_sd.engine.imageio import decode_image_bytes, encode_png
     from pi_axera_sd.engine.infotext import result_infotext
     from pi_axera_sd.engine.pipeline import GenerationParams, Pipeline, resolve_seed
@@ -23,10 +24,27 @@ def cmd_generate(args: argparse.Namespace) -> int:
         init = pipeline.prepare_image(image, args.resize_mode)
     seed = resolve_seed(args.seed)
     vae = args.vae or settings.vae
+    # a --cfg-scale on the command line asks for guidance; the cfg setting turns it on as for serve
+    cfg = decide_cfg(
+        args.cfg_scale,
+        args.negative_prompt,
+        enabled=settings.cfg or args.cfg_scale is not None,
+        max_scale=settings.max_cfg_scale,
+    )
     params = GenerationParams(
-        args.prompt, seed, init, args.strength, vae=vae, randn_source=settings.randn_source
+        args.prompt,
+        seed,
+        init,
+        args.strength,
+        vae=vae,
+        randn_source=settings.randn_source,
+        negative_prompt=cfg.negative_prompt,
+        cfg_scale=cfg.scale,
+        prompt_syntax=settings.prompt_syntax,
     )
     result = pipeline.generate(params)
+    for warning in (*cfg.warnings, *result.warnings):
+        print(f"warning: {warning}")
     Path(args.output).write_bytes(encode_png(result.pixels, result_infotext(result)))
     print(f"seed: {result.seed}")
     print(f"steps: {len(result.timesteps)} (timesteps {list(result.timesteps)})")
@@ -45,6 +63,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     gen = sub.add_parser("generate", help="make one image (txt2img, or img2img with --init-image)")
     gen.add_argument("--prompt", required=True)
+    gen.add_argument("--negative-prompt", default="", help="what to steer away from (needs --cfg-scale > 1)")
+    gen.add_argument(
+        "--cfg-scale",
+        type=float,
+        help="classifier-free guidance scale above 1: two UNet runs a step, capped at max_cfg_scale "
+        "(default: none, LCM's CFG 1)",
+    )
     gen.add_argument("--init-image", help="PNG/JPEG/WebP file for img2img")
     gen.add_argument(
         "--strength", type=float, default=A1111_STRENGTH, help="img2img denoising strength (0-1)"
