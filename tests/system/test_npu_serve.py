@@ -4,6 +4,8 @@ start-up fault, and the port opened only once the models are loaded."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import shutil
@@ -13,7 +15,9 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 from test_npu_faults import as_axmodels
 
 from support.server import ServeProcess, free_port
@@ -127,7 +131,21 @@ ANIMALS = ["fox", "owl", "deer", "hare", "lynx", "wolf"] * 5
 LONG_PROMPT = ", ".join(f"a detailed {animal}" for animal in ANIMALS) + " sky"
 
 
-def test_a_long_prompt_on_the_npu_uses_the_first_chunk_and_every_answer_says_so(npu_models, tmp_path):
+INIT = np.random.default_rng(1).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+
+
+def masked_request() -> dict:
+    def png(array: np.ndarray) -> str:
+        buf = io.BytesIO()
+        Image.fromarray(array).save(buf, format="PNG")
+        return base64.b64encode(buf.getvalue()).decode()
+
+    mask = np.zeros((128, 128), np.uint8)
+    mask[32:96, 40:88] = 255
+    return {"prompt": "x", "seed": 2, "init_images": [png(INIT)], "mask": png(mask), "mask_blur": 0}
+
+
+def test_on_the_npu_a_long_prompt_uses_the_first_chunk_and_says_so_and_masks_work(npu_models, tmp_path):
     """The .axmodel is compiled at 77 context tokens: a 120-token prompt cannot be followed whole.
     Never silently: the A1111 info and infotext, /generate, OpenAI's answer and the log all say it."""
     from pi_axera_sd.engine.infotext import parse_infotext
@@ -151,6 +169,12 @@ def test_a_long_prompt_on_the_npu_uses_the_first_chunk_and_every_answer_says_so(
             f"{server.url}/v1/images/generations", json={"prompt": LONG_PROMPT}, timeout=60
         ).json()
         assert warning in openai["warnings"]
+        # inpainting is numpy around the sessions: the same path on the NPU
+        masked = httpx.post(f"{server.url}/sdapi/v1/img2img", json=masked_request(), timeout=60).json()
+        result = np.asarray(Image.open(io.BytesIO(base64.b64decode(masked["images"][0]))).convert("RGB"))
+        keep = np.ones((128, 128), bool)
+        keep[32:96, 40:88] = False
+        assert np.array_equal(result[keep], INIT[keep]) and not np.array_equal(result[~keep], INIT[~keep])
     finally:
         server.stop()
     assert "tokens were dropped" in server.log.text()

@@ -400,3 +400,170 @@ def test_prompt_tokens_counts_chunks_with_the_models_tokenizer(http):
     assert literal["token_count"] > 2
     assert http.post("/prompt/tokens", json={}).status_code == 400
     assert http.post("/prompt/tokens", json={"prompt": 5}).status_code == 400
+
+
+# ---- masks: inpainting through A1111, OpenAI and /generate ---------------------------------------
+
+
+def noisy_png(size: tuple[int, int] = (128, 128), seed: int = 0) -> tuple[bytes, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    w, h = size
+    ramp = np.linspace(0, 255, w, dtype=np.float32)[None, :, None] * np.ones((h, 1, 3), np.float32)
+    pixels_ = np.clip(ramp + rng.normal(0, 25, (h, w, 3)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels_).save(buf, format="PNG")
+    return buf.getvalue(), pixels_
+
+
+def box_mask_png(size: tuple[int, int], box: tuple[int, int, int, int], *, alpha: bool = False) -> bytes:
+    w, h = size
+    x1, y1, x2, y2 = box
+    if alpha:  # OpenAI: transparent where the image may change
+        rgba = np.full((h, w, 4), 255, np.uint8)
+        rgba[y1:y2, x1:x2, 3] = 0
+        image = Image.fromarray(rgba, "RGBA")
+    else:  # A1111: white where the image may change
+        grey = np.zeros((h, w), np.uint8)
+        grey[y1:y2, x1:x2] = 255
+        image = Image.fromarray(grey)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+BOX = (40, 32, 88, 96)
+
+
+def outside(box: tuple[int, int, int, int], shape: tuple[int, int], margin: int = 0) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    keep = np.ones(shape, bool)
+    keep[max(0, y1 - margin) : y2 + margin, max(0, x1 - margin) : x2 + margin] = False
+    return keep
+
+
+@pytest.mark.parametrize(
+    ("fields", "margin"),
+    [
+        ({"mask_blur": 0, "inpaint_full_res": False, "inpainting_fill": 1}, 0),
+        ({"mask_blur": 4, "inpaint_full_res": False}, 12),  # blurred edge; fill; the A1111 defaults
+        ({}, 12),  # A1111's defaults: blur 4, "only masked", fill
+        ({"inpaint_full_res": True, "inpaint_full_res_padding": 16, "inpainting_fill": 2}, 12),
+    ],
+)
+def test_a1111_mask_changes_only_the_masked_area(http, fields, margin):
+    raw, original = noisy_png()
+    body = {
+        "prompt": "a red fox",
+        "seed": 9,
+        "init_images": [b64(raw)],
+        "mask": b64(box_mask_png((128, 128), BOX)),
+        "denoising_strength": 0.75,
+        **fields,
+    }
+    answer = http.post("/sdapi/v1/img2img", json=body)
+    assert answer.status_code == 200, answer.text
+    result = pixels(answer.json()["images"][0])
+    keep = outside(BOX, (128, 128), margin)
+    assert np.array_equal(result[keep], original[keep])  # the original's pixels, unchanged
+    assert (
+        np.abs(result[~outside(BOX, (128, 128))].astype(int) - original[~outside(BOX, (128, 128))]).max() > 20
+    )
+
+
+def test_an_all_black_mask_gives_the_image_back(http):
+    raw, original = noisy_png(seed=2)
+    body = {
+        "prompt": "x",
+        "seed": 1,
+        "init_images": [b64(raw)],
+        "mask": b64(box_mask_png((128, 128), (0, 0, 0, 0))),
+    }
+    answer = http.post("/sdapi/v1/img2img", json=body).json()
+    assert np.array_equal(pixels(answer["images"][0]), original)
+    inverted = http.post("/sdapi/v1/img2img", json={**body, "inpainting_mask_invert": 1}).json()
+    assert not np.array_equal(pixels(inverted["images"][0]), original)  # everything may change
+
+
+def test_only_masked_pastes_back_into_an_image_of_another_size(http):
+    raw, original = noisy_png((200, 160), seed=3)
+    box = (120, 40, 170, 90)
+    body = {
+        "prompt": "x",
+        "seed": 2,
+        "init_images": [b64(raw)],
+        "mask": b64(box_mask_png((200, 160), box)),
+        "mask_blur": 0,
+        "inpaint_full_res": True,
+        "inpaint_full_res_padding": 8,
+    }
+    result = pixels(http.post("/sdapi/v1/img2img", json=body).json()["images"][0])
+    assert result.shape == (160, 200, 3)  # the original's size: the region was pasted back
+    keep = outside(box, (160, 200))
+    assert np.array_equal(result[keep], original[keep])
+    assert not np.array_equal(result[~keep], original[~keep])
+
+
+def test_generate_takes_a_mask_image(http):
+    raw, original = noisy_png(seed=4)
+    body = {
+        "mode": "img2img",
+        "prompt": "x",
+        "seed": 3,
+        "init_image": b64(raw),
+        "mask_image": b64(box_mask_png((128, 128), BOX)),
+        "mask_blur": 0,
+    }
+    answer = http.post("/generate", json=body).json()
+    keep = outside(BOX, (128, 128))
+    assert np.array_equal(pixels(answer["base64"])[keep], original[keep])
+    unmasked = http.post("/generate", json={k: v for k, v in body.items() if k != "mask_image"}).json()
+    assert not np.array_equal(pixels(unmasked["base64"])[keep], original[keep])
+
+
+def test_openai_edit_with_a_mask_keeps_the_opaque_area(client, http):
+    raw, original = noisy_png(seed=5)
+    mask = box_mask_png((128, 128), BOX, alpha=True)
+    answer = client.images.edit(
+        image=("in.png", raw, "image/png"),
+        mask=("mask.png", mask, "image/png"),
+        prompt="a red fox",
+        extra_body={"seed": 4},
+    )
+    result = pixels(answer.data[0].b64_json)
+    keep = outside(BOX, (128, 128))
+    assert np.array_equal(result[keep], original[keep])
+    assert not np.array_equal(result[~keep], original[~keep])
+    as_json = http.post(
+        "/v1/images/edits",
+        json={
+            "prompt": "x",
+            "image": b64(raw),
+            "mask": {"image_url": "data:image/png;base64," + b64(mask)},
+            "seed": 4,
+        },
+    )
+    assert as_json.status_code == 200
+    assert np.array_equal(pixels(as_json.json()["data"][0]["b64_json"])[keep], original[keep])
+
+
+@pytest.mark.parametrize(
+    ("mask", "says"),
+    [
+        (box_mask_png((64, 64), (0, 0, 8, 8), alpha=True), "must be the image's size 128x128, not 64x64"),
+        (box_mask_png((128, 128), BOX), "must have an alpha channel"),
+    ],
+)
+def test_openai_edit_refuses_a_mask_it_cannot_read(http, mask, says):
+    raw, _ = noisy_png(seed=6)
+    answer = http.post(
+        "/v1/images/edits",
+        files={"image": ("in.png", raw, "image/png"), "mask": ("m.png", mask, "image/png")},
+        data={"prompt": "x"},
+    )
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert says in error["message"] and error["param"] == "mask"

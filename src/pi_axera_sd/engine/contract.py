@@ -89,6 +89,9 @@ def diffusers_component_files() -> tuple[str, ...]:
 TOKENS = 77  # CLIP's context length: input_ids [1,77]
 TEXT_OUTPUT = "last_hidden_state"  # the text encoder's output the UNet takes (else its first output)
 LATENT_CHANNELS = 4
+# An inpainting UNet (diffusers' layout, e.g. stable-diffusion-inpainting) takes the latent, the mask
+# and the masked image's latent stacked: 4 + 1 + 4 channels.
+INPAINT_UNET_CHANNELS = 9
 VAE_FACTOR = 8  # image side / latent side
 # The AXERA export cuts the UNet after silu(time_embedding(time_proj(t))) and names that tensor so.
 AXERA_TIME_INPUT = "/down_blocks.0/resnets.0/act_1/Mul_output_0"

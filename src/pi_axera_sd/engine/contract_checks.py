@@ -23,6 +23,7 @@ from pi_axera_sd.engine.contract import (
     AXERA_TIME_INPUT,
     DEEP_FEATURE,
     GUIDANCE_INPUT,
+    INPAINT_UNET_CHANNELS,
     LATENT_CHANNELS,
     TEXT_ENCODER,
     TEXT_OUTPUT,
@@ -176,7 +177,8 @@ def check_unet(s: SessionLike, facts: ModelFacts, guidance_dim: int | None = Non
     input (AXERA's embedding rows or a timestep) and the guidance embedding of LCM UNets."""
     d = facts.text_width if facts.text_width is not None else "D"
     expected = (
-        f"sample [1,{LATENT_CHANNELS},h,w], encoder_hidden_states [1,{TOKENS},{d}] and a time input "
+        f"sample [1,{LATENT_CHANNELS},h,w] (inpainting: [1,{INPAINT_UNET_CHANNELS},h,w]), "
+        f"encoder_hidden_states [1,{TOKENS},{d}] and a time input "
         f"({AXERA_TIME_INPUT} [1,T] or timestep [1])"
     )
     found = unet_inputs(s.inputs)
@@ -186,7 +188,9 @@ def check_unet(s: SessionLike, facts: ModelFacts, guidance_dim: int | None = Non
         or sample is None
         or hidden is None
         or time is None
-        or not _dims_match(sample.shape, (1, LATENT_CHANNELS, None, None))
+        or not any(
+            _dims_match(sample.shape, (1, c, None, None)) for c in (LATENT_CHANNELS, INPAINT_UNET_CHANNELS)
+        )
         or not _dims_match(hidden.shape, (1, TOKENS, None))
     ):
         got = [x.describe() for x in s.inputs]
@@ -201,7 +205,8 @@ def check_unet(s: SessionLike, facts: ModelFacts, guidance_dim: int | None = Non
         ]
     problems: list[Problem] = []
     facts.unet = found
-    facts.latent = _fixed(sample.shape[1:])  # type: ignore[assignment]
+    # the latent it denoises: an inpainting UNet's extra channels are conditioning, not latent
+    facts.latent = (LATENT_CHANNELS, *_fixed(sample.shape[2:]))  # type: ignore[assignment]
     width = hidden.shape[2]
     if facts.text_width is not None and _known(width) and width != facts.text_width:
         problems.append(

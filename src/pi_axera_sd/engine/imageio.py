@@ -74,13 +74,17 @@ def _too_many_bytes(size: int, max_bytes: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"image is about {size} bytes, more than the limit of {max_bytes} bytes")
 
 
-def decode_base64_image(data: str, limits: ImageLimits = ImageLimits()) -> Image.Image:
-    """Decode a base64 string or ``data:image/...;base64,`` URI into an RGB image.
+def decode_base64_image(
+    data: str, limits: ImageLimits = ImageLimits(), *, keep_alpha: bool = False
+) -> Image.Image:
+    """Decode a base64 string or ``data:image/...;base64,`` URI into an RGB image (RGBA when
+    ``keep_alpha`` and the image has transparency: OpenAI's edit masks are read from it).
 
     Raises :class:`InvalidInput` for anything that is not a usable image and
     :class:`PayloadTooLarge` when a limit is exceeded.
     """
-    return decode_image_bytes(decode_base64_payload(data, limits.max_encoded_bytes), limits)
+    raw = decode_base64_payload(data, limits.max_encoded_bytes)
+    return decode_image_bytes(raw, limits, keep_alpha=keep_alpha)
 
 
 def decode_base64_payload(data: str, max_bytes: int) -> bytes:
@@ -127,7 +131,9 @@ def _sniff_format(raw: bytes) -> str | None:
     return None
 
 
-def decode_image_bytes(raw: bytes, limits: ImageLimits = ImageLimits()) -> Image.Image:
+def decode_image_bytes(
+    raw: bytes, limits: ImageLimits = ImageLimits(), *, keep_alpha: bool = False
+) -> Image.Image:
     """Decode encoded PNG/JPEG/WebP bytes into an upright RGB image with alpha flattened onto white."""
     if not isinstance(raw, bytes | bytearray | memoryview):
         raise InvalidInput(f"image must be bytes, not {type(raw).__name__}")
@@ -177,7 +183,13 @@ def decode_image_bytes(raw: bytes, limits: ImageLimits = ImageLimits()) -> Image
     # A malformed EXIF block should not make an otherwise fine picture unusable.
     with contextlib.suppress(Exception):
         image = ImageOps.exif_transpose(image)
+    if keep_alpha and _has_alpha(image):
+        return image.convert("RGBA")
     return _to_rgb(image)
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -191,8 +203,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         grey = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
         return Image.fromarray(grey).convert("RGB")
 
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-    if has_alpha:
+    if _has_alpha(image):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         # paste with the alpha as mask = alpha compositing of straight-alpha pixels over white.

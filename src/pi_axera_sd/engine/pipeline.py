@@ -32,6 +32,7 @@ from pi_axera_sd.defaults import (
 from pi_axera_sd.engine import deepcache
 from pi_axera_sd.engine.contract import (
     DEEP_FEATURE,
+    INPAINT_UNET_CHANNELS,
     LATENT_CHANNELS,
     TEXT_ENCODER,
     TEXT_OUTPUT,
@@ -53,6 +54,7 @@ from pi_axera_sd.engine.contract_checks import (
 from pi_axera_sd.engine.guidance import DEFAULT_GUIDANCE_SCALE, guidance_embedding
 from pi_axera_sd.engine.imageio import from_model_output, resize_image, to_model_input
 from pi_axera_sd.engine.layout import ModelLayout, check_layout, missing_time_input_message
+from pi_axera_sd.engine.masks import MaskedContent
 from pi_axera_sd.engine.noise import NoiseFn, posterior_noise, seeded_noise
 from pi_axera_sd.engine.prompts.chunks import Chunk
 from pi_axera_sd.engine.prompts.reader import PromptReader, ReadPrompt
@@ -117,6 +119,14 @@ class GenerationParams:
     negative_prompt: str = ""
     cfg_scale: float = 1.0
     prompt_syntax: bool = True  # A1111's prompt language (engine.prompts); False: literal text
+    # Inpainting (img2img only): [1,1,h,w] at the latent's size, 1 where the image may change
+    # (engine.masks prepares it); outside it the init latent, noised to each step's level, is kept.
+    mask: np.ndarray | None = None
+    # The same mask at the image's size [1,1,H,W] (a 9-channel UNet sees the masked image); None: the
+    # latent mask enlarged
+    mask_pixels: np.ndarray | None = None
+    masked_content: MaskedContent = "original"  # what the masked area starts from (A1111's inpainting_fill)
+    noise_multiplier: float = 1.0  # A1111's initial_noise_multiplier: img2img's first noise scaled
 
     @property
     def guided(self) -> bool:
@@ -288,9 +298,12 @@ class Pipeline:
         self._cache_lock = threading.Lock()
 
         latent = self._unet_sig.sample.shape  # dynamic axes (optimum exports) take latent_size
+        # a 9-channel inpainting UNet also takes the mask and the masked image's latent each step
+        self.inpainting_unet = latent[1] == INPAINT_UNET_CHANNELS
+        self._inpaint_condition: np.ndarray | None = None  # [1, 5, h, w] while such a UNet runs
         self.latent_shape = (
             1,
-            _static(latent[1], LATENT_CHANNELS),
+            LATENT_CHANNELS if self.inpainting_unet else _static(latent[1], LATENT_CHANNELS),
             _static(latent[2], latent_size),
             _static(latent[3], latent_size),
         )
@@ -427,6 +440,23 @@ class Pipeline:
                 joined[chunks] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         return [joined[read.chunks_at(step)] for step in range(1, steps + 1)]
 
+    def _inpainting_condition(self, params: GenerationParams, posterior: NoiseFn) -> np.ndarray:
+        """A 9-channel UNet's extra input [1, 5, h, w]: the mask, then the latent of the image with
+        the masked area blanked (diffusers' StableDiffusionInpaintPipeline). Without a mask (txt2img,
+        plain img2img) the whole image may change: a mask of ones over a blank (mid-grey) image."""
+        if params.mask is not None and params.init_image is not None:
+            mask = params.mask
+            pixels = params.mask_pixels
+            if pixels is None:
+                pixels = np.repeat(np.repeat(mask, VAE_FACTOR, axis=2), VAE_FACTOR, axis=3)
+            masked = params.init_image.astype(np.float32) * (pixels < 0.5)
+            masked_latent = self.encode_image(masked.astype(np.float32), posterior, params.vae)
+        else:
+            mask = np.ones((1, 1, *self.latent_shape[2:]), np.float32)
+            blank = np.zeros((1, 3, self.height, self.width), np.float32)
+            masked_latent = self.encode_image(blank, lambda shape: np.zeros(shape, np.float32), params.vae)
+        return np.concatenate([mask.astype(np.float32), masked_latent], axis=1)
+
     def _time_feed(self, t: int, batch: int = 1) -> np.ndarray:
         sig = self._unet_sig
         if self._time_rows is not None:
@@ -443,6 +473,8 @@ class Pipeline:
         the full UNet (keeping its deep feature for ``branch``) or the shallow path on the kept one."""
         sig = self._unet_sig
         batch = latent.shape[0]
+        if self._inpaint_condition is not None:
+            latent = np.concatenate([latent, _batched(self._inpaint_condition, batch)], axis=1)
         feeds = {sig.sample.name: latent, sig.hidden.name: hidden, sig.time.name: self._time_feed(t, batch)}
         if sig.guidance is not None:
             feeds[sig.guidance.name] = _batched(self._guidance, batch)
@@ -543,6 +575,14 @@ class Pipeline:
                 raise InvalidInput(
                     f"init image must be {list(expected)} NCHW, got {list(params.init_image.shape)}"
                 )
+        if params.mask is not None:
+            if params.init_image is None:
+                raise InvalidInput("a mask needs an init image (img2img): it says which part of it to change")
+            want = (1, 1, *self.latent_shape[2:])
+            if tuple(params.mask.shape) != want:
+                raise InvalidInput(
+                    f"mask must be {list(want)} (the latent's size), got {list(params.mask.shape)}"
+                )
 
         total = len(timesteps)
         t0 = time.perf_counter()
@@ -552,14 +592,27 @@ class Pipeline:
         timings.text_ms = _ms_since(t0)
         warnings = prompt.warnings("prompt") + (negative.warnings("negative prompt") if negative else [])
 
+        keep = None  # inpainting: (1 - mask, the clean init latent, its first noise)
         if params.init_image is None:
             latent = noise(self.latent_shape)
         else:
             t0 = time.perf_counter()
             clean = self.encode_image(params.init_image.astype(np.float32), posterior, params.vae)
             timings.vae_encode_ms = _ms_since(t0)
-            latent = self.scheduler.add_noise(clean, noise(clean.shape), timesteps[0])
+            first = noise(clean.shape)
+            initial = clean
+            if params.mask is not None:
+                keep = (1.0 - params.mask, clean, first)
+                if params.masked_content == "latent noise":  # the masked area starts from noise
+                    initial = clean * keep[0] + noise(clean.shape) * params.mask
+                elif params.masked_content == "latent nothing":  # ... from a zero latent
+                    initial = clean * keep[0]
+            latent = self.scheduler.add_noise(
+                initial, first * np.float32(params.noise_multiplier), timesteps[0]
+            )
 
+        if self.inpainting_unet:
+            self._inpaint_condition = self._inpainting_condition(params, posterior)
         for i, t in enumerate(timesteps):
             if on_step:
                 on_step(i, total)
@@ -571,12 +624,19 @@ class Pipeline:
                 latent = self.scheduler.renoise(denoised, noise(denoised.shape), timesteps[i + 1])
             else:
                 latent = denoised
+            # outside the mask: the init latent at the level the next step expects (an inpainting
+            # UNet is given the masked image instead, as in diffusers)
+            if keep is not None and not self.inpainting_unet:
+                outside, clean, first = keep
+                known = self.scheduler.add_noise(clean, first, timesteps[i + 1]) if i + 1 < total else clean
+                latent = (known * outside + latent * (1.0 - outside)).astype(np.float32)
             timings.unet_ms.append(_ms_since(t0))
             if on_latent:
                 on_latent(i + 1, total, denoised)
         if on_step:
             on_step(total, total)
         self._deep_feature = {}  # step 0 of the next image runs the full UNet anyway
+        self._inpaint_condition = None
 
         t0 = time.perf_counter()
         pixels = self.decode_latent(latent, params.vae)

@@ -375,6 +375,7 @@ def export_pipeline(
         "image_size": size,
         "text_max_length": max_len,
         "unet_context": "77" if static_shapes else "77*k",
+        "unet_in_channels": int(unet.config.in_channels),  # 9: an inpainting UNet
         "exporter": f"pi-axera-sd {__version__}",
         "files": files,
     }

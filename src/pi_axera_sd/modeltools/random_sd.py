@@ -19,8 +19,11 @@ def packaged_tokenizer_dir() -> Path:
     return Path(str(files("pi_axera_sd") / "data" / "tokenizer"))
 
 
-def build_sd_pipeline(size: str = "tiny", seed: int = 0, latent_size: int | None = None):
-    """A StableDiffusionPipeline (LCM scheduler, no safety checker) with random weights."""
+def build_sd_pipeline(
+    size: str = "tiny", seed: int = 0, latent_size: int | None = None, in_channels: int = 4
+):
+    """A StableDiffusionPipeline (LCM scheduler, no safety checker) with random weights;
+    ``in_channels=9``: an inpainting UNet (latent, mask, masked image's latent)."""
     import torch
     from diffusers import AutoencoderKL, LCMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -42,7 +45,7 @@ def build_sd_pipeline(size: str = "tiny", seed: int = 0, latent_size: int | None
         )
         unet = UNet2DConditionModel(
             sample_size=latent_size or 16,
-            in_channels=4,
+            in_channels=in_channels,
             out_channels=4,
             layers_per_block=1,
             block_out_channels=(32, 32, 64, 64),
@@ -80,7 +83,7 @@ def build_sd_pipeline(size: str = "tiny", seed: int = 0, latent_size: int | None
         )
         unet = UNet2DConditionModel(
             sample_size=latent_size or 64,
-            in_channels=4,
+            in_channels=in_channels,
             out_channels=4,
             layers_per_block=2,
             block_out_channels=(320, 640, 1280, 1280),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from starlette.requests import Request
@@ -24,7 +24,8 @@ from pi_axera_sd.defaults import (
     Dialect,
 )
 from pi_axera_sd.engine.cfg_policy import decide_cfg
-from pi_axera_sd.engine.imageio import decode_base64_image
+from pi_axera_sd.engine.imageio import decode_base64_image, to_model_input
+from pi_axera_sd.engine.masks import InpaintPlan, MaskOptions, mask_from_alpha, mask_from_image, plan_inpaint
 from pi_axera_sd.engine.pipeline import MAX_SEED, GenerationParams, Pipeline, StageTimings, resolve_seed
 from pi_axera_sd.errors import Cancelled, InvalidInput, PayloadTooLarge
 from pi_axera_sd.server.core.context import add_to_access_log, request_id, run_on_lane, service_of
@@ -50,6 +51,9 @@ class BatchSpec:
     cfg_scale: float = 1.0
     prompt_syntax: bool = True
     warnings: tuple[str, ...] = ()  # the request's own (guidance); each image adds the prompt's
+    inpaint: InpaintPlan | None = None  # a mask: the sampler keeps what is outside it
+    masked_content: str = "original"
+    noise_multiplier: float = 1.0
 
 
 @dataclass
@@ -93,6 +97,69 @@ async def decode_init_image(
     return init, decode_ms
 
 
+async def decode_inpaint_inputs(
+    service: Service, pipeline: Pipeline, gen: GenerationRequest
+) -> tuple[np.ndarray, InpaintPlan, float]:
+    """The init image and its mask decoded and prepared as A1111 does (:func:`plan_inpaint`), on a
+    host thread after the queue check. A mask of another size is stretched to the image's (A1111),
+    except where the dialect requires the same size (OpenAI: then a 400 naming the field)."""
+    if not pipeline.supports_img2img:
+        raise InvalidInput("inpainting is unavailable: the model folder has no VAE encoder")
+    service.lane.ensure_room()
+    limits = image_limits(service.settings)
+    assert gen.init_image is not None and gen.mask is not None
+
+    def prepare() -> tuple[np.ndarray, InpaintPlan]:
+        image = _decoded(gen.init_image, limits, gen.image_param)
+        mask_image = _decoded(gen.mask, limits, gen.mask_param, keep_alpha=gen.mask_alpha)
+        if gen.mask_alpha:
+            if mask_image.size != image.size:
+                raise _blamed(
+                    gen.mask_param,
+                    f"must be the image's size {image.size[0]}x{image.size[1]}, "
+                    f"not {mask_image.size[0]}x{mask_image.size[1]}",
+                )
+            if mask_image.mode != "RGBA":
+                raise _blamed(
+                    gen.mask_param, "must have an alpha channel: its transparent pixels mark the area to edit"
+                )
+            mask = mask_from_alpha(mask_image)
+            mask = 1.0 - mask if gen.mask_options.invert else mask
+        else:
+            mask = mask_from_image(mask_image, image.size, gen.mask_options.invert)
+        plan = plan_inpaint(
+            image,
+            mask,
+            gen.mask_options,
+            (pipeline.width, pipeline.height),
+            pipeline.latent_shape[2:],
+            gen.resize_mode,
+        )
+        return to_model_input(plan.image), plan
+
+    t0 = time.perf_counter()
+    init, plan = await service.run_host_work(prepare)
+    decode_ms = (time.perf_counter() - t0) * 1000.0
+    service.metrics.observe_stage("host_decode", decode_ms)
+    return init, plan, decode_ms
+
+
+def _decoded(data: str, limits, param: str | None, *, keep_alpha: bool = False):
+    try:
+        return decode_base64_image(data, limits, keep_alpha=keep_alpha)
+    except InvalidInput as exc:
+        if param is None:
+            raise
+        status = 413 if isinstance(exc, PayloadTooLarge) else 400
+        raise ApiError(status, f"{param}: {exc}", kind=type(exc).__name__, errors=param) from None
+
+
+def _blamed(param: str | None, message: str) -> Exception:
+    if param is None:
+        return InvalidInput(f"mask {message}")
+    return ApiError(400, f"{param} {message}", kind="InvalidInput", errors=param)
+
+
 def service_randn_source(request: Request) -> str:
     """The generator set in ``/sdapi/v1/options`` (initially the ``randn_source`` setting)."""
     return request.app.state.options.randn_source
@@ -108,6 +175,14 @@ def choose_vae(pipeline: Pipeline, vae: str) -> str:
 FinishedImages = list[tuple[StageTimings, Future]]
 
 
+def _finish_and_encode(result, spec: BatchSpec, index: int) -> EncodedImage:
+    """Host work for one finished image: an inpainting result put back over its original, then
+    the PNG and base64."""
+    if spec.inpaint is not None:
+        result = replace(result, pixels=spec.inpaint.finish(result.pixels))
+    return encode_result(result, spec.encode, index)
+
+
 def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: LivePreview | None):
     def run(ctx: JobContext) -> tuple[FinishedImages, bool, int, list[str]]:
         made: FinishedImages = []
@@ -116,9 +191,17 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: Li
         on_latent = preview.hook(pipeline, ctx.job.id) if preview is not None else None
         # Passed only when on, so pipeline stand-ins without the keyword work with previews off.
         extra = {"on_latent": on_latent} if on_latent is not None else {}
-        img2img = {} if spec.init_image is None else {"init_image": spec.init_image}
+        img2img: dict[str, object] = {} if spec.init_image is None else {"init_image": spec.init_image}
         if spec.strength is not None:
             img2img["strength"] = spec.strength
+        if spec.inpaint is not None:
+            img2img.update(
+                mask=spec.inpaint.latent_mask,
+                mask_pixels=spec.inpaint.pixel_mask,
+                masked_content=spec.masked_content,
+            )
+        if spec.noise_multiplier != 1.0:
+            img2img["noise_multiplier"] = spec.noise_multiplier
         for index, seed in enumerate(spec.seeds):
             ctx.begin_image(index, len(spec.seeds))
             params = GenerationParams(
@@ -142,7 +225,7 @@ def _lane_job(service: Service, pipeline: Pipeline, spec: BatchSpec, preview: Li
             if spec.warnings:  # the image's infotext carries every warning of its request
                 result = replace(result, warnings=tuple(warnings))
             service.metrics.observe_generation(spec.mode, result.timings)
-            encoded = service.host_work_pool.submit(encode_result, result, spec.encode, index)
+            encoded = service.host_work_pool.submit(_finish_and_encode, result, spec, index)
             made.append((result.timings, encoded))
         # No image finished: the pipeline's step callback still said how many steps it planned.
         return made, ctx.interrupted, steps or ctx.steps, warnings
@@ -199,6 +282,11 @@ class GenerationRequest:
     default_cfg_scale: float = 1.0  # the dialect's cfg_scale when none is sent (A1111's: 7)
     cfg: bool | None = None  # the request's override of the cfg setting (A1111 override_settings)
     prompt_syntax: bool | None = None  # the request's override of the prompt_syntax setting
+    mask: str | None = None  # base64 image: white where the init image may change
+    mask_alpha: bool = False  # OpenAI's masks: the transparent pixels mark the area instead
+    mask_options: MaskOptions = field(default_factory=MaskOptions)
+    mask_param: str | None = None  # the field an unusable mask is blamed on (OpenAI's param)
+    noise_multiplier: float | None = None  # A1111's initial_noise_multiplier
 
 
 @dataclass
@@ -226,8 +314,12 @@ async def generate_images(request: Request, gen: GenerationRequest) -> Generated
     service = service_of(request)
     settings = service.settings
     pipeline = require_pipeline(service)
-    init, decode_ms = None, 0.0
-    if gen.init_image is not None:
+    init, decode_ms, inpaint = None, 0.0, None
+    if gen.mask is not None:
+        if gen.init_image is None:
+            raise InvalidInput("a mask needs an init image: it marks the part of that image to change")
+        init, inpaint, decode_ms = await decode_inpaint_inputs(service, pipeline, gen)
+    elif gen.init_image is not None:
         try:
             init, decode_ms = await decode_init_image(service, pipeline, gen.init_image, gen.resize_mode)
         except InvalidInput as exc:
@@ -260,6 +352,9 @@ async def generate_images(request: Request, gen: GenerationRequest) -> Generated
         randn_source=gen.randn_source or service_randn_source(request),
         negative_prompt=cfg.negative_prompt,
         cfg_scale=cfg.scale,
+        inpaint=inpaint,
+        masked_content=gen.mask_options.masked_content,
+        noise_multiplier=1.0 if gen.noise_multiplier is None else gen.noise_multiplier,
         prompt_syntax=gen.prompt_syntax if gen.prompt_syntax is not None else options.prompt_syntax,
         warnings=cfg.warnings,
         encode=EncodeOptions(

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from pi_axera_sd.defaults import DEFAULT_VAE, STRENGTH_BY_DIALECT, TAG_TOP_K, TINY_VAE_NAMES, VAE_CHOICES
+from pi_axera_sd.engine.masks import DEFAULT_MASK_BLUR, MASKED_CONTENT, MaskOptions
 from pi_axera_sd.engine.noise import randn_source
 from pi_axera_sd.errors import InvalidInput
 
@@ -228,7 +229,52 @@ def describe_errors(exc: ValidationError) -> str:
 CfgScale = Annotated[float | None, BeforeValidator(_optional_number)]
 
 
-class GenerateRequest(Lenient):
+def _blur(value: Any) -> int | None:
+    return None if value is None else min(MAX_MASK_BLUR, max(0, _integer(value)))
+
+
+def _fill(value: Any) -> int:
+    fill = 0 if value is None else _integer(value)  # A1111's API default: 0, fill
+    if fill not in (0, 1, 2, 3):
+        raise _bad(
+            "inpainting_fill", "must be 0 (fill), 1 (original), 2 (latent noise) or 3 (latent nothing)", value
+        )
+    return fill
+
+
+Blur = Annotated[int | None, BeforeValidator(_blur)]
+MAX_MASK_BLUR = 64  # pixels; A1111's slider stops there
+
+
+class MaskFields(Lenient):
+    """A1111's inpainting fields, with its defaults; ``mask``: white where the image may change."""
+
+    mask: Image = None
+    mask_blur: Blur = None  # sets both of the next two
+    mask_blur_x: Blur = DEFAULT_MASK_BLUR
+    mask_blur_y: Blur = DEFAULT_MASK_BLUR
+    inpainting_fill: Annotated[int, BeforeValidator(_fill)] = 0  # A1111's API default: fill
+    inpaint_full_res: Flag = True  # "only masked"
+    inpaint_full_res_padding: Annotated[int, BeforeValidator(lambda v: max(0, _integer(v or 0)))] = 0
+    inpainting_mask_invert: Annotated[int, BeforeValidator(lambda v: 1 if _flag(v or 0) else 0)] = 0
+    initial_noise_multiplier: Annotated[float | None, BeforeValidator(_optional_number)] = None
+    mask_round: Flag = True
+
+    def mask_options(self) -> MaskOptions:
+        blur_x = self.mask_blur if self.mask_blur is not None else self.mask_blur_x
+        blur_y = self.mask_blur if self.mask_blur is not None else self.mask_blur_y
+        return MaskOptions(
+            blur_x=blur_x or 0,
+            blur_y=blur_y or 0,
+            invert=bool(self.inpainting_mask_invert),
+            masked_content=MASKED_CONTENT[self.inpainting_fill],
+            full_res=self.inpaint_full_res,
+            full_res_padding=self.inpaint_full_res_padding,
+            round=self.mask_round,
+        )
+
+
+class GenerateRequest(MaskFields):
     """The original service's ``POST /generate``. Other keys (steps, sampler, n_iter, batch_size, width,
     height...) are accepted and ignored. ``negative_prompt`` and ``cfg_scale`` are extensions: used
     when guidance is on, and the answer's ``warnings`` say when they were not."""
@@ -250,6 +296,9 @@ class GenerateRequest(Lenient):
     vae: Vae = Field(None, description="VAE decoder: full, or tiny (TAESD, ~3x faster image) if installed")
     negative_prompt: Text = Field("", description="what to steer away from; needs guidance (cfg setting)")
     cfg_scale: CfgScale = Field(None, description="guidance scale above 1 (with the cfg setting on)")
+    mask_image: Image = Field(
+        None, description="img2img inpainting: white where the image may change (A1111's mask fields apply)"
+    )
 
     def resolved_mode(self) -> str:
         return self.mode or ("img2img" if self.init_image is not None else "txt2img")
@@ -290,8 +339,9 @@ class Txt2ImgRequest(Lenient):
         return None if name is None else randn_source(name)
 
 
-class Img2ImgRequest(Txt2ImgRequest):
-    """A1111's img2img body: txt2img's fields plus the init image (the first one is used)."""
+class Img2ImgRequest(Txt2ImgRequest, MaskFields):
+    """A1111's img2img body: txt2img's fields plus the init image (the first one is used) and the
+    inpainting fields."""
 
     init_images: ImageList = None
     resize_mode: ResizeMode = 0

@@ -40,7 +40,7 @@ async def txt2img(request: Request) -> JSONResponse:
     "/img2img",
     response_model=GenerationResponse,
     openapi_extra=openapi_body(Img2ImgRequest, required=("init_images",)),
-    summary="img2img from the first of init_images; masks (inpainting) are ignored",
+    summary="img2img from the first of init_images; with a mask, inpainting (A1111's mask fields)",
 )
 async def img2img(request: Request) -> JSONResponse:
     body = await read_json(request)
@@ -51,6 +51,9 @@ async def img2img(request: Request) -> JSONResponse:
         "init_image": req.init_images[0],
         "resize_mode": req.resize_mode,
         "strength": req.denoising_strength,
+        "mask": req.mask or None,
+        "mask_options": req.mask_options(),
+        "noise_multiplier": req.initial_noise_multiplier,
     }
     return await _answer(request, body, req, a1111.IMG2IMG_DEFAULTS, **img2img)
 

@@ -74,6 +74,9 @@ async def generate(request: Request) -> GenerateResponse | JSONResponse:
             init_image=req.init_image if img2img else None,
             resize_mode=req.resize_mode,
             strength=req.denoising_strength,
+            mask=(req.mask_image or req.mask or None) if img2img else None,
+            mask_options=req.mask_options(),
+            noise_multiplier=req.initial_noise_multiplier,
             vae=req.vae,
             always_save=not axera_base64,  # then the saved file's path is the only way to the image
         ),

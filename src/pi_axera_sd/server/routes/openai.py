@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BeforeValidator, ValidationError
 from starlette.datastructures import UploadFile
 
+from pi_axera_sd.engine.masks import MaskOptions
 from pi_axera_sd.server.core.context import add_to_access_log, read_json, service_of
 from pi_axera_sd.server.core.failures import ApiError
 from pi_axera_sd.server.core.generation import GenerationRequest, generate_images
@@ -60,10 +61,13 @@ class ImagesRequest(Lenient):
 
 class EditRequest(ImagesRequest):
     """``/v1/images/edits``: the image comes as a multipart file, or (JSON) as base64 in ``image``
-    or OpenAI's ``images: [{"image_url": "data:..."}]``. ``strength`` (0-1) is an extension."""
+    or OpenAI's ``images: [{"image_url": "data:..."}]``. ``mask`` (a file, base64, or
+    ``{"image_url": ...}``): a PNG of the image's size whose transparent pixels mark the area to
+    edit, as OpenAI defines it. ``strength`` (0-1) is an extension."""
 
     image: Any = None
     images: Any = None
+    mask: Any = None
     strength: Strength = None
 
 
@@ -129,6 +133,7 @@ def _edits_body() -> dict[str, Any]:
         "required": ["image", "prompt"],
         "properties": {
             "image": {"type": "string", "format": "binary"},
+            "mask": {"type": "string", "format": "binary"},
             **{k: {"type": "string"} for k in ("prompt", "model", "n", "size", "seed", "response_format")},
         },
     }
@@ -140,34 +145,52 @@ def _edits_body() -> dict[str, Any]:
 async def edits(request: Request) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        body, image_b64 = await _read_form(request)
+        body, files = await _read_form(request)
+        image_b64, mask_b64 = files.get("image"), files.get("mask")
     else:
         body = await read_json(request)
-        image_b64 = _json_image(body)
+        image_b64, mask_b64 = _json_image(body), _json_mask(body)
     req = _parse(EditRequest, body)
     if image_b64 is None:
         raise ApiError(
             400, "image is required: a PNG, JPEG or WebP file", kind="InvalidInput", errors="image"
         )
-    return await _answer(request, req, init_image=image_b64, strength=req.strength)
+    masked = {} if mask_b64 is None else {"mask": mask_b64, "mask_alpha": True, "mask_param": "mask"}
+    # OpenAI's edit changes only the transparent area and keeps the rest exactly: no blur, whole image
+    options = MaskOptions(blur_x=0, blur_y=0, masked_content="original", full_res=False)
+    return await _answer(
+        request, req, init_image=image_b64, strength=req.strength, mask_options=options, **masked
+    )
 
 
-async def _read_form(request: Request) -> tuple[dict[str, Any], str | None]:
-    """Text fields as a dict; the first ``image`` (or ``image[]``) file as base64."""
+async def _read_form(request: Request) -> tuple[dict[str, Any], dict[str, str]]:
+    """Text fields as a dict; the first ``image`` (or ``image[]``) file and the ``mask`` file as base64."""
     form = await request.form()
     fields: dict[str, Any] = {}
-    image: bytes | None = None
+    files: dict[str, bytes] = {}
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):
-            if key in ("image", "image[]") and image is None:
-                image = await value.read()
+            name = "image" if key in ("image", "image[]") else key
+            if name in ("image", "mask") and name not in files:
+                files[name] = await value.read()
         else:
             fields[key] = value
     add_to_access_log(request, params={k: v for k, v in fields.items()})
-    if image is None:
-        return fields, None
-    encoded = await service_of(request).run_host_work(base64.b64encode, image)
-    return fields, encoded.decode("ascii")
+    service = service_of(request)
+    encoded = {}
+    for name, raw in files.items():
+        encoded[name] = (await service.run_host_work(base64.b64encode, raw)).decode("ascii")
+    return fields, encoded
+
+
+def _json_mask(body: Any) -> str | None:
+    """JSON edits' ``mask``: base64, a data URI, or OpenAI's ``{"image_url": ...}``."""
+    mask = body.get("mask") if isinstance(body, dict) else None
+    if isinstance(mask, dict):
+        mask = mask.get("image_url") or mask.get("b64_json")
+    if mask is None or isinstance(mask, str):
+        return mask
+    raise ApiError(400, "mask must be a base64 PNG or data URI", kind="InvalidInput", errors="mask")
 
 
 def _json_image(body: Any) -> str | None:
