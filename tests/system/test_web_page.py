@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import os
 import re
@@ -18,7 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
 from support.clip import random_image
@@ -224,6 +227,182 @@ def test_img2img_from_an_uploaded_file_and_send_a_result_back(page: Page, tmp_pa
     cards.first.get_by_role("button", name="Send to img2img").click()
     expect(page.locator("#panel-edit")).to_be_visible()
     assert page.locator("#edit-image").get_attribute("src") == cards.first.locator("img").get_attribute("src")
+
+
+def _png_of(data_url: str) -> Image.Image:
+    prefix = "data:image/png;base64,"
+    assert data_url.startswith(prefix), data_url[:40]
+    return Image.open(io.BytesIO(base64.b64decode(data_url[len(prefix) :])))
+
+
+def _open_in_edit(page: Page, path: Path) -> None:
+    page.get_by_role("tab", name="Edit an image").click()
+    _upload(page, "#edit-file", path)
+    expect(page.locator("#mask-canvas")).to_be_visible()
+
+
+def _stroke(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A mouse drag over the mask canvas, between fractions of its width and height."""
+    box = page.locator("#mask-canvas").bounding_box()
+    assert box, "the mask canvas is not shown"
+
+    def at(point: tuple[float, float]) -> tuple[float, float]:
+        return box["x"] + point[0] * box["width"], box["y"] + point[1] * box["height"]
+
+    page.mouse.move(*at(start))
+    page.mouse.down()
+    page.mouse.move(*at(end), steps=8)
+    page.mouse.up()
+
+
+def _brush(page: Page, size: int) -> None:
+    page.locator("#mask-size").evaluate(
+        "(el, size) => { el.value = String(size); el.dispatchEvent(new Event('input')); }", size
+    )
+    expect(page.locator("#mask-size-value")).to_have_text(str(size))
+
+
+def _mask_alpha(page: Page) -> np.ndarray:
+    """The mask canvas's alpha channel, one value per start-image pixel (0: not painted)."""
+    found = page.evaluate(
+        """() => {
+            const canvas = document.getElementById('mask-canvas');
+            const rgba = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+            const alpha = Array.from(rgba.filter((_, i) => i % 4 === 3));
+            return { width: canvas.width, height: canvas.height, alpha };
+        }"""
+    )
+    return np.array(found["alpha"], dtype=np.uint8).reshape(found["height"], found["width"])
+
+
+def _record_img2img(page: Page) -> list[dict]:
+    """The bodies the page posts to /sdapi/v1/img2img (each passed on to the server)."""
+    bodies: list[dict] = []
+
+    def record(route):
+        bodies.append(route.request.post_data_json)
+        route.continue_()
+
+    page.route("**/sdapi/v1/img2img", record)
+    return bodies
+
+
+def test_inpainting_mask_is_painted_and_sent(page: Page, tmp_path: Path):
+    """A stroke in the middle of the start image goes out as A1111's mask (white = change) at the
+    image's own size; the answer keeps the pixels far from it and is shown beside the original."""
+    start = tmp_path / "start.png"
+    random_image(128, 128, seed=7).save(start)
+    original = np.asarray(Image.open(start).convert("RGB"))
+    bodies = _record_img2img(page)
+    _open_in_edit(page, start)
+    canvas = page.locator("#mask-canvas")
+    assert (canvas.get_attribute("width"), canvas.get_attribute("height")) == ("128", "128")
+    expect(page.get_by_label("Edge blur")).to_have_value("4")
+    expect(page.get_by_label("Brush size")).to_have_value("24")
+    _stroke(page, (0.42, 0.5), (0.58, 0.5))  # within the centre 20% of the image
+    page.locator("#edit-prompt").fill("a red apple")
+    page.locator("#edit-vae").select_option("taesd")
+    shot(page, "desktop-inpaint-mask")
+    page.get_by_role("button", name="Edit image").click()
+    deadline = time.monotonic() + 10
+    while not bodies:
+        assert time.monotonic() < deadline, "the page never sent the edit"
+        page.wait_for_timeout(100)
+    body = bodies[0]
+    assert body["init_images"] == [page.locator("#edit-image").get_attribute("src")]
+    assert body["mask_blur"] == 4 and body["inpainting_mask_invert"] == 0
+    mask_png = _png_of(body["mask"])
+    assert mask_png.size == (128, 128)
+    mask = np.asarray(mask_png.convert("L"))
+    assert set(np.unique(mask)) == {0, 255}, "the mask is black and white"
+    changed = mask == 255  # the painted stroke, as sent
+    ys, xs = np.nonzero(changed)
+    assert 40 <= xs.min() <= xs.max() <= 88 and 40 <= ys.min() <= ys.max() <= 88, (xs, ys)
+    assert changed[64, 64] and changed[64, 56] and changed[64, 72]
+
+    expect(page.locator("#edit-compare")).to_be_visible(timeout=GENERATION_MS)
+    expect(page.locator("#gallery > li")).to_have_count(1)
+    expect(page.locator("#edit-result-caption")).to_have_text("After (inpainted)")
+    shot(page, "desktop-inpaint-result")
+    assert len(bodies) == 1
+    assert page.locator("#edit-original").get_attribute("src") == body["init_images"][0]
+    result = np.asarray(_png_of(page.locator("#edit-result").get_attribute("src") or "").convert("RGB"))
+    assert result.shape == original.shape
+    assert (result[changed] != original[changed]).any(), "nothing changed inside the mask"
+    page.set_viewport_size(PHONE)  # nothing scrolls sideways; the mask follows the preview
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a phone"
+    page.wait_for_function(
+        """() => {
+            const a = document.getElementById('mask-canvas').getBoundingClientRect();
+            const b = document.getElementById('edit-image').getBoundingClientRect();
+            return a.width > 0 && ['x', 'y', 'width', 'height'].every((k) => Math.abs(a[k] - b[k]) < 0.5);
+        }""",
+        timeout=5000,
+    )
+    shot(page, "phone-inpaint-result")
+
+    border = np.ones(changed.shape, dtype=bool)
+    border[16:-16, 16:-16] = False
+    differ = (result != original).any(axis=2) & border
+    assert not differ.any(), f"{int(differ.sum())} of {int(border.sum())} border pixels changed"
+
+
+def test_the_mask_eraser_and_erase_all(page: Page, tmp_path: Path):
+    """Paint shows as a translucent overlay; the eraser removes paint where it goes; Erase all
+    empties the mask, and a new start image starts with none. With nothing painted the page sends
+    plain img2img, without a mask."""
+    start = tmp_path / "start.png"
+    random_image(128, 128, seed=8).save(start)
+    bodies = _record_img2img(page)
+    _open_in_edit(page, start)
+    assert float(page.locator("#mask-canvas").evaluate("(el) => getComputedStyle(el).opacity")) < 1
+    assert _mask_alpha(page).max() == 0
+    _stroke(page, (0.2, 0.5), (0.8, 0.5))
+    alpha = _mask_alpha(page)
+    assert alpha.shape == (128, 128)
+    assert alpha[64, 38] == 255 and alpha[64, 90] == 255 and alpha[20, 64] == 0
+
+    page.get_by_label("Eraser").check()
+    _brush(page, 40)
+    _stroke(page, (0.1, 0.5), (0.3, 0.5))
+    alpha = _mask_alpha(page)
+    assert alpha[:, :50].max() == 0, "the eraser left paint behind"
+    assert alpha[64, 90] == 255, "the eraser removed paint where it did not go"
+
+    page.get_by_label("Eraser").uncheck()
+    _stroke(page, (0.5, 0.2), (0.5, 0.3))
+    assert _mask_alpha(page)[32, 64] == 255
+    page.get_by_role("button", name="Erase all").click()
+    assert _mask_alpha(page).max() == 0
+
+    _stroke(page, (0.4, 0.4), (0.6, 0.6))
+    assert _mask_alpha(page).max() == 255
+    # A new start image (another size here) starts with no mask, sized to it.
+    other = tmp_path / "other.png"
+    random_image(96, 64, seed=9).save(other)
+    _upload(page, "#edit-file", other)
+    expect(page.locator("#mask-canvas")).to_have_attribute("width", "96")
+    assert _mask_alpha(page).shape == (64, 96) and _mask_alpha(page).max() == 0
+
+    # Invert and blur go out with the mask as A1111's fields.
+    _stroke(page, (0.4, 0.4), (0.6, 0.6))
+    page.get_by_label("Change everything except the painted area").check()
+    page.get_by_label("Edge blur").fill("8")
+    page.locator("#edit-prompt").fill("a quiet lake")
+    page.locator("#edit-vae").select_option("taesd")
+    page.get_by_role("button", name="Edit image").click()
+    expect(page.locator("#edit-result-caption")).to_have_text("After (inpainted)", timeout=GENERATION_MS)
+    assert len(bodies) == 1
+    assert (bodies[0]["mask_blur"], bodies[0]["inpainting_mask_invert"]) == (8, 1)
+    assert _png_of(bodies[0]["mask"]).size == (96, 64)
+
+    page.get_by_role("button", name="Erase all").click()
+    page.get_by_role("button", name="Edit image").click()
+    expect(page.locator("#edit-result-caption")).to_have_text("After", timeout=GENERATION_MS)
+    expect(page.locator("#edit-compare")).to_be_visible()
+    assert len(bodies) == 2
+    assert not {"mask", "mask_blur", "inpainting_mask_invert"} & set(bodies[1]), sorted(bodies[1])
 
 
 def test_tag_an_image_flat_then_by_category(page: Page, tmp_path: Path):

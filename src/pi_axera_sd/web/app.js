@@ -3,6 +3,9 @@
 
 const AUTH_KEY = "pi-axera-sd-auth"; // sessionStorage: credentials live as long as the tab
 const POLL_MS = 400;
+const MASK_COLOUR = "#e0245e"; // painted on the mask canvas at full alpha; CSS shows it translucent
+const MASK_BLUR_DEFAULT = 4; // A1111's mask_blur
+const MASK_BLUR_MAX = 64;
 const TOKENS_DEBOUNCE_MS = 250; // the prompt counters ask once typing pauses this long
 const TOKENS_RETRY_MS = 2000; // ... and again this often while the model loads
 const DEMOGRAPHICS = [
@@ -327,6 +330,7 @@ function vaeSettings(id) {
   return value === "taesd" ? { override_settings: { sd_vae: "taesd" } } : {};
 }
 
+// Resolves to the service's answer ({images, parameters, info}), or null when the request failed.
 async function generate(route, payload, count) {
   showError("");
   setBusy(true, true);
@@ -335,6 +339,7 @@ async function generate(route, payload, count) {
   pollProgress(count, await queueSnapshot());
   let summary = "";
   let finished = false;
+  let answer = null;
   try {
     const { data, headers } = await api(`/sdapi/v1/${route}`, payload);
     const info = JSON.parse(data.info);
@@ -357,6 +362,7 @@ async function generate(route, payload, count) {
       ? `Interrupted: ${data.images.length} of ${count} image${count > 1 ? "s" : ""} made.`
       : `Done: ${data.images.length} image${data.images.length > 1 ? "s" : ""} in ${seconds.toFixed(1)} s.`;
     finished = true;
+    answer = data;
   } catch (err) {
     showError(err.message);
     summary = "Failed; see the message below the form.";
@@ -364,6 +370,7 @@ async function generate(route, payload, count) {
     stopProgress(summary, finished);
     setBusy(false);
   }
+  return answer;
 }
 
 function rememberSeed(seed) {
@@ -401,7 +408,166 @@ async function submitEdit(event) {
     seed: seedOf("edit-seed"),
     ...vaeSettings("edit-vae"),
   };
-  await generate("img2img", payload, 1);
+  // A painted mask makes it inpainting (A1111's fields); with nothing painted, plain img2img.
+  const mask = maskPng();
+  if (mask) {
+    payload.mask = mask;
+    payload.mask_blur = maskBlur();
+    payload.inpainting_mask_invert = $("mask-invert").checked ? 1 : 0;
+  }
+  const original = state.images.edit;
+  const data = await generate("img2img", payload, 1);
+  if (data?.images?.length) showComparison(original, data.images[0], Boolean(mask));
+}
+
+function showComparison(original, b64, masked) {
+  $("edit-original").src = original;
+  $("edit-result").src = `data:image/png;base64,${b64}`;
+  $("edit-result").alt = masked ? "The edited image, changed inside the mask" : "The edited image";
+  $("edit-result-caption").textContent = masked ? "After (inpainted)" : "After";
+  $("edit-compare").hidden = false;
+}
+
+// ---- the inpainting mask: painted over the start image's preview ---------------------------------
+// The canvas has the start image's own pixel size and is stretched over its preview, so the mask is
+// painted as shown and exported at the size the service gets. Paint is opaque on the canvas (CSS
+// shows it translucent); the eraser removes it. The brush size is in screen pixels.
+
+const mask = { drawing: false, last: null };
+
+function maskContext() {
+  return $("mask-canvas").getContext("2d", { willReadFrequently: true });
+}
+
+// Lay the canvas exactly over the preview (the preview's size follows the page's width).
+function placeMaskCanvas() {
+  const img = $("edit-image");
+  const canvas = $("mask-canvas");
+  canvas.style.left = `${img.offsetLeft}px`;
+  canvas.style.top = `${img.offsetTop}px`;
+  canvas.style.width = `${img.offsetWidth}px`;
+  canvas.style.height = `${img.offsetHeight}px`;
+}
+
+function resetMask() {
+  const img = $("edit-image");
+  const canvas = $("mask-canvas");
+  mask.drawing = false;
+  mask.last = null;
+  const ready = !img.hidden && img.naturalWidth > 0;
+  canvas.hidden = !ready;
+  $("mask-tools").hidden = !ready;
+  // Setting the size empties the canvas: a new start image starts with no mask.
+  canvas.width = ready ? img.naturalWidth : 0;
+  canvas.height = ready ? img.naturalHeight : 0;
+  if (ready) placeMaskCanvas();
+}
+
+function clearMask() {
+  const canvas = $("mask-canvas");
+  maskContext().clearRect(0, 0, canvas.width, canvas.height);
+}
+
+function maskPoint(event) {
+  const canvas = $("mask-canvas");
+  const box = canvas.getBoundingClientRect();
+  const scale = canvas.width / box.width; // image pixels per screen pixel
+  return {
+    x: (event.clientX - box.left) * scale,
+    y: ((event.clientY - box.top) * canvas.height) / box.height,
+    radius: (Number.parseInt($("mask-size").value, 10) / 2) * scale,
+  };
+}
+
+function paintMask(point) {
+  const ctx = maskContext();
+  ctx.globalCompositeOperation = $("mask-eraser").checked ? "destination-out" : "source-over";
+  ctx.fillStyle = ctx.strokeStyle = MASK_COLOUR;
+  ctx.beginPath();
+  if (mask.last) {
+    ctx.lineWidth = point.radius * 2;
+    ctx.lineCap = ctx.lineJoin = "round";
+    ctx.moveTo(mask.last.x, mask.last.y);
+    ctx.lineTo(point.x, point.y);
+    ctx.stroke();
+  } else {
+    ctx.arc(point.x, point.y, point.radius, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+  mask.last = point;
+}
+
+function startStroke(event) {
+  if (event.pointerType === "mouse" && event.button !== 0) return;
+  event.preventDefault();
+  $("mask-canvas").setPointerCapture(event.pointerId);
+  mask.drawing = true;
+  mask.last = null;
+  paintMask(maskPoint(event));
+}
+
+function continueStroke(event) {
+  if (!mask.drawing) return;
+  const events = event.getCoalescedEvents?.() || [];
+  for (const e of events.length ? events : [event]) paintMask(maskPoint(e));
+}
+
+function endStroke() {
+  mask.drawing = false;
+  mask.last = null;
+}
+
+function maskBlur() {
+  const blur = Number.parseInt($("mask-blur").value, 10);
+  return Number.isFinite(blur) ? Math.min(MASK_BLUR_MAX, Math.max(0, blur)) : MASK_BLUR_DEFAULT;
+}
+
+// The mask as A1111 takes it: a PNG data URL the start image's size, white where painted (to be
+// changed) and black elsewhere; null when nothing is painted or no start image is shown.
+function maskPng() {
+  const img = $("edit-image");
+  const canvas = $("mask-canvas");
+  if (canvas.hidden || !canvas.width || canvas.width !== img.naturalWidth || canvas.height !== img.naturalHeight) {
+    return null;
+  }
+  const { width, height } = canvas;
+  const paint = maskContext().getImageData(0, 0, width, height).data;
+  const out = document.createElement("canvas");
+  out.width = width;
+  out.height = height;
+  const ctx = out.getContext("2d");
+  const bw = ctx.createImageData(width, height);
+  let painted = false;
+  for (let i = 0; i < paint.length; i += 4) {
+    const value = paint[i + 3] >= 128 ? 255 : 0; // the brush's soft rim: painted from half alpha
+    if (value) painted = true;
+    bw.data[i] = bw.data[i + 1] = bw.data[i + 2] = value;
+    bw.data[i + 3] = 255;
+  }
+  if (!painted) return null;
+  ctx.putImageData(bw, 0, 0);
+  return out.toDataURL("image/png");
+}
+
+function wireMask() {
+  const img = $("edit-image");
+  const canvas = $("mask-canvas");
+  img.addEventListener("load", resetMask);
+  img.addEventListener("error", resetMask);
+  const follow = new ResizeObserver(() => {
+    if (!canvas.hidden) placeMaskCanvas();
+  });
+  follow.observe(img);
+  follow.observe($("edit-stage"));
+  canvas.addEventListener("pointerdown", startStroke);
+  canvas.addEventListener("pointermove", continueStroke);
+  canvas.addEventListener("pointerup", endStroke);
+  canvas.addEventListener("pointercancel", endStroke);
+  canvas.addEventListener("lostpointercapture", endStroke);
+  $("mask-size").addEventListener("input", (e) => {
+    $("mask-size-value").textContent = e.target.value;
+  });
+  $("mask-clear").addEventListener("click", clearMask);
 }
 
 // ---- the gallery ---------------------------------------------------------------------------------
@@ -545,6 +711,7 @@ function setImage(target, dataUrl, name = "") {
   };
   img.src = dataUrl;
   img.hidden = false;
+  if (target === "edit") resetMask(); // a new start image, no mask (the same picture fires no load)
   showError("");
 }
 
@@ -717,6 +884,7 @@ function init() {
   wireTokenCounters();
   wireDropZone("edit");
   wireDropZone("tag");
+  wireMask();
   document.addEventListener("paste", onPaste);
   $("create-form").addEventListener("submit", submitCreate);
   $("edit-form").addEventListener("submit", submitEdit);
