@@ -71,8 +71,11 @@ chromium:
 	@test -x $(CHROMIUM) || { $(call apt_install,chromium); }
 
 # PI_AXERA_SD_LOCK: the lock the base-install tests pin their fresh venvs with (the one under test).
+# Two pytest workers, each test file kept on one (module fixtures start servers once): the suite
+# spends much of its time waiting on subprocesses, so 2 workers help even on 2 cores.
+TEST_WORKERS ?= 2
 test: install-dev lint haproxy chromium
-	PI_AXERA_SD_LOCK=$(LOCK) $(BIN)/python -m pytest
+	PI_AXERA_SD_LOCK=$(LOCK) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # The unit tier (tests/unit: no model, no server) on a base install plus pytest, without torch: seconds.
 test-fast: install-fast

@@ -10,6 +10,7 @@ editable link into the clone.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -73,7 +74,15 @@ def torch_index_args() -> list[str]:
 
 
 def fresh_venv(extra: str = "") -> Path:
-    """The ``bin`` folder of a venv with ``pip install -c LOCK '.[extra]'`` (``.`` for no extra)."""
+    """The ``bin`` folder of a venv with ``pip install -c LOCK '.[extra]'`` (``.`` for no extra).
+    One build at a time: pytest workers (``make test`` runs two) may ask for the same venv."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _fresh_venv(extra)
+
+
+def _fresh_venv(extra: str) -> Path:
     folder = CACHE / _key(extra)
     python = folder / "bin" / "python"
     target = f".[{extra}]" if extra else "."
