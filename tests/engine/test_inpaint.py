@@ -256,3 +256,24 @@ def test_a_9_channel_unet_makes_txt2img_and_plain_img2img(inpaint_engine):
         GenerationParams(prompt="a red fox", seed=1, init_image=to_model_input(init_image()), strength=0.5)
     )
     assert txt2img.pixels.std() > 5 and img2img.pixels.shape == (128, 128, 3)
+
+
+def test_inpainting_on_openvino_keeps_the_known_latent(tiny_optimum_ov_dir, monkeypatch):
+    """The same numpy path around OpenVINO's sessions (an LCM UNet with a guidance input)."""
+    from pi_axera_sd.engine.layout import resolve_layout
+    from pi_axera_sd.engine.pipeline import Pipeline
+    from pi_axera_sd.runtime import RuntimeOptions
+
+    engine = Pipeline.load(
+        resolve_layout(tiny_optimum_ov_dir), RuntimeOptions(runtime="openvino", precision="f32")
+    )
+    init = init_image(engine.width)
+    mask = latent_mask(mask_from_image(box_mask(engine.width), init.size), engine.latent_shape[2:])
+    params = GenerationParams(prompt="x", seed=2, init_image=to_model_input(init), strength=0.75, mask=mask)
+    _, latent = decoded_latent(engine, params, monkeypatch)
+    _, again = decoded_latent(engine, GenerationParams(**{**vars(params), "seed": 3}), monkeypatch)
+    known = np.broadcast_to(mask == 0, latent.shape)
+    # outside the mask both seeds end on the same init latent (img2img's posterior is drawn from a
+    # generator seeded 0, as in the original service); inside, each seed made its own
+    assert np.abs(latent - again)[known].max() == 0
+    assert np.abs(latent - again)[~known].max() > 0.1
