@@ -456,6 +456,8 @@ def run_curl(command: str, ctx: Context) -> None:
     assert shutil.which("curl"), "curl is not installed: the pages' curl examples cannot be checked"
     served = ctx.fixture("served_url")
     port = int(served.rsplit(":", 1)[1])
+    if "@inpaint.json" in command:  # the user's own request file (the page's python block makes one)
+        write_inpaint_request(ctx.tmp / "inpaint.json")
     out = ok(user_env(ctx.tmp).run(with_port(command, port), timeout=120), command).stdout.strip()
     assert out, command
     size = ctx.fixture("tiny_engine").width  # the served model's own size, whatever was asked
@@ -466,8 +468,29 @@ def run_curl(command: str, ctx: Context) -> None:
         assert out == f"{size}x{size} 42", out
     elif "return_base64" in command:  # AXERA's sample dialect: width, height, seed
         assert out == f"{size} {size} 42", out
+    elif "@inpaint.json" in command:  # inpainting: one image, nothing the model did not follow
+        assert out == "1 []", out
     else:
         assert isinstance(json.loads(out), dict), out
+
+
+def write_inpaint_request(path: Path) -> None:
+    """What the page's snippet writes from photo.png and mask.png: a noise image, a centre box."""
+    import base64
+    import io
+
+    import numpy as np
+
+    def b64(image: Image.Image) -> str:
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        return base64.b64encode(buf.getvalue()).decode()
+
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8))
+    mask = np.zeros((128, 128), np.uint8)
+    mask[32:96, 32:96] = 255
+    body = {"prompt": "a red fox", "init_images": [b64(photo)], "mask": b64(Image.fromarray(mask))}
+    path.write_text(json.dumps({**body, "mask_blur": 4, "denoising_strength": 0.75}))
 
 
 def run_pip(command: str, ctx: Context) -> None:
