@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -145,8 +147,16 @@ async def decode_inpaint_inputs(
 
 
 def _decoded(data: str, limits, param: str | None, *, keep_alpha: bool = False):
-    try:
+    with blamed_on(param):
         return decode_base64_image(data, limits, keep_alpha=keep_alpha)
+
+
+@contextmanager
+def blamed_on(param: str | None) -> Iterator[None]:
+    """An unusable image becomes an error naming the dialect's field (OpenAI's ``param``): 413 when
+    a limit was passed, else 400. Without a field name the error goes up as it is."""
+    try:
+        yield
     except InvalidInput as exc:
         if param is None:
             raise
@@ -320,15 +330,8 @@ async def generate_images(request: Request, gen: GenerationRequest) -> Generated
             raise InvalidInput("a mask needs an init image: it marks the part of that image to change")
         init, inpaint, decode_ms = await decode_inpaint_inputs(service, pipeline, gen)
     elif gen.init_image is not None:
-        try:
+        with blamed_on(gen.image_param):
             init, decode_ms = await decode_init_image(service, pipeline, gen.init_image, gen.resize_mode)
-        except InvalidInput as exc:
-            if gen.image_param is None:
-                raise
-            status = 413 if isinstance(exc, PayloadTooLarge) else 400
-            raise ApiError(
-                status, f"{gen.image_param}: {exc}", kind=type(exc).__name__, errors=gen.image_param
-            ) from None
     strength = None
     if init is not None:
         strength = gen.strength if gen.strength is not None else STRENGTH_BY_DIALECT[gen.dialect]
