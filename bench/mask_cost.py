@@ -11,9 +11,7 @@ outside the inference lane.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +19,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from timing import median_ms
+
 from pi_axera_sd.engine.masks import MaskOptions, plan_inpaint
 from pi_axera_sd.engine.scheduler import LcmScheduler
-
-
-def median_ms(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
 
 
 def main() -> None:

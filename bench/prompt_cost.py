@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import median_ms
 
 from pi_axera_sd.engine.prompts.reader import PromptReader
 from pi_axera_sd.engine.prompts.weighting import apply_emphasis
@@ -36,15 +37,6 @@ CLIENT_PROMPT = (
 )
 STEPS = 4
 WIDTH = 768  # SD1.5's text width: the weighting's arrays
-
-
-def median_ms(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
 
 
 def reading_cost(runs: int) -> None:

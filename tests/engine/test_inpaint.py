@@ -3,14 +3,11 @@ same tiny weights and the same noise, and A1111's mask handling (engine.masks)."
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from unittest import mock
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_reference_diffusers import MAX_PIXEL_DIFF, RecordingNoise, _max_diff
+from test_reference_diffusers import MAX_PIXEL_DIFF, RecordingNoise, _max_diff, replay_noise
 
 from pi_axera_sd.defaults import TXT2IMG_TIMESTEPS
 from pi_axera_sd.engine.imageio import to_model_input
@@ -36,31 +33,10 @@ def box_mask(size: int = 128) -> Image.Image:
     return Image.fromarray(mask)
 
 
-@contextmanager
-def replay(draws: list[np.ndarray]):
-    """diffusers' inpainting draws: the image's posterior, the noise, the masked image's posterior
-    (unused by a 4-channel UNet: given zeros), then one per step; the engine made all but the third."""
-    queue = [draws[0], draws[1], np.zeros_like(draws[0]), *draws[2:]]
-
-    def fake_randn(shape, generator=None, device=None, dtype=None, layout=None):
-        x = queue.pop(0)
-        assert tuple(shape) == x.shape
-        return torch.from_numpy(x).to(dtype=dtype or torch.float32)
-
-    modules = [
-        "diffusers.schedulers.scheduling_lcm",
-        "diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_inpaint",
-        "diffusers.models.autoencoders.vae",
-    ]
-    patches = [mock.patch(f"{module}.randn_tensor", fake_randn) for module in modules]
-    for patch in patches:
-        patch.start()
-    try:
-        yield
-    finally:
-        for patch in patches:
-            patch.stop()
-    assert not queue, f"{len(queue)} draws unused"
+def inpaint_draws(draws: list[np.ndarray]) -> list[np.ndarray]:
+    """diffusers' inpainting draws from the engine's: the image's posterior, the noise, the masked
+    image's posterior (unused by a 4-channel UNet, which the engine does not draw: zeros), the steps."""
+    return [draws[0], draws[1], np.zeros_like(draws[0]), *draws[2:]]
 
 
 @pytest.mark.parametrize(("strength", "steps"), [(0.5, 2), (0.75, 3)])
@@ -81,7 +57,7 @@ def test_inpainting_matches_diffusers_inpaint_pipeline(tiny_pipe, tiny_engine, s
         on_latent=lambda _d, _t, x: kept.update(x=x),
     )
     assert len(ours.timesteps) == steps
-    with replay(noise.draws):
+    with replay_noise(inpaint_draws(noise.draws)):
         latent = inpaint(
             prompt="a red fox",
             image=init,
@@ -212,24 +188,9 @@ def test_a_9_channel_unet_matches_diffusers_inpaint_pipeline(inpaint_pipe, inpai
         ),
         noise=noise,
     )
-    # diffusers draws: the image's posterior, the noise, the masked image's posterior (used now), steps
-    queue = list(noise.draws)
-
-    def fake_randn(shape, generator=None, device=None, dtype=None, layout=None):
-        x = queue.pop(0)
-        assert tuple(shape) == x.shape
-        return torch.from_numpy(x).to(dtype=dtype or torch.float32)
-
-    modules = [
-        "diffusers.schedulers.scheduling_lcm",
-        "diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_inpaint",
-        "diffusers.models.autoencoders.vae",
-    ]
-    with (
-        mock.patch(f"{modules[0]}.randn_tensor", fake_randn),
-        mock.patch(f"{modules[1]}.randn_tensor", fake_randn),
-        mock.patch(f"{modules[2]}.randn_tensor", fake_randn),
-    ):
+    # diffusers draws as the engine did: the image's posterior, the noise, the masked image's
+    # posterior (a 9-channel UNet uses it), then the steps
+    with replay_noise(noise.draws):
         reference = inpaint(
             prompt="a red fox",
             image=init,
@@ -239,7 +200,6 @@ def test_a_9_channel_unet_matches_diffusers_inpaint_pipeline(inpaint_pipe, inpai
             guidance_scale=1.0,
             output_type="np",
         ).images[0]
-    assert not queue
     reference = np.round(reference * 255).astype(np.uint8)
     diff = _max_diff(ours.pixels, reference)
     print(f"9-channel inpainting UNet: max pixel diff vs diffusers {diff}/255")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import contextmanager
 from unittest import mock
 
@@ -43,13 +44,12 @@ def replay_noise(draws: list[np.ndarray]):
     targets = [
         "diffusers.schedulers.scheduling_lcm.randn_tensor",
         "diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img.randn_tensor",
+        "diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_inpaint.randn_tensor",
         "diffusers.models.autoencoders.vae.randn_tensor",
     ]
-    with (
-        mock.patch(targets[0], fake_randn),
-        mock.patch(targets[1], fake_randn),
-        mock.patch(targets[2], fake_randn),
-    ):
+    with contextlib.ExitStack() as patches:
+        for target in targets:
+            patches.enter_context(mock.patch(target, fake_randn))
         yield queue
     assert not queue, f"{len(queue)} engine noise draws were not used by diffusers"
 
