@@ -237,3 +237,24 @@ def test_inpainting_on_openvino_keeps_the_known_latent(tiny_optimum_ov_dir, monk
     # generator seeded 0, as in the original service); inside, each seed made its own
     assert np.abs(latent - again)[known].max() == 0
     assert np.abs(latent - again)[~known].max() > 0.1
+
+
+def test_a_masked_job_reports_each_step_and_stops_when_asked(tiny_engine):
+    from pi_axera_sd.errors import Cancelled
+
+    init = init_image()
+    mask = latent_mask(mask_from_image(box_mask(), init.size), tiny_engine.latent_shape[2:])
+    params = GenerationParams(prompt="x", seed=1, init_image=to_model_input(init), strength=1.0, mask=mask)
+    seen = []
+    tiny_engine.generate(
+        params, on_latent=lambda done, total, latent: seen.append((done, total, latent.shape))
+    )
+    assert seen == [(i, 4, (1, 4, 16, 16)) for i in range(1, 5)]  # live previews see every step
+
+    def stop_at_step_2(done, total):
+        if done == 2:
+            raise Cancelled("interrupted")
+
+    with pytest.raises(Cancelled):
+        tiny_engine.generate(params, on_step=stop_at_step_2)
+    assert tiny_engine.generate(params).pixels.shape == (128, 128, 3)  # the next job is whole

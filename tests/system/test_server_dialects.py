@@ -567,3 +567,23 @@ def test_openai_edit_refuses_a_mask_it_cannot_read(http, mask, says):
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert says in error["message"] and error["param"] == "mask"
+
+
+def test_a1111_latent_mask_decides_what_the_sampler_keeps(http):
+    raw, original = noisy_png(seed=7)
+    body = {
+        "prompt": "x",
+        "seed": 5,
+        "init_images": [b64(raw)],
+        "mask": b64(box_mask_png((128, 128), BOX)),
+        "mask_blur": 0,
+        "inpaint_full_res": False,
+        "inpainting_fill": 1,
+    }
+    changed = pixels(http.post("/sdapi/v1/img2img", json=body).json()["images"][0])
+    black = b64(box_mask_png((128, 128), (0, 0, 0, 0)))
+    kept = pixels(http.post("/sdapi/v1/img2img", json={**body, "latent_mask": black}).json()["images"][0])
+    keep = outside(BOX, (128, 128))
+    assert np.array_equal(changed[keep], original[keep]) and np.array_equal(kept[keep], original[keep])
+    # the sampler kept the whole init latent: inside the box only the VAE's round trip is left
+    assert np.abs(kept[~keep].astype(int) - changed[~keep]).max() > 20

@@ -199,8 +199,11 @@ def plan_inpaint(
     model_size: tuple[int, int],
     latent_hw: tuple[int, int],
     resize_mode: int = 0,
+    latent_source: np.ndarray | None = None,
 ) -> InpaintPlan:
-    """A1111's img2img preparation for a mask (already at ``image``'s size, inverted if asked)."""
+    """A1111's img2img preparation for a mask (already at ``image``'s size, inverted if asked).
+    ``latent_source``: A1111's separate ``latent_mask``, which then decides what the sampler keeps
+    (taken as given: resized straight to the latent, not blurred, inverted or cropped)."""
     blurred = blur_mask(mask, options.blur_x, options.blur_y)
     box = crop_region(blurred, options.full_res_padding) if options.full_res else None
     if box is not None:  # "only masked": the region at the model's size, pasted back at the end
@@ -218,7 +221,9 @@ def plan_inpaint(
         region = fill_masked(region, region_mask)
     return InpaintPlan(
         image=region,
-        latent_mask=latent_mask(region_mask, latent_hw, options.round),
+        latent_mask=latent_mask(
+            region_mask if latent_source is None else latent_source, latent_hw, options.round
+        ),
         pixel_mask=region_mask[None, None].astype(np.float32),
         original=original,
         overlay_mask=overlay_mask,

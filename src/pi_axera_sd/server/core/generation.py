@@ -129,6 +129,11 @@ async def decode_inpaint_inputs(
             mask = 1.0 - mask if gen.mask_options.invert else mask
         else:
             mask = mask_from_image(mask_image, image.size, gen.mask_options.invert)
+        latent_source = None
+        if gen.latent_mask is not None:
+            latent_hw = pipeline.latent_shape[2:]
+            latent_image = _decoded(gen.latent_mask, limits, "latent_mask")
+            latent_source = mask_from_image(latent_image, (latent_hw[1] * 8, latent_hw[0] * 8))
         plan = plan_inpaint(
             image,
             mask,
@@ -136,6 +141,7 @@ async def decode_inpaint_inputs(
             (pipeline.width, pipeline.height),
             pipeline.latent_shape[2:],
             gen.resize_mode,
+            latent_source,
         )
         return to_model_input(plan.image), plan
 
@@ -297,6 +303,7 @@ class GenerationRequest:
     mask_options: MaskOptions = field(default_factory=MaskOptions)
     mask_param: str | None = None  # the field an unusable mask is blamed on (OpenAI's param)
     noise_multiplier: float | None = None  # A1111's initial_noise_multiplier
+    latent_mask: str | None = None  # A1111's separate mask for the sampler (base64)
 
 
 @dataclass

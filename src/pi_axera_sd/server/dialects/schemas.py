@@ -259,6 +259,7 @@ class MaskFields(Lenient):
     inpainting_mask_invert: Annotated[int, BeforeValidator(lambda v: 1 if _flag(v or 0) else 0)] = 0
     initial_noise_multiplier: Annotated[float | None, BeforeValidator(_optional_number)] = None
     mask_round: Flag = True
+    latent_mask: Image = None  # what the sampler keeps, when it differs from the overlay's mask
 
     def mask_options(self) -> MaskOptions:
         blur_x = self.mask_blur if self.mask_blur is not None else self.mask_blur_x

@@ -54,6 +54,7 @@ async def img2img(request: Request) -> JSONResponse:
         "mask": req.mask or None,
         "mask_options": req.mask_options(),
         "noise_multiplier": req.initial_noise_multiplier,
+        "latent_mask": req.latent_mask or None,
     }
     return await _answer(request, body, req, a1111.IMG2IMG_DEFAULTS, **img2img)
 
