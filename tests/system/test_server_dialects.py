@@ -587,3 +587,21 @@ def test_a1111_latent_mask_decides_what_the_sampler_keeps(http):
     assert np.array_equal(changed[keep], original[keep]) and np.array_equal(kept[keep], original[keep])
     # the sampler kept the whole init latent: inside the box only the VAE's round trip is left
     assert np.abs(kept[~keep].astype(int) - changed[~keep]).max() > 20
+
+
+def test_openai_edit_without_a_mask_edits_the_images_transparent_area(http):
+    """DALL-E 2's rule: with no mask, the image's own fully transparent pixels mark the area."""
+    _, original = noisy_png(seed=8)
+    rgba = np.dstack([original, np.full((128, 128), 255, np.uint8)])
+    x1, y1, x2, y2 = BOX
+    rgba[y1:y2, x1:x2, 3] = 0
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
+    answer = http.post(
+        "/v1/images/edits", files={"image": ("in.png", buf.getvalue(), "image/png")}, data={"prompt": "x"}
+    )
+    assert answer.status_code == 200, answer.text
+    result = pixels(answer.json()["data"][0]["b64_json"])
+    keep = outside(BOX, (128, 128))
+    assert np.array_equal(result[keep], original[keep])
+    assert not np.array_equal(result[~keep], original[~keep])

@@ -101,19 +101,26 @@ async def decode_init_image(
 
 async def decode_inpaint_inputs(
     service: Service, pipeline: Pipeline, gen: GenerationRequest
-) -> tuple[np.ndarray, InpaintPlan, float]:
+) -> tuple[np.ndarray, InpaintPlan | None, float]:
     """The init image and its mask decoded and prepared as A1111 does (:func:`plan_inpaint`), on a
     host thread after the queue check. A mask of another size is stretched to the image's (A1111),
-    except where the dialect requires the same size (OpenAI: then a 400 naming the field)."""
+    except where the dialect requires the same size (OpenAI: then a 400 naming the field). With
+    ``image_alpha_mask`` and no mask, the image's own transparent pixels are the mask (OpenAI's
+    DALL-E 2 edits); an image without any is plain img2img (no plan)."""
     if not pipeline.supports_img2img:
         raise InvalidInput("inpainting is unavailable: the model folder has no VAE encoder")
     service.lane.ensure_room()
     limits = image_limits(service.settings)
-    assert gen.init_image is not None and gen.mask is not None
+    assert gen.init_image is not None and (gen.mask is not None or gen.image_alpha_mask)
 
-    def prepare() -> tuple[np.ndarray, InpaintPlan]:
+    def prepare() -> tuple[np.ndarray, InpaintPlan | None]:
+        if gen.mask is None:  # the image's own transparency, if it has any
+            own = _decoded(gen.init_image, limits, gen.image_param, keep_alpha=True)
+            if own.mode != "RGBA" or not (np.asarray(own.getchannel("A")) == 0).any():
+                return pipeline.prepare_image(own.convert("RGB"), gen.resize_mode), None
         image = _decoded(gen.init_image, limits, gen.image_param)
-        mask_image = _decoded(gen.mask, limits, gen.mask_param, keep_alpha=gen.mask_alpha)
+        mask_source = gen.mask if gen.mask is not None else gen.init_image
+        mask_image = _decoded(mask_source, limits, gen.mask_param, keep_alpha=gen.mask_alpha)
         if gen.mask_alpha:
             if mask_image.size != image.size:
                 raise _blamed(
@@ -302,6 +309,7 @@ class GenerationRequest:
     mask_alpha: bool = False  # OpenAI's masks: the transparent pixels mark the area instead
     mask_options: MaskOptions = field(default_factory=MaskOptions)
     mask_param: str | None = None  # the field an unusable mask is blamed on (OpenAI's param)
+    image_alpha_mask: bool = False  # no mask sent: the image's own transparent pixels mark the area
     noise_multiplier: float | None = None  # A1111's initial_noise_multiplier
     latent_mask: str | None = None  # A1111's separate mask for the sampler (base64)
 
@@ -332,7 +340,7 @@ async def generate_images(request: Request, gen: GenerationRequest) -> Generated
     settings = service.settings
     pipeline = require_pipeline(service)
     init, decode_ms, inpaint = None, 0.0, None
-    if gen.mask is not None:
+    if gen.mask is not None or (gen.image_alpha_mask and gen.init_image is not None):
         if gen.init_image is None:
             raise InvalidInput("a mask needs an init image: it marks the part of that image to change")
         init, inpaint, decode_ms = await decode_inpaint_inputs(service, pipeline, gen)

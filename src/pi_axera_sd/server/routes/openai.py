@@ -155,7 +155,9 @@ async def edits(request: Request) -> JSONResponse:
         raise ApiError(
             400, "image is required: a PNG, JPEG or WebP file", kind="InvalidInput", errors="image"
         )
-    masked = {} if mask_b64 is None else {"mask": mask_b64, "mask_alpha": True, "mask_param": "mask"}
+    # no mask: as DALL-E 2, the image's own fully transparent pixels (if any) mark the area to edit
+    masked = {"mask": mask_b64, "mask_param": "mask"} if mask_b64 is not None else {"image_alpha_mask": True}
+    masked["mask_alpha"] = True
     # OpenAI's edit changes only the transparent area and keeps the rest exactly: no blur, whole image
     options = MaskOptions(blur_x=0, blur_y=0, masked_content="original", full_res=False)
     return await _answer(
