@@ -210,14 +210,7 @@ def test_cfg_with_a_negative_prompt_matches_the_diffusers_reference(tiny_pipe, t
 def test_cfg_in_one_batch_equals_two_runs(tiny_engine, monkeypatch):
     params = GenerationParams(prompt="a red fox", negative_prompt="snow", cfg_scale=2.0, seed=9)
     assert tiny_engine.unet_batches  # our export frees the batch axis
-    batches = []
-    original = tiny_engine.unet.run
-
-    def recording(feeds, names=None):
-        batches.append(next(iter(feeds.values())).shape[0])
-        return original(feeds, names)
-
-    monkeypatch.setattr(tiny_engine.unet, "run", recording)
+    batches = unet_batches(tiny_engine, monkeypatch)
     _, together = final_latent(tiny_engine, params)
     assert batches == [2] * STEPS
     monkeypatch.setattr(tiny_engine, "unet_batches", False)
@@ -227,9 +220,24 @@ def test_cfg_in_one_batch_equals_two_runs(tiny_engine, monkeypatch):
     assert np.abs(together - apart).max() <= LATENT_TOLERANCE
 
 
-def test_cfg_with_contexts_of_different_lengths_runs_them_apart(tiny_engine):
+def unet_batches(engine, monkeypatch) -> list[int]:
+    """The batch size of every UNet run from now on."""
+    seen: list[int] = []
+    original = engine.unet.run
+
+    def recording(feeds, names=None):
+        seen.append(next(iter(feeds.values())).shape[0])
+        return original(feeds, names)
+
+    monkeypatch.setattr(engine.unet, "run", recording)
+    return seen
+
+
+def test_cfg_with_contexts_of_different_lengths_runs_them_apart(tiny_engine, monkeypatch):
     params = GenerationParams(prompt=LONG_WITH_COMMA, negative_prompt="blurry", cfg_scale=1.5, seed=9)
+    batches = unet_batches(tiny_engine, monkeypatch)
     result = tiny_engine.generate(params)
+    assert batches == [1] * (2 * STEPS)  # 3 chunks against 1: no batch of 2
     assert result.pixels.std() > 5
 
 
@@ -260,9 +268,11 @@ def test_a_fixed_77_model_uses_the_first_chunk_and_says_so(static_engine, tiny_e
     assert np.abs(static - first_chunk_only).max() <= LATENT_TOLERANCE
 
 
-def test_a_fixed_77_model_runs_guidance_as_two_runs(static_engine):
+def test_a_fixed_77_model_runs_guidance_as_two_runs(static_engine, monkeypatch):
     params = GenerationParams(prompt="a red fox", negative_prompt="snow", cfg_scale=1.5, seed=9)
+    batches = unet_batches(static_engine, monkeypatch)
     assert static_engine.generate(params).pixels.std() > 5
+    assert batches == [1] * (2 * STEPS)
 
 
 # ---- the other layouts and runtimes --------------------------------------------------------------

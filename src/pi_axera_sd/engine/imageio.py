@@ -185,14 +185,14 @@ def decode_image_bytes(
         image = ImageOps.exif_transpose(image)
     if keep_alpha and _has_alpha(image):
         return image.convert("RGBA")
-    return _to_rgb(image)
+    return flatten_alpha(image)
 
 
 def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def flatten_alpha(image: Image.Image) -> Image.Image:
     """Convert any decoded mode to RGB, compositing transparency onto a white background."""
     mode = image.mode
     if mode.startswith("I;16") or mode in ("I", "F"):

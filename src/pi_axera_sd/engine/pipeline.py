@@ -144,7 +144,6 @@ class GenerationResult:
     model_name: str
     deep_cache: int = DEEP_CACHE_OFF  # the DeepCache interval it was made with (0: every step whole)
     warnings: tuple[str, ...] = ()  # what the model could not follow in the request (never silent)
-    token_count: int = 0  # the prompt's real tokens, every chunk
 
     @property
     def seed(self) -> int:
@@ -300,7 +299,6 @@ class Pipeline:
         latent = self._unet_sig.sample.shape  # dynamic axes (optimum exports) take latent_size
         # a 9-channel inpainting UNet also takes the mask and the masked image's latent each step
         self.inpainting_unet = latent[1] == INPAINT_UNET_CHANNELS
-        self._inpaint_condition: np.ndarray | None = None  # [1, 5, h, w] while such a UNet runs
         self.latent_shape = (
             1,
             LATENT_CHANNELS if self.inpainting_unet else _static(latent[1], LATENT_CHANNELS),
@@ -467,14 +465,21 @@ class Pipeline:
         return _batched(feed, batch)
 
     def predict_noise(
-        self, latent: np.ndarray, t: int, hidden: np.ndarray, step: int = 0, branch: str = "prompt"
+        self,
+        latent: np.ndarray,
+        t: int,
+        hidden: np.ndarray,
+        step: int = 0,
+        branch: str = "prompt",
+        condition: np.ndarray | None = None,
     ) -> np.ndarray:
         """The UNet's noise prediction; ``step`` (0-based in the generation) picks, with DeepCache on,
-        the full UNet (keeping its deep feature for ``branch``) or the shallow path on the kept one."""
+        the full UNet (keeping its deep feature for ``branch``) or the shallow path on the kept one.
+        ``condition``: a 9-channel inpainting UNet's mask and masked-image latent [1, 5, h, w]."""
         sig = self._unet_sig
         batch = latent.shape[0]
-        if self._inpaint_condition is not None:
-            latent = np.concatenate([latent, _batched(self._inpaint_condition, batch)], axis=1)
+        if condition is not None:
+            latent = np.concatenate([latent, _batched(condition, batch)], axis=1)
         feeds = {sig.sample.name: latent, sig.hidden.name: hidden, sig.time.name: self._time_feed(t, batch)}
         if sig.guidance is not None:
             feeds[sig.guidance.name] = _batched(self._guidance, batch)
@@ -496,20 +501,20 @@ class Pipeline:
         negative: np.ndarray | None,
         cfg_scale: float,
         step: int = 0,
+        condition: np.ndarray | None = None,
     ) -> np.ndarray:
         """Classifier-free guidance: eps(negative) + scale * (eps(prompt) - eps(negative)), as diffusers
         and A1111 combine them. Both in one batch-2 run where the UNet allows it and the two contexts
         have the same length; else two runs. Without ``negative``: the prompt's prediction alone."""
         if negative is None:
-            return self.predict_noise(latent, t, hidden, step)
+            return self.predict_noise(latent, t, hidden, step, condition=condition)
         if self.unet_batches and negative.shape == hidden.shape:
-            both = self.predict_noise(
-                np.concatenate([latent, latent]), t, np.concatenate([negative, hidden]), step, "both"
-            )
+            pair, contexts = np.concatenate([latent, latent]), np.concatenate([negative, hidden])
+            both = self.predict_noise(pair, t, contexts, step, "both", condition)
             eps_negative, eps_prompt = both[:1], both[1:]
         else:
-            eps_negative = self.predict_noise(latent, t, negative, step, "negative")
-            eps_prompt = self.predict_noise(latent, t, hidden, step, "prompt")
+            eps_negative = self.predict_noise(latent, t, negative, step, "negative", condition)
+            eps_prompt = self.predict_noise(latent, t, hidden, step, "prompt", condition)
         return eps_negative + np.float32(cfg_scale) * (eps_prompt - eps_negative)
 
     def encode_image(self, image: np.ndarray, noise: NoiseFn, vae: str = "full") -> np.ndarray:
@@ -611,14 +616,13 @@ class Pipeline:
                 initial, first * np.float32(params.noise_multiplier), timesteps[0]
             )
 
-        if self.inpainting_unet:
-            self._inpaint_condition = self._inpainting_condition(params, posterior)
+        condition = self._inpainting_condition(params, posterior) if self.inpainting_unet else None
         for i, t in enumerate(timesteps):
             if on_step:
                 on_step(i, total)
             t0 = time.perf_counter()
             negative_i = unconditional[i] if unconditional is not None else None
-            eps = self.guided_noise(latent, t, hidden[i], negative_i, params.cfg_scale, i)
+            eps = self.guided_noise(latent, t, hidden[i], negative_i, params.cfg_scale, i, condition)
             denoised = self.scheduler.denoise(latent, eps, t)
             if i + 1 < total:
                 latent = self.scheduler.renoise(denoised, noise(denoised.shape), timesteps[i + 1])
@@ -636,7 +640,6 @@ class Pipeline:
         if on_step:
             on_step(total, total)
         self._deep_feature = {}  # step 0 of the next image runs the full UNet anyway
-        self._inpaint_condition = None
 
         t0 = time.perf_counter()
         pixels = self.decode_latent(latent, params.vae)
@@ -650,7 +653,6 @@ class Pipeline:
             model_name=self.model_name,
             deep_cache=self.deep_cache,
             warnings=tuple(warnings),
-            token_count=prompt.token_count,
         )
 
 

@@ -69,14 +69,14 @@ class PromptReader:
     def __init__(self, tokenizer: ClipTokenizer) -> None:
         self.tokenizer = tokenizer
 
-    def chunks(self, text: str, *, syntax: bool = True, max_chunks: int | None = None) -> list[Chunk]:
+    def chunks(self, text: str, *, syntax: bool, max_chunks: int) -> list[Chunk]:
         """Every chunk of one (already scheduled) text. Without ``syntax`` the text is one piece of
         weight 1: no emphasis and no BREAK, but still cut into chunks so nothing is lost silently.
         ``max_chunks`` bounds the tokenizer's work, not the answer: one chunk past it is still made,
         so a cut is always seen."""
         segments = parse_emphasis(text) if syntax else [[(text, 1.0)]]
         texts = [piece for segment in segments for piece, _ in segment]
-        budget = CHUNK_TOKENS * ((max_chunks or 64) + 1)
+        budget = CHUNK_TOKENS * (max_chunks + 1)
         ids = iter(self.tokenizer.piece_ids(texts, budget))
         tokenized = [[(next(ids), weight) for _, weight in segment] for segment in segments]
         tok = self.tokenizer

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 from starlette.requests import Request
@@ -26,7 +27,7 @@ from pi_axera_sd.defaults import (
     Dialect,
 )
 from pi_axera_sd.engine.cfg_policy import decide_cfg
-from pi_axera_sd.engine.imageio import decode_base64_image, to_model_input
+from pi_axera_sd.engine.imageio import decode_base64_image, flatten_alpha, to_model_input
 from pi_axera_sd.engine.masks import InpaintPlan, MaskOptions, mask_from_alpha, mask_from_image, plan_inpaint
 from pi_axera_sd.engine.pipeline import MAX_SEED, GenerationParams, Pipeline, StageTimings, resolve_seed
 from pi_axera_sd.errors import Cancelled, InvalidInput, PayloadTooLarge
@@ -37,6 +38,8 @@ from pi_axera_sd.server.core.lane import JobContext
 from pi_axera_sd.server.core.live_preview import LivePreview
 from pi_axera_sd.server.core.service import Service
 from pi_axera_sd.wiring import image_limits
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,22 +84,32 @@ def require_pipeline(service: Service) -> Pipeline:
     return service.pipeline
 
 
+async def _host_decode(
+    service: Service, pipeline: Pipeline, what: str, decode: Callable[[], T]
+) -> tuple[T, float]:
+    """Run ``decode`` (image decoding and preparation) on a host thread, after checking the model
+    and the queue (a full queue is refused before any decoding is spent on it); returns its ms."""
+    if not pipeline.supports_img2img:
+        raise InvalidInput(f"{what} is unavailable: the model folder has no VAE encoder")
+    service.lane.ensure_room()
+    t0 = time.perf_counter()
+    result = await service.run_host_work(decode)
+    decode_ms = (time.perf_counter() - t0) * 1000.0
+    service.metrics.observe_stage("host_decode", decode_ms)
+    return result, decode_ms
+
+
 async def decode_init_image(
     service: Service, pipeline: Pipeline, image_b64: str, resize_mode: int
 ) -> tuple[np.ndarray, float]:
-    """Decode and resize an img2img input on a host thread, after checking the model and the queue
-    (a full queue is refused before any decoding is spent on it). Returns the input and its ms."""
-    if not pipeline.supports_img2img:
-        raise InvalidInput("img2img is unavailable: the model folder has no VAE encoder")
-    service.lane.ensure_room()
-    t0 = time.perf_counter()
+    """An img2img input decoded and resized to the model's size, and the ms it took."""
     limits = image_limits(service.settings)
-    init = await service.run_host_work(
-        lambda: pipeline.prepare_image(decode_base64_image(image_b64, limits), resize_mode)
+    return await _host_decode(
+        service,
+        pipeline,
+        "img2img",
+        lambda: pipeline.prepare_image(decode_base64_image(image_b64, limits), resize_mode),
     )
-    decode_ms = (time.perf_counter() - t0) * 1000.0
-    service.metrics.observe_stage("host_decode", decode_ms)
-    return init, decode_ms
 
 
 async def decode_inpaint_inputs(
@@ -107,20 +120,18 @@ async def decode_inpaint_inputs(
     except where the dialect requires the same size (OpenAI: then a 400 naming the field). With
     ``image_alpha_mask`` and no mask, the image's own transparent pixels are the mask (OpenAI's
     DALL-E 2 edits); an image without any is plain img2img (no plan)."""
-    if not pipeline.supports_img2img:
-        raise InvalidInput("inpainting is unavailable: the model folder has no VAE encoder")
-    service.lane.ensure_room()
     limits = image_limits(service.settings)
     assert gen.init_image is not None and (gen.mask is not None or gen.image_alpha_mask)
 
     def prepare() -> tuple[np.ndarray, InpaintPlan | None]:
-        if gen.mask is None:  # the image's own transparency, if it has any
-            own = _decoded(gen.init_image, limits, gen.image_param, keep_alpha=True)
-            if own.mode != "RGBA" or not (np.asarray(own.getchannel("A")) == 0).any():
-                return pipeline.prepare_image(own.convert("RGB"), gen.resize_mode), None
-        image = _decoded(gen.init_image, limits, gen.image_param)
-        mask_source = gen.mask if gen.mask is not None else gen.init_image
-        mask_image = _decoded(mask_source, limits, gen.mask_param, keep_alpha=gen.mask_alpha)
+        if gen.mask is None:  # the image's own transparency, if it has any: decoded once, used twice
+            mask_image = _decoded(gen.init_image, limits, gen.image_param, keep_alpha=True)
+            image = flatten_alpha(mask_image)
+            if mask_image.mode != "RGBA" or not (np.asarray(mask_image.getchannel("A")) == 0).any():
+                return pipeline.prepare_image(image, gen.resize_mode), None
+        else:
+            image = _decoded(gen.init_image, limits, gen.image_param)
+            mask_image = _decoded(gen.mask, limits, gen.mask_param, keep_alpha=gen.mask_alpha)
         if gen.mask_alpha:
             if mask_image.size != image.size:
                 raise _blamed(
@@ -152,10 +163,7 @@ async def decode_inpaint_inputs(
         )
         return to_model_input(plan.image), plan
 
-    t0 = time.perf_counter()
-    init, plan = await service.run_host_work(prepare)
-    decode_ms = (time.perf_counter() - t0) * 1000.0
-    service.metrics.observe_stage("host_decode", decode_ms)
+    (init, plan), decode_ms = await _host_decode(service, pipeline, "inpainting", prepare)
     return init, plan, decode_ms
 
 
